@@ -1,0 +1,14 @@
+//! Stream metadata: streams, shards, tags, resource policies and account settings.
+//!
+//! Stored in a transactional embedded database (redb) so that every control-plane change commits
+//! atomically and durably. Records are versioned JSON documents owned by this crate; the catalog
+//! knows nothing about HTTP or the wire format.
+#![deny(clippy::unwrap_used)]
+
+pub mod error;
+pub mod record;
+pub mod store;
+
+pub use error::CatalogError;
+pub use record::{EncryptionRecord, ShardRecord, StreamMode, StreamRecord, StreamStatus};
+pub use store::{Catalog, MetadataStore};

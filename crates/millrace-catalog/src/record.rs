@@ -1,0 +1,86 @@
+//! The stored shape of a stream and its shards (format version 1).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// Version written into every stream record.
+pub const STREAM_RECORD_VERSION: u32 = 1;
+
+/// Lifecycle state as stored; transitional states end at `StreamRecord::status_until_ms`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum StreamStatus {
+    Creating,
+    Active,
+    Updating,
+    Deleting,
+}
+
+/// Capacity mode of a stream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum StreamMode {
+    Provisioned,
+    OnDemand,
+}
+
+/// Server-side encryption settings.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EncryptionRecord {
+    /// `NONE` or `KMS`.
+    pub encryption_type: String,
+    pub key_id: Option<String>,
+}
+
+/// One shard of a stream.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShardRecord {
+    pub index: u32,
+    /// Inclusive hash-key range, as decimal strings (JSON has no 128-bit integers).
+    pub starting_hash_key: String,
+    pub ending_hash_key: String,
+    pub parent: Option<u32>,
+    pub adjacent_parent: Option<u32>,
+    /// Creation time in epoch seconds, embedded in the shard's sequence numbers.
+    pub created_secs: u64,
+    /// When the shard was closed by resharding, epoch milliseconds.
+    pub closed_ms: Option<u64>,
+}
+
+/// A stream as stored.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamRecord {
+    pub version: u32,
+    /// Unique for the life of the data directory; names the stream's log directory, so that a
+    /// re-created stream of the same name never sees an older stream's records.
+    pub incarnation: u64,
+    pub region: String,
+    pub name: String,
+    pub status: StreamStatus,
+    /// When a transitional status (CREATING, UPDATING, DELETING) ends, epoch milliseconds.
+    pub status_until_ms: u64,
+    pub created_ms: u64,
+    pub mode: StreamMode,
+    pub retention_hours: u32,
+    pub shards: Vec<ShardRecord>,
+    pub next_shard_index: u32,
+    pub tags: BTreeMap<String, String>,
+    pub encryption: EncryptionRecord,
+    pub shard_level_metrics: Vec<String>,
+    pub max_record_size_kib: u32,
+    pub warm_throughput_mibps: Option<u32>,
+    pub record_distribution_strategy: Option<String>,
+}
+
+impl StreamRecord {
+    /// The status in force at `now_ms`, or `None` once a deletion has completed.
+    pub fn effective_status(&self, now_ms: u64) -> Option<StreamStatus> {
+        let settled = now_ms >= self.status_until_ms;
+        match self.status {
+            StreamStatus::Deleting if settled => None,
+            StreamStatus::Creating | StreamStatus::Updating if settled => {
+                Some(StreamStatus::Active)
+            }
+            status => Some(status),
+        }
+    }
+}

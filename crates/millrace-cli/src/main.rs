@@ -1,0 +1,174 @@
+//! The `millrace` binary: parses flags, sets up logging, binds and runs the server.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Context as _};
+use clap::{Parser, Subcommand};
+use millrace_server::{Engine, EngineConfig, FsyncPolicy, ServerConfig};
+
+#[derive(Parser)]
+#[command(
+    name = "millrace",
+    version,
+    about = "A self-hosted, wire-compatible Kinesis Data Streams server"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server.
+    Serve(ServeArgs),
+}
+
+#[derive(Parser)]
+struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "MILLRACE_LISTEN", default_value = "127.0.0.1:4567")]
+    listen: SocketAddr,
+    /// Directory holding the metadata and the shard logs (created if missing).
+    #[arg(long, env = "MILLRACE_DATA_DIR", default_value = "./millrace-data")]
+    data_dir: PathBuf,
+    /// Region used in ARNs when a request carries no SigV4 credential scope.
+    #[arg(long, env = "MILLRACE_REGION", default_value = "us-east-1")]
+    region: String,
+    /// Account id used in ARNs and messages.
+    #[arg(long, env = "MILLRACE_ACCOUNT_ID", default_value = "000000000000")]
+    account_id: String,
+    /// `always` (no acknowledgement before stable storage), `never`, or an interval like `10ms`.
+    #[arg(long, env = "MILLRACE_FSYNC", default_value = "always")]
+    fsync: String,
+    /// How long a new stream stays CREATING, in milliseconds.
+    #[arg(long, env = "MILLRACE_CREATE_STREAM_MS", default_value_t = 0)]
+    create_stream_ms: u64,
+    /// How long a deleted stream stays DELETING, in milliseconds.
+    #[arg(long, env = "MILLRACE_DELETE_STREAM_MS", default_value_t = 0)]
+    delete_stream_ms: u64,
+    /// How long an updated stream stays UPDATING, in milliseconds.
+    #[arg(long, env = "MILLRACE_UPDATE_STREAM_MS", default_value_t = 0)]
+    update_stream_ms: u64,
+    /// Open provisioned shards allowed per region (DescribeLimits reports it).
+    #[arg(long, env = "MILLRACE_SHARD_LIMIT", default_value_t = 500)]
+    shard_limit: u32,
+    /// Testing knob: how many real milliseconds one hour of retention lasts.
+    #[arg(long, env = "MILLRACE_RETENTION_HOUR_MS", default_value_t = 3_600_000)]
+    retention_hour_ms: u64,
+    /// How often expired segments are removed, in milliseconds.
+    #[arg(long, env = "MILLRACE_RETENTION_CHECK_MS", default_value_t = 60_000)]
+    retention_check_ms: u64,
+    /// Size at which a shard's log segment is rolled, in bytes.
+    #[arg(long, env = "MILLRACE_SEGMENT_BYTES", default_value_t = 64 * 1024 * 1024)]
+    segment_bytes: u64,
+}
+
+fn parse_fsync(value: &str) -> anyhow::Result<FsyncPolicy> {
+    Ok(match value {
+        "always" => FsyncPolicy::Always,
+        "never" => FsyncPolicy::Never,
+        other => {
+            let (number, unit) = other.split_at(
+                other
+                    .find(|c: char| !c.is_ascii_digit())
+                    .unwrap_or(other.len()),
+            );
+            let number: u64 = number
+                .parse()
+                .with_context(|| format!("parse --fsync {other}"))?;
+            let period = match unit {
+                "ms" => Duration::from_millis(number),
+                "s" => Duration::from_secs(number),
+                _ => bail!("--fsync takes always, never or an interval such as 10ms"),
+            };
+            if period.is_zero() {
+                bail!("--fsync interval must be positive");
+            }
+            FsyncPolicy::Interval(period)
+        }
+    })
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(args) => {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("start the async runtime")?;
+            if let Err(error) = runtime.block_on(serve(args)) {
+                tracing::error!("failed to {error:#}");
+                return Err(error);
+            }
+            Ok(())
+        }
+    }
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let mut config = EngineConfig::new(args.data_dir.clone());
+    config.account_id = args.account_id;
+    config.fsync = parse_fsync(&args.fsync)?;
+    config.create_stream_ms = args.create_stream_ms;
+    config.delete_stream_ms = args.delete_stream_ms;
+    config.update_stream_ms = args.update_stream_ms;
+    config.shard_limit = args.shard_limit;
+    config.retention_hour_ms = args.retention_hour_ms.max(1);
+    config.retention_check_ms = args.retention_check_ms;
+    config.segment_bytes = args.segment_bytes;
+    let engine = tokio::task::spawn_blocking(move || Engine::open(config))
+        .await
+        .context("open the data directory")?
+        .with_context(|| format!("open data directory {}", args.data_dir.display()))?;
+    engine.start_background();
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("bind {}", args.listen))?;
+    let address = listener.local_addr().context("read the bound address")?;
+    // The one line on stdout: harnesses read the bound port from it.
+    #[allow(clippy::print_stdout)]
+    {
+        println!("listening on http://{address}");
+    }
+    tracing::info!(%address, data_dir = %args.data_dir.display(), "millrace serving");
+    millrace_server::serve(
+        listener,
+        engine,
+        ServerConfig {
+            default_region: args.region,
+        },
+        shutdown_signal(),
+    )
+    .await
+    .context("serve")?;
+    tracing::info!("millrace stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    let mut terminate =
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(signal) => signal,
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGTERM");
+                let _ = interrupt.await;
+                return;
+            }
+        };
+    tokio::select! {
+        _ = interrupt => {}
+        _ = terminate.recv() => {}
+    }
+    tracing::info!("shutting down");
+}

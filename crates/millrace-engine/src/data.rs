@@ -1,0 +1,623 @@
+//! Data-plane operations: PutRecord(s), GetShardIterator and GetRecords.
+
+use std::sync::Arc;
+
+use millrace_catalog::{StreamRecord, StreamStatus};
+use millrace_log::Entry;
+use millrace_types::hash_key::parse_hash_key;
+use millrace_types::limits::{
+    ITERATOR_LIFETIME_MS, MAX_GET_RECORDS_BYTES, MAX_GET_RECORDS_COUNT, MAX_PUT_RECORDS_BYTES,
+};
+use millrace_types::{partition_key_hash, SequenceNumber, ShardId};
+
+use crate::clock::now_ms;
+use crate::config::FsyncPolicy;
+use crate::error::Error;
+use crate::record_codec;
+use crate::registry::{Engine, Shard, Stream};
+use crate::token::IteratorState;
+
+/// One record to write.
+#[derive(Clone, Copy, Debug)]
+pub struct PutEntry<'a> {
+    /// Required unless the stream distributes records itself (`AUTO`).
+    pub partition_key: Option<&'a str>,
+    pub explicit_hash_key: Option<&'a str>,
+    pub data: &'a [u8],
+}
+
+/// Where a written record went.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PutOutcome {
+    pub shard_id: ShardId,
+    pub sequence_number: SequenceNumber,
+}
+
+/// The five shard iterator types.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IteratorType {
+    AtSequenceNumber,
+    AfterSequenceNumber,
+    TrimHorizon,
+    Latest,
+    AtTimestamp,
+}
+
+impl IteratorType {
+    /// Parses the wire name.
+    pub fn parse(name: &str) -> Option<IteratorType> {
+        Some(match name {
+            "AT_SEQUENCE_NUMBER" => IteratorType::AtSequenceNumber,
+            "AFTER_SEQUENCE_NUMBER" => IteratorType::AfterSequenceNumber,
+            "TRIM_HORIZON" => IteratorType::TrimHorizon,
+            "LATEST" => IteratorType::Latest,
+            "AT_TIMESTAMP" => IteratorType::AtTimestamp,
+            _ => return None,
+        })
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            IteratorType::AtSequenceNumber => "AT_SEQUENCE_NUMBER",
+            IteratorType::AfterSequenceNumber => "AFTER_SEQUENCE_NUMBER",
+            IteratorType::TrimHorizon => "TRIM_HORIZON",
+            IteratorType::Latest => "LATEST",
+            IteratorType::AtTimestamp => "AT_TIMESTAMP",
+        }
+    }
+}
+
+/// GetShardIterator's parameters after wire validation.
+#[derive(Clone, Debug)]
+pub struct IteratorRequest<'a> {
+    pub shard_id: &'a str,
+    pub iterator_type: IteratorType,
+    pub starting_sequence_number: Option<&'a str>,
+    pub timestamp_ms: Option<u64>,
+}
+
+/// One record read back.
+#[derive(Clone, Debug)]
+pub struct ReadRecord {
+    pub sequence_number: SequenceNumber,
+    pub arrival_ms: u64,
+    payload: Vec<u8>,
+}
+
+impl ReadRecord {
+    pub fn partition_key(&self) -> &str {
+        record_codec::decode(&self.payload).map_or("", |(key, _)| key)
+    }
+    pub fn data(&self) -> &[u8] {
+        record_codec::decode(&self.payload).map_or(&[], |(_, data)| data)
+    }
+}
+
+/// GetRecords' result.
+#[derive(Clone, Debug)]
+pub struct GetRecordsOutput {
+    pub records: Vec<ReadRecord>,
+    pub next_shard_iterator: Option<String>,
+    pub millis_behind_latest: u64,
+}
+
+/// One shard's share of a request: the shard, which request entries go there, their encoded
+/// payloads back to back, and where each payload ends.
+type AppendJob = (Arc<Shard>, Vec<usize>, Vec<u8>, Vec<usize>);
+
+/// A shard's appended group: which request entries went there, at which positions and time.
+struct Placement {
+    shard: Arc<Shard>,
+    entries: Vec<usize>,
+    first_position: u64,
+    timestamp_ms: u64,
+}
+
+impl Engine {
+    fn writable_stream(
+        &self,
+        region: &str,
+        name: &str,
+    ) -> Result<(Arc<Stream>, StreamRecord), Error> {
+        let stream = self
+            .lookup(region, name)
+            .ok_or_else(|| self.stream_not_found(name))?;
+        let record = stream.snapshot();
+        match record.effective_status(now_ms()) {
+            None | Some(StreamStatus::Creating) => Err(self.stream_not_found(name)),
+            Some(_) => Ok((stream, record)),
+        }
+    }
+
+    /// PutRecords (and PutRecord): routes, appends, waits for durability under the fsync policy.
+    pub async fn put_records(
+        &self,
+        region: &str,
+        name: &str,
+        entries: &[PutEntry<'_>],
+    ) -> Result<Vec<PutOutcome>, Error> {
+        let (stream, record) = self.writable_stream(region, name)?;
+        let max_record = record.max_record_size_kib as usize * 1024;
+        let automatic = record.record_distribution_strategy.as_deref() == Some("AUTO");
+        if !automatic {
+            missing_partition_keys(entries)?;
+        }
+        let mut total = 0usize;
+        let mut hash_keys = Vec::with_capacity(entries.len());
+        for entry in entries {
+            let partition_key = entry.partition_key.unwrap_or_default();
+            let size = entry.data.len() + partition_key.len();
+            if size > max_record {
+                return Err(Error::InvalidArgument(format!(
+                    "Record size {size} bytes exceeds the maximum record size of {} KiB for \
+                     stream {name} under account {}.",
+                    record.max_record_size_kib, self.config.account_id
+                )));
+            }
+            total += size;
+            let key = match entry.explicit_hash_key {
+                _ if automatic => rand::random::<u128>(),
+                Some(text) => parse_hash_key(text).ok_or_else(|| {
+                    Error::InvalidArgument(format!(
+                        "Invalid ExplicitHashKey. ExplicitHashKey must be in the range: [0, \
+                         2^128-1]. Specified value was {text}"
+                    ))
+                })?,
+                None => partition_key_hash(partition_key),
+            };
+            hash_keys.push(key);
+        }
+        if total > MAX_PUT_RECORDS_BYTES {
+            return Err(Error::InvalidArgument(format!(
+                "Records size {total} bytes exceeds the limit of {MAX_PUT_RECORDS_BYTES} bytes \
+                 for one PutRecords request."
+            )));
+        }
+        let open: Vec<Arc<Shard>> = {
+            let shards = stream.shards.read().expect("shard lock");
+            let closed: Vec<u32> = record
+                .shards
+                .iter()
+                .filter(|s| s.closed_ms.is_some())
+                .map(|s| s.index)
+                .collect();
+            let mut open: Vec<Arc<Shard>> = shards
+                .iter()
+                .filter(|s| !closed.contains(&s.index))
+                .cloned()
+                .collect();
+            open.sort_by_key(|s| s.range.start);
+            open
+        };
+        let mut groups: Vec<(usize, Vec<usize>)> = Vec::new();
+        for (entry_index, key) in hash_keys.iter().enumerate() {
+            let shard_position = open
+                .partition_point(|s| s.range.start <= *key)
+                .saturating_sub(1);
+            match groups.iter_mut().find(|(s, _)| *s == shard_position) {
+                Some((_, members)) => members.push(entry_index),
+                None => groups.push((shard_position, vec![entry_index])),
+            }
+        }
+        let mut buffers = Vec::with_capacity(groups.len());
+        for (_, members) in &groups {
+            let mut buffer = Vec::new();
+            let mut ends = Vec::with_capacity(members.len());
+            for &entry_index in members {
+                let entry = &entries[entry_index];
+                record_codec::encode_into(
+                    &mut buffer,
+                    entry.partition_key.unwrap_or_default(),
+                    entry.data,
+                );
+                ends.push(buffer.len());
+            }
+            buffers.push((buffer, ends));
+        }
+        let jobs: Vec<AppendJob> = groups
+            .into_iter()
+            .zip(buffers)
+            .map(|((shard_position, members), (buffer, ends))| {
+                (open[shard_position].clone(), members, buffer, ends)
+            })
+            .collect();
+        let placements = tokio::task::spawn_blocking(move || append_groups(jobs))
+            .await
+            .map_err(|e| Error::Internal(format!("append task failed: {e}")))??;
+        self.make_visible(&placements).await?;
+        let mut outcomes = vec![None; entries.len()];
+        for placement in &placements {
+            for (offset, &entry_index) in placement.entries.iter().enumerate() {
+                outcomes[entry_index] = Some(PutOutcome {
+                    shard_id: ShardId(placement.shard.index),
+                    sequence_number: SequenceNumber {
+                        shard_created_secs: placement.shard.created_secs,
+                        counter: placement.first_position + offset as u64 + 1,
+                        arrival_secs: placement.timestamp_ms / 1000,
+                        shard_index: placement.shard.index,
+                    },
+                });
+            }
+        }
+        Ok(outcomes
+            .into_iter()
+            .map(|o| o.expect("every entry was placed"))
+            .collect())
+    }
+
+    async fn make_visible(&self, placements: &[Placement]) -> Result<(), Error> {
+        match self.config.fsync {
+            FsyncPolicy::Always => {
+                let waits: Vec<_> = placements
+                    .iter()
+                    .map(|p| self.committer.commit(p.shard.clone()))
+                    .collect();
+                for wait in waits {
+                    wait.await.map_err(Error::Internal)?;
+                }
+            }
+            FsyncPolicy::Never | FsyncPolicy::Interval(_) => {
+                for placement in placements {
+                    placement
+                        .shard
+                        .publish(placement.first_position + placement.entries.len() as u64);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// PutRecord with its `SequenceNumberForOrdering` check.
+    pub async fn put_record(
+        &self,
+        region: &str,
+        name: &str,
+        entry: PutEntry<'_>,
+        sequence_number_for_ordering: Option<&str>,
+    ) -> Result<PutOutcome, Error> {
+        if let Some(text) = sequence_number_for_ordering {
+            if SequenceNumber::parse(text).is_err() {
+                return Err(Error::InvalidArgument(format!(
+                    "ExclusiveMinimumSequenceNumber {text} used in PutRecord on stream {name} \
+                     under account {} is invalid.",
+                    self.config.account_id
+                )));
+            }
+        }
+        let mut outcomes = self.put_records(region, name, &[entry]).await?;
+        Ok(outcomes.pop().expect("one entry gives one outcome"))
+    }
+
+    fn shard_missing(&self, shard: &str, name: &str) -> Error {
+        Error::ResourceNotFound(format!(
+            "Shard {shard} in stream {name} under account {} does not exist",
+            self.config.account_id
+        ))
+    }
+
+    /// GetShardIterator.
+    pub async fn get_shard_iterator(
+        &self,
+        region: &str,
+        name: &str,
+        request: IteratorRequest<'_>,
+    ) -> Result<String, Error> {
+        let wants_sequence = matches!(
+            request.iterator_type,
+            IteratorType::AtSequenceNumber | IteratorType::AfterSequenceNumber
+        );
+        match (wants_sequence, request.starting_sequence_number.is_some()) {
+            (true, false) | (false, true) if request.iterator_type != IteratorType::AtTimestamp => {
+                return Err(Error::InvalidArgument(format!(
+                    "Must either specify (1) AT_SEQUENCE_NUMBER or AFTER_SEQUENCE_NUMBER and \
+                     StartingSequenceNumber or (2) TRIM_HORIZON or LATEST and no \
+                     StartingSequenceNumber. Request specified {} and {}.",
+                    request.iterator_type.name(),
+                    if wants_sequence {
+                        "no StartingSequenceNumber"
+                    } else {
+                        "also a StartingSequenceNumber"
+                    }
+                )))
+            }
+            _ => {}
+        }
+        let shown_id = ShardId::parse_lenient(request.shard_id)
+            .map_or_else(|| request.shard_id.to_owned(), |s| s.to_string());
+        let stream = self
+            .lookup(region, name)
+            .ok_or_else(|| self.shard_missing(&shown_id, name))?;
+        let record = stream.snapshot();
+        if matches!(
+            record.effective_status(now_ms()),
+            None | Some(StreamStatus::Creating)
+        ) {
+            return Err(self.shard_missing(&shown_id, name));
+        }
+        let shard = ShardId::parse_lenient(request.shard_id)
+            .and_then(|id| stream.shard(id.0))
+            .ok_or_else(|| self.shard_missing(&shown_id, name))?;
+        let now = now_ms();
+        let trim = self.trim_position(&shard, &record, now).await?;
+        let position = match request.iterator_type {
+            IteratorType::TrimHorizon => trim,
+            IteratorType::Latest => shard.visible_end(),
+            IteratorType::AtTimestamp => {
+                let timestamp = request.timestamp_ms.ok_or_else(|| {
+                    Error::InvalidArgument(
+                        "Must specify timestampInMillis parameter for iterator of type \
+                         AT_TIMESTAMP. Current request has no timestamp parameter."
+                            .into(),
+                    )
+                })?;
+                if timestamp > now {
+                    return Err(Error::InvalidArgument(format!(
+                        "The timestampInMillis parameter cannot be greater than the \
+                         currentTimestampInMillis. timestampInMillis: {timestamp}, \
+                         currentTimestampInMillis: {now}"
+                    )));
+                }
+                let found = blocking(shard.clone(), move |s| {
+                    s.log.position_at_timestamp(timestamp)
+                })
+                .await?;
+                found.max(trim)
+            }
+            IteratorType::AtSequenceNumber | IteratorType::AfterSequenceNumber => {
+                let text = request.starting_sequence_number.unwrap_or_default();
+                let shard_name = ShardId(shard.index).to_string();
+                let invalid = || {
+                    Error::InvalidArgument(format!(
+                        "StartingSequenceNumber {text} used in GetShardIterator on shard \
+                         {shard_name} in stream {name} under account {} is invalid.",
+                        self.config.account_id
+                    ))
+                };
+                let sequence = SequenceNumber::parse(text).map_err(|_| invalid())?;
+                if sequence.shard_index != shard.index {
+                    return Err(Error::InvalidArgument(format!(
+                        "Invalid StartingSequenceNumber. It encodes {}, while it was used in a \
+                         call to a shard with {shard_name}",
+                        ShardId(sequence.shard_index)
+                    )));
+                }
+                if sequence.shard_created_secs != shard.created_secs {
+                    return Err(Error::InvalidArgument(format!(
+                        "StartingSequenceNumber {text} used in GetShardIterator on shard \
+                         {shard_name} in stream {name} under account {} is invalid because it \
+                         did not come from this stream.",
+                        self.config.account_id
+                    )));
+                }
+                let at = sequence.counter.saturating_sub(1);
+                let position = if request.iterator_type == IteratorType::AtSequenceNumber {
+                    at
+                } else {
+                    at + u64::from(sequence.counter > 0)
+                };
+                position.max(trim)
+            }
+        };
+        Ok(self.tokens.iterator(&IteratorState {
+            incarnation: record.incarnation,
+            shard_index: shard.index,
+            position,
+            issued_ms: now,
+            stream_name: record.name,
+        }))
+    }
+
+    /// The oldest position still within retention.
+    async fn trim_position(
+        &self,
+        shard: &Arc<Shard>,
+        record: &StreamRecord,
+        now: u64,
+    ) -> Result<u64, Error> {
+        let cutoff = now.saturating_sub(self.retention_ms(record));
+        let start = shard.log.start_position();
+        let expired_at_front =
+            blocking(shard.clone(), move |s| s.log.position_at_timestamp(cutoff)).await?;
+        Ok(start.max(expired_at_front))
+    }
+
+    /// GetRecords.
+    pub async fn get_records(
+        &self,
+        iterator: &str,
+        limit: Option<i64>,
+    ) -> Result<GetRecordsOutput, Error> {
+        let state = self
+            .tokens
+            .open_iterator(iterator)
+            .ok_or_else(|| Error::InvalidArgument("Invalid ShardIterator.".into()))?;
+        let now = now_ms();
+        if now.saturating_sub(state.issued_ms) > ITERATOR_LIFETIME_MS {
+            return Err(Error::ExpiredIterator(format!(
+                "Iterator expired. The iterator was created at time {} while right now it is {} \
+                 which is further in the future than the tolerated delay of \
+                 {ITERATOR_LIFETIME_MS} milliseconds.",
+                java_date(state.issued_ms),
+                java_date(now)
+            )));
+        }
+        let shard_name = ShardId(state.shard_index).to_string();
+        let stream = self
+            .lookup_incarnation(state.incarnation)
+            .ok_or_else(|| self.shard_missing(&shard_name, &state.stream_name))?;
+        let shard = stream
+            .shard(state.shard_index)
+            .ok_or_else(|| self.shard_missing(&shard_name, &state.stream_name))?;
+        let record = stream.snapshot();
+        let cutoff = now.saturating_sub(self.retention_ms(&record));
+        let limit = limit
+            .unwrap_or(MAX_GET_RECORDS_COUNT as i64)
+            .clamp(1, MAX_GET_RECORDS_COUNT as i64) as usize;
+        let from = state.position.max(shard.log.start_position());
+        let until = shard.visible_end();
+        let entries = if from < until {
+            blocking(shard.clone(), move |s| {
+                s.log.read(from, until, limit, MAX_GET_RECORDS_BYTES)
+            })
+            .await?
+        } else {
+            Vec::new()
+        };
+        let mut next_position = entries.last().map_or(from, |e| e.position + 1);
+        let mut records = Vec::with_capacity(entries.len());
+        for entry in entries {
+            if entry.timestamp_ms < cutoff {
+                continue;
+            }
+            records.push(ReadRecord {
+                sequence_number: SequenceNumber {
+                    shard_created_secs: shard.created_secs,
+                    counter: entry.position + 1,
+                    arrival_secs: entry.timestamp_ms / 1000,
+                    shard_index: shard.index,
+                },
+                arrival_ms: entry.timestamp_ms,
+                payload: entry.payload,
+            });
+        }
+        next_position = next_position.max(from);
+        let millis_behind_latest = match records.last() {
+            Some(last) if next_position < until => now.saturating_sub(last.arrival_ms),
+            _ => 0,
+        };
+        let next_shard_iterator = Some(self.tokens.iterator(&IteratorState {
+            incarnation: state.incarnation,
+            shard_index: state.shard_index,
+            position: next_position,
+            issued_ms: now,
+            stream_name: state.stream_name,
+        }));
+        Ok(GetRecordsOutput {
+            records,
+            next_shard_iterator,
+            millis_behind_latest,
+        })
+    }
+}
+
+/// The service's validation error for entries without a partition key on a stream that routes
+/// by key.
+fn missing_partition_keys(entries: &[PutEntry<'_>]) -> Result<(), Error> {
+    let missing: Vec<String> = entries
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| e.partition_key.is_none())
+        .take(10)
+        .map(|(index, _)| {
+            let path = if entries.len() == 1 {
+                "partitionKey".to_owned()
+            } else {
+                format!("records.{}.member.partitionKey", index + 1)
+            };
+            format!("Value null at '{path}' failed to satisfy constraint: Member must not be null")
+        })
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let count = missing.len();
+    Err(Error::Validation(format!(
+        "{count} validation error{} detected: {}",
+        if count == 1 { "" } else { "s" },
+        missing.join("; ")
+    )))
+}
+
+/// Runs storage work for one shard off the async runtime.
+async fn blocking<T: Send + 'static>(
+    shard: Arc<Shard>,
+    work: impl FnOnce(&Shard) -> Result<T, millrace_log::LogError> + Send + 'static,
+) -> Result<T, Error> {
+    tokio::task::spawn_blocking(move || work(&shard))
+        .await
+        .map_err(|e| Error::Internal(format!("storage task failed: {e}")))?
+        .map_err(Error::from)
+}
+
+fn append_groups(jobs: Vec<AppendJob>) -> Result<Vec<Placement>, Error> {
+    let mut placements = Vec::with_capacity(jobs.len());
+    for (shard, members, buffer, ends) in jobs {
+        let mut start = 0;
+        let mut last_timestamp = shard.append_lock.lock().expect("append lock");
+        let timestamp_ms = now_ms().max(*last_timestamp);
+        let log_entries: Vec<Entry<'_>> = ends
+            .iter()
+            .map(|&end| {
+                let entry = Entry {
+                    timestamp_ms,
+                    payload: &buffer[start..end],
+                };
+                start = end;
+                entry
+            })
+            .collect();
+        let first_position = shard.log.append(&log_entries)?;
+        *last_timestamp = timestamp_ms;
+        drop(last_timestamp);
+        placements.push(Placement {
+            shard,
+            entries: members,
+            first_position,
+            timestamp_ms,
+        });
+    }
+    Ok(placements)
+}
+
+/// Formats epoch milliseconds the way Java's `Date.toString()` does in UTC:
+/// `Thu Jan 22 01:22:02 UTC 2015`.
+fn java_date(epoch_ms: u64) -> String {
+    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let seconds = epoch_ms / 1000;
+    let days = seconds / 86_400;
+    let of_day = seconds % 86_400;
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let day_of_era = z - era * 146_097;
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_index = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
+    let month = if month_index < 10 {
+        month_index + 3
+    } else {
+        month_index - 9
+    };
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    format!(
+        "{} {} {:02} {:02}:{:02}:{:02} UTC {}",
+        DAYS[(days % 7) as usize],
+        MONTHS[(month - 1) as usize],
+        day,
+        of_day / 3600,
+        of_day % 3600 / 60,
+        of_day % 60,
+        year
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn java_dates() {
+        assert_eq!(
+            super::java_date(1_421_889_722_000),
+            "Thu Jan 22 01:22:02 UTC 2015"
+        );
+        assert_eq!(super::java_date(0), "Thu Jan 01 00:00:00 UTC 1970");
+        assert_eq!(
+            super::java_date(1_795_392_000_000),
+            "Sun Nov 22 00:00:00 UTC 2026"
+        );
+    }
+}

@@ -1,0 +1,363 @@
+//! The engine object: open streams and shards in memory, backed by the metadata store and logs.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use millrace_catalog::{Catalog, MetadataStore, StreamRecord};
+use millrace_types::HashKeyRange;
+use tokio::sync::watch;
+
+use crate::clock::now_ms;
+use crate::committer::Committer;
+use crate::config::{EngineConfig, FsyncPolicy};
+use crate::error::Error;
+use crate::storage::{LocalLogs, LogFactory, ShardStorage};
+use crate::token::TokenSigner;
+
+/// One shard in memory: its log, its append order and what readers may see.
+pub struct Shard {
+    pub(crate) index: u32,
+    pub(crate) range: HashKeyRange,
+    pub(crate) created_secs: u64,
+    pub(crate) log: Box<dyn ShardStorage>,
+    /// Serializes appends and holds the newest arrival time, which never goes backwards.
+    pub(crate) append_lock: Mutex<u64>,
+    /// End (exclusive) of the records readers may see.
+    visible: AtomicU64,
+    /// Publishes `visible` to internal subscribers, which wake on every append.
+    wake: watch::Sender<u64>,
+}
+
+impl Shard {
+    fn new(
+        index: u32,
+        range: HashKeyRange,
+        created_secs: u64,
+        log: Box<dyn ShardStorage>,
+    ) -> Shard {
+        let end = log.next_position();
+        let last = log.last_timestamp().unwrap_or(0);
+        Shard {
+            index,
+            range,
+            created_secs,
+            log,
+            append_lock: Mutex::new(last),
+            visible: AtomicU64::new(end),
+            wake: watch::channel(end).0,
+        }
+    }
+
+    /// End (exclusive) of the records readers may see.
+    pub(crate) fn visible_end(&self) -> u64 {
+        self.visible.load(Ordering::Acquire)
+    }
+
+    /// Makes records up to `end` visible and wakes subscribers.
+    pub(crate) fn publish(&self, end: u64) {
+        let previous = self.visible.fetch_max(end, Ordering::AcqRel);
+        if end > previous {
+            self.wake.send_replace(end);
+        }
+    }
+
+    /// Forces the shard's log and publishes what became durable.
+    pub(crate) fn sync_and_publish(&self) -> Result<(), String> {
+        match self.log.sync() {
+            Ok(end) => {
+                self.publish(end);
+                Ok(())
+            }
+            Err(error) => {
+                tracing::error!(shard = self.index, %error, "failed to sync shard log");
+                Err(error.to_string())
+            }
+        }
+    }
+
+    /// A receiver that changes whenever new records become visible.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.wake.subscribe()
+    }
+}
+
+/// One stream in memory.
+pub(crate) struct Stream {
+    pub(crate) record: RwLock<StreamRecord>,
+    /// Every shard of the stream, ordered by index.
+    pub(crate) shards: RwLock<Vec<Arc<Shard>>>,
+}
+
+impl Stream {
+    pub(crate) fn snapshot(&self) -> StreamRecord {
+        self.record.read().expect("stream lock").clone()
+    }
+
+    pub(crate) fn shard(&self, index: u32) -> Option<Arc<Shard>> {
+        let shards = self.shards.read().expect("shard lock");
+        shards
+            .binary_search_by_key(&index, |s| s.index)
+            .ok()
+            .map(|i| shards[i].clone())
+    }
+}
+
+type StreamKey = (String, String);
+
+/// The Kinesis Data Streams engine.
+pub struct Engine {
+    pub(crate) config: EngineConfig,
+    pub(crate) store: Box<dyn MetadataStore>,
+    pub(crate) logs: Box<dyn LogFactory>,
+    streams: RwLock<HashMap<StreamKey, Arc<Stream>>>,
+    incarnations: RwLock<HashMap<u64, Arc<Stream>>>,
+    /// Serializes control-plane changes so the store and the maps change together.
+    pub(crate) control: Mutex<()>,
+    pub(crate) committer: Committer,
+    pub(crate) tokens: TokenSigner,
+    next_incarnation: AtomicU64,
+}
+
+const TOKEN_KEY_SETTING: &str = "token_key";
+const NEXT_INCARNATION_SETTING: &str = "next_incarnation";
+
+impl Engine {
+    /// Opens the data directory, recovers every stream and removes logs orphaned by a crash.
+    pub fn open(config: EngineConfig) -> Result<Arc<Engine>, Error> {
+        std::fs::create_dir_all(&config.data_dir)
+            .map_err(|e| Error::Internal(format!("create data directory: {e}")))?;
+        let store = Catalog::open(&config.data_dir.join("catalog.redb"))?;
+        let logs = LocalLogs::new(&config.data_dir, config.segment_bytes);
+        Engine::open_with(config, Box::new(store), Box::new(logs))
+    }
+
+    /// Opens the engine over any metadata store and log factory.
+    pub fn open_with(
+        config: EngineConfig,
+        store: Box<dyn MetadataStore>,
+        logs: Box<dyn LogFactory>,
+    ) -> Result<Arc<Engine>, Error> {
+        let key = match store.setting(TOKEN_KEY_SETTING)? {
+            Some(bytes) if bytes.len() == 32 => {
+                let mut key = [0u8; 32];
+                key.copy_from_slice(&bytes);
+                key
+            }
+            _ => {
+                let key: [u8; 32] = rand::random();
+                store.set_setting(TOKEN_KEY_SETTING, &key)?;
+                key
+            }
+        };
+        let mut next_incarnation = store
+            .setting(NEXT_INCARNATION_SETTING)?
+            .and_then(|b| b.try_into().ok().map(u64::from_be_bytes))
+            .unwrap_or(1);
+        let records = store.all_streams()?;
+        for record in &records {
+            next_incarnation = next_incarnation.max(record.incarnation + 1);
+        }
+        let known: std::collections::HashSet<u64> = records.iter().map(|r| r.incarnation).collect();
+        let on_disk = logs
+            .incarnations()
+            .map_err(|e| Error::Internal(format!("list stream logs: {e}")))?;
+        for orphan in on_disk.into_iter().filter(|i| !known.contains(i)) {
+            tracing::warn!(
+                incarnation = orphan,
+                "removing logs of a stream that no longer exists"
+            );
+            logs.destroy(orphan)
+                .map_err(|e| Error::Internal(format!("remove orphaned logs: {e}")))?;
+            next_incarnation = next_incarnation.max(orphan + 1);
+        }
+        let engine = Arc::new(Engine {
+            config,
+            store,
+            logs,
+            streams: RwLock::new(HashMap::new()),
+            incarnations: RwLock::new(HashMap::new()),
+            control: Mutex::new(()),
+            committer: Committer::start(),
+            tokens: TokenSigner::new(key),
+            next_incarnation: AtomicU64::new(next_incarnation),
+        });
+        for record in records {
+            engine.install(record)?;
+        }
+        tracing::info!(
+            streams = engine.streams.read().expect("lock").len(),
+            "engine opened"
+        );
+        Ok(engine)
+    }
+
+    /// Starts the background work (retention, interval syncs); call once inside a runtime.
+    pub fn start_background(self: &Arc<Self>) {
+        crate::retention::spawn(self.clone());
+        if let FsyncPolicy::Interval(period) = self.config.fsync {
+            let engine = Arc::downgrade(self);
+            std::thread::Builder::new()
+                .name("millrace-fsync".into())
+                .spawn(move || loop {
+                    std::thread::sleep(period);
+                    let Some(engine) = engine.upgrade() else {
+                        return;
+                    };
+                    engine.sync_all();
+                })
+                .expect("spawn the fsync thread");
+        }
+    }
+
+    /// Forces every shard's log (used by interval syncing and at shutdown).
+    pub fn sync_all(&self) {
+        for stream in self.all_streams() {
+            for shard in stream.shards.read().expect("shard lock").iter() {
+                let _ = shard.sync_and_publish();
+            }
+        }
+    }
+
+    pub(crate) fn allocate_incarnation(&self) -> Result<u64, Error> {
+        let incarnation = self.next_incarnation.fetch_add(1, Ordering::SeqCst);
+        self.store
+            .set_setting(NEXT_INCARNATION_SETTING, &(incarnation + 1).to_be_bytes())?;
+        Ok(incarnation)
+    }
+
+    /// Puts a stored stream into the in-memory maps, opening its shard logs.
+    pub(crate) fn install(&self, record: StreamRecord) -> Result<Arc<Stream>, Error> {
+        let mut shards = Vec::with_capacity(record.shards.len());
+        for shard in &record.shards {
+            let range = HashKeyRange {
+                start: shard.starting_hash_key.parse().unwrap_or(0),
+                end: shard.ending_hash_key.parse().unwrap_or(u128::MAX),
+            };
+            let log = self.logs.open(record.incarnation, shard.index)?;
+            shards.push(Arc::new(Shard::new(
+                shard.index,
+                range,
+                shard.created_secs,
+                log,
+            )));
+        }
+        let key = (record.region.clone(), record.name.clone());
+        let incarnation = record.incarnation;
+        let stream = Arc::new(Stream {
+            record: RwLock::new(record),
+            shards: RwLock::new(shards),
+        });
+        self.streams
+            .write()
+            .expect("lock")
+            .insert(key, stream.clone());
+        self.incarnations
+            .write()
+            .expect("lock")
+            .insert(incarnation, stream.clone());
+        Ok(stream)
+    }
+
+    /// Removes a stream from memory, the store and the disk.
+    pub(crate) fn remove(&self, region: &str, name: &str) -> Result<(), Error> {
+        let key = (region.to_owned(), name.to_owned());
+        let Some(stream) = self.streams.write().expect("lock").remove(&key) else {
+            return Ok(());
+        };
+        let incarnation = stream.snapshot().incarnation;
+        self.incarnations
+            .write()
+            .expect("lock")
+            .remove(&incarnation);
+        self.store.delete_stream(region, name)?;
+        self.logs
+            .destroy(incarnation)
+            .map_err(|e| Error::Internal(format!("remove stream logs: {e}")))?;
+        tracing::info!(region, stream = name, "stream deleted");
+        Ok(())
+    }
+
+    /// Finishes deletions whose DELETING time has passed.
+    pub(crate) fn reap(&self) {
+        let now = now_ms();
+        for stream in self.all_streams() {
+            let record = stream.snapshot();
+            if record.effective_status(now).is_none() {
+                let _guard = self.control.lock().expect("control lock");
+                if let Err(error) = self.remove(&record.region, &record.name) {
+                    tracing::error!(%error, stream = record.name, "failed to finish deleting a stream");
+                }
+            }
+        }
+    }
+
+    pub(crate) fn all_streams(&self) -> Vec<Arc<Stream>> {
+        self.streams
+            .read()
+            .expect("lock")
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    /// The stream of that name, unless its deletion has completed.
+    pub(crate) fn lookup(&self, region: &str, name: &str) -> Option<Arc<Stream>> {
+        let key = (region.to_owned(), name.to_owned());
+        let stream = self.streams.read().expect("lock").get(&key).cloned()?;
+        let alive = stream
+            .record
+            .read()
+            .expect("lock")
+            .effective_status(now_ms())
+            .is_some();
+        alive.then_some(stream)
+    }
+
+    pub(crate) fn lookup_incarnation(&self, incarnation: u64) -> Option<Arc<Stream>> {
+        let stream = self
+            .incarnations
+            .read()
+            .expect("lock")
+            .get(&incarnation)
+            .cloned()?;
+        let alive = stream
+            .record
+            .read()
+            .expect("lock")
+            .effective_status(now_ms())
+            .is_some();
+        alive.then_some(stream)
+    }
+
+    /// `Stream <s> under account <acct> not found.`
+    pub(crate) fn stream_not_found(&self, name: &str) -> Error {
+        Error::ResourceNotFound(format!(
+            "Stream {name} under account {} not found.",
+            self.config.account_id
+        ))
+    }
+
+    /// The stream's ARN.
+    pub fn stream_arn(&self, region: &str, name: &str) -> String {
+        format!(
+            "arn:aws:kinesis:{region}:{}:stream/{name}",
+            self.config.account_id
+        )
+    }
+
+    /// The account this server answers for.
+    pub fn account_id(&self) -> &str {
+        &self.config.account_id
+    }
+
+    /// Wakes on new records of one shard: the seam for fan-out and other internal readers.
+    pub fn subscribe_shard(
+        &self,
+        region: &str,
+        name: &str,
+        shard_index: u32,
+    ) -> Option<watch::Receiver<u64>> {
+        Some(self.lookup(region, name)?.shard(shard_index)?.subscribe())
+    }
+}

@@ -1,0 +1,6 @@
+//! Black-box tests of the `millrace` binary through the official Rust AWS SDK.
+#![allow(clippy::print_stderr)]
+
+mod crash;
+mod errors;
+mod round_trip;

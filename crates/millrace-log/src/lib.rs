@@ -1,0 +1,97 @@
+//! Durable, segmented, append-only log for one shard.
+//!
+//! `millrace-log` stores opaque byte payloads at consecutive `u64` positions, each with a
+//! millisecond timestamp, in one directory per shard ([`ShardLog`]).
+//! It never interprets payloads and knows nothing about Kinesis: sequence numbers, partition
+//! keys and retention policy belong to `millrace-engine`.
+//!
+//! # On-disk format
+//!
+//! A log directory holds segment files named by the position of their first record, as 20
+//! zero-padded decimal digits: `00000000000000000000.seg`, `00000000000000001234.seg`, ...
+//! Segments cover consecutive, gap-free position ranges; the newest one is the *active*
+//! segment and the only one that is written to.
+//!
+//! * **Segment file**: a 16-byte header (magic `MRSG`, version u32 = 1, base position u64)
+//!   followed by frames.
+//! * **Frame**: a 24-byte header (CRC32C u32, payload length u32, timestamp u64,
+//!   position u64) and the payload. The CRC covers the other header fields and the payload.
+//!   Storing the position lets recovery and reads check continuity (module `frame`).
+//! * **Index file** `<base>.idx`: written (to a temporary file, then renamed) when a segment
+//!   is sealed. It holds the segment's end position, valid length, first and last
+//!   timestamps and the sparse index: one entry `(relative position, offset, timestamp)`
+//!   for the first frame and then every `index_interval_bytes`. It carries a magic, a
+//!   version and a CRC32C; an invalid or inconsistent index is rebuilt by scanning
+//!   (module `index`).
+//!
+//! All integers are little-endian.
+//!
+//! # Durability and recovery
+//!
+//! [`ShardLog::append`] writes without syncing; [`ShardLog::sync`] makes everything appended
+//! before it durable with one `fdatasync` of the active segment.
+//! A segment is rolled when the next frame would take it past `segment_bytes`: the old
+//! segment is synced, its index file written, the new segment created with its header
+//! synced, and the directory synced, in that order.
+//!
+//! On open, sealed segments are loaded from their index files without reading their data, so
+//! opening is fast for large logs. The active segment is scanned, and the first frame that
+//! is cut short, fails its checksum or has the wrong position ends the valid data: the file is
+//! truncated there and a warning is logged. Damage inside a sealed segment is reported as
+//! [`LogError::Corrupt`], never skipped.
+//!
+//! # Resource use
+//!
+//! An opened log whose directory does not exist yet uses a few hundred bytes and no file
+//! descriptor; the directory and first segment are created by the first append.
+//! A log keeps at most two descriptors open: the active segment and the most recently
+//! read sealed segment.
+
+#![forbid(unsafe_code)]
+
+mod byte_reader;
+mod disk;
+mod error;
+mod frame;
+mod index;
+mod read;
+mod recovery;
+mod segment;
+mod shard_log;
+
+pub use crate::error::LogError;
+pub use crate::shard_log::ShardLog;
+
+/// Tuning knobs of a [`ShardLog`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogConfig {
+    /// A new segment is started when the next frame would make the active segment larger
+    /// than this. Values above 4 GiB are treated as 4 GiB.
+    pub segment_bytes: u64,
+    /// Bytes of frames between two entries of the sparse index.
+    pub index_interval_bytes: u32,
+}
+
+impl Default for LogConfig {
+    fn default() -> LogConfig {
+        LogConfig {
+            segment_bytes: 64 << 20,
+            index_interval_bytes: 4096,
+        }
+    }
+}
+
+/// One record to append.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Entry<'a> {
+    pub timestamp_ms: u64,
+    pub payload: &'a [u8],
+}
+
+/// One record read back from the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadEntry {
+    pub position: u64,
+    pub timestamp_ms: u64,
+    pub payload: Vec<u8>,
+}

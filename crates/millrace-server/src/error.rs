@@ -1,0 +1,101 @@
+//! AWS error responses and the single mapping from engine errors onto them.
+
+use millrace_engine::Error;
+use millrace_wire::validate::InputError;
+
+/// An error as the client sees it: code, HTTP status and message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApiError {
+    pub code: &'static str,
+    pub status: u16,
+    pub message: Option<String>,
+    /// `message` for modelled Kinesis errors, `Message` for SerializationException.
+    pub capital_message_key: bool,
+}
+
+impl ApiError {
+    pub fn new(code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            code,
+            status: 400,
+            message: Some(message.into()),
+            capital_message_key: false,
+        }
+    }
+
+    /// An error whose body is only `{"__type": code}`.
+    pub fn bare(code: &'static str) -> ApiError {
+        ApiError {
+            code,
+            status: 400,
+            message: None,
+            capital_message_key: false,
+        }
+    }
+
+    pub fn serialization(message: Option<String>) -> ApiError {
+        ApiError {
+            code: "SerializationException",
+            status: 400,
+            message,
+            capital_message_key: true,
+        }
+    }
+
+    pub fn internal() -> ApiError {
+        ApiError {
+            code: "InternalFailure",
+            status: 500,
+            message: None,
+            capital_message_key: false,
+        }
+    }
+
+    pub fn with_status(mut self, status: u16) -> ApiError {
+        self.status = status;
+        self
+    }
+
+    /// The JSON body.
+    pub fn body(&self) -> Vec<u8> {
+        let mut body = serde_json::Map::new();
+        body.insert("__type".into(), self.code.into());
+        if let Some(message) = &self.message {
+            let key = if self.capital_message_key {
+                "Message"
+            } else {
+                "message"
+            };
+            body.insert(key.into(), message.clone().into());
+        }
+        serde_json::to_vec(&body).expect("error bodies serialize")
+    }
+}
+
+impl From<InputError> for ApiError {
+    fn from(error: InputError) -> ApiError {
+        match error {
+            InputError::Serialization { message } => ApiError::serialization(message),
+            InputError::Validation { message } => ApiError::new("ValidationException", message),
+        }
+    }
+}
+
+impl From<Error> for ApiError {
+    fn from(error: Error) -> ApiError {
+        match error {
+            Error::ResourceNotFound(m) => ApiError::new("ResourceNotFoundException", m),
+            Error::ResourceInUse(m) => ApiError::new("ResourceInUseException", m),
+            Error::LimitExceeded(m) => ApiError::new("LimitExceededException", m),
+            Error::InvalidArgument(m) => ApiError::new("InvalidArgumentException", m),
+            Error::ExpiredIterator(m) => ApiError::new("ExpiredIteratorException", m),
+            Error::ExpiredNextToken(m) => ApiError::new("ExpiredNextTokenException", m),
+            Error::Validation(m) => ApiError::new("ValidationException", m),
+            Error::AccessDenied(m) => ApiError::new("AccessDeniedException", m),
+            Error::Internal(detail) => {
+                tracing::error!(%detail, "request failed inside the server");
+                ApiError::internal()
+            }
+        }
+    }
+}

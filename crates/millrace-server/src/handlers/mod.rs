@@ -1,0 +1,124 @@
+//! Operation handlers and the dispatch table keyed by operation name.
+
+mod records;
+mod settings;
+mod streams;
+mod tags;
+
+use std::sync::Arc;
+
+use millrace_engine::Engine;
+
+use crate::error::ApiError;
+
+/// What every handler gets: the engine and the request's region.
+pub struct Context<'a> {
+    pub engine: &'a Arc<Engine>,
+    pub region: String,
+}
+
+/// Operations of the model that later work will serve.
+const NOT_YET_SERVED: &[&str] = &[
+    "SplitShard",
+    "MergeShards",
+    "UpdateShardCount",
+    "UpdateStreamMode",
+    "UpdateMaxRecordSize",
+    "UpdateStreamWarmThroughput",
+    "UpdateStreamRecordDistributionStrategy",
+    "RegisterStreamConsumer",
+    "DeregisterStreamConsumer",
+    "DescribeStreamConsumer",
+    "ListStreamConsumers",
+    "SubscribeToShard",
+];
+
+/// Calls the handler of `operation` (already known to exist in the model).
+pub async fn call(
+    context: &Context<'_>,
+    operation: &str,
+    body: &[u8],
+) -> Result<Vec<u8>, ApiError> {
+    match operation {
+        "CreateStream" => streams::create_stream(context, body),
+        "DeleteStream" => streams::delete_stream(context, body),
+        "DescribeStream" => streams::describe_stream(context, body),
+        "DescribeStreamSummary" => streams::describe_stream_summary(context, body),
+        "ListStreams" => streams::list_streams(context, body),
+        "ListShards" => streams::list_shards(context, body),
+        "IncreaseStreamRetentionPeriod" => streams::increase_retention(context, body),
+        "DecreaseStreamRetentionPeriod" => streams::decrease_retention(context, body),
+        "DescribeLimits" => streams::describe_limits(context, body),
+        "PutRecord" => records::put_record(context, body).await,
+        "PutRecords" => records::put_records(context, body).await,
+        "GetShardIterator" => records::get_shard_iterator(context, body).await,
+        "GetRecords" => records::get_records(context, body).await,
+        "AddTagsToStream" => tags::add_tags_to_stream(context, body),
+        "RemoveTagsFromStream" => tags::remove_tags_from_stream(context, body),
+        "ListTagsForStream" => tags::list_tags_for_stream(context, body),
+        "TagResource" => tags::tag_resource(context, body),
+        "UntagResource" => tags::untag_resource(context, body),
+        "ListTagsForResource" => tags::list_tags_for_resource(context, body),
+        "EnableEnhancedMonitoring" => settings::enhanced_monitoring(context, body, true),
+        "DisableEnhancedMonitoring" => settings::enhanced_monitoring(context, body, false),
+        "StartStreamEncryption" => settings::stream_encryption(context, body, true),
+        "StopStreamEncryption" => settings::stream_encryption(context, body, false),
+        "PutResourcePolicy" => settings::put_resource_policy(context, body),
+        "GetResourcePolicy" => settings::get_resource_policy(context, body),
+        "DeleteResourcePolicy" => settings::delete_resource_policy(context, body),
+        "DescribeAccountSettings" => settings::describe_account_settings(context, body),
+        "UpdateAccountSettings" => settings::update_account_settings(context, body),
+        other => {
+            let message = if NOT_YET_SERVED.contains(&other) {
+                format!("{other} is not supported by this server yet.")
+            } else {
+                format!("{other} is not supported by this server.")
+            };
+            Err(ApiError::new("InvalidArgumentException", message))
+        }
+    }
+}
+
+/// The (region, stream name) a request addresses: `StreamARN` wins over `StreamName`.
+pub fn stream_target(
+    context: &Context<'_>,
+    name: Option<&str>,
+    arn: Option<&str>,
+) -> Result<(String, String), ApiError> {
+    if let Some(arn) = arn {
+        return resource_target(context, arn);
+    }
+    match name {
+        Some(name) => Ok((context.region.clone(), name.to_owned())),
+        None => Err(ApiError::new(
+            "ValidationException",
+            "1 validation error detected: Value null at 'streamName' failed to satisfy \
+             constraint: Member must not be null",
+        )),
+    }
+}
+
+/// The (region, stream name) of a stream ARN `arn:<partition>:kinesis:<region>:<account>:stream/<name>`.
+pub fn resource_target(context: &Context<'_>, arn: &str) -> Result<(String, String), ApiError> {
+    let parts: Vec<&str> = arn.splitn(6, ':').collect();
+    let invalid = || {
+        ApiError::new(
+            "InvalidArgumentException",
+            format!("Invalid ARN {arn}: expected a Kinesis stream ARN."),
+        )
+    };
+    if parts.len() != 6 || parts[0] != "arn" || parts[2] != "kinesis" {
+        return Err(invalid());
+    }
+    let name = parts[5]
+        .strip_prefix("stream/")
+        .filter(|n| !n.is_empty() && !n.contains('/'))
+        .ok_or_else(invalid)?;
+    if parts[4] != context.engine.account_id() {
+        return Err(ApiError::new(
+            "ResourceNotFoundException",
+            format!("Stream {name} under account {} not found.", parts[4]),
+        ));
+    }
+    Ok((parts[3].to_owned(), name.to_owned()))
+}

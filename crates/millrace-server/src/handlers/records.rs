@@ -1,0 +1,331 @@
+//! The data plane: PutRecord, PutRecords, GetShardIterator and GetRecords.
+//!
+//! PutRecords and GetRecords take a fast path: the body is deserialized into borrowed
+//! structures, base64 is decoded straight into one buffer, and the reply is written without an
+//! intermediate tree. Anything the fast path's conservative checks do not accept goes through
+//! the model-driven validator, which produces the service's exact error.
+
+use std::borrow::Cow;
+use std::fmt::Write as _;
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+use millrace_engine::{IteratorRequest, IteratorType, PutEntry, PutOutcome};
+use serde::Deserialize;
+
+use super::{stream_target, Context};
+use crate::error::ApiError;
+use crate::json::{decode, millis};
+
+const MAX_DATA_BYTES: usize = 10 * 1024 * 1024;
+
+fn dry_run(flag: Option<bool>) -> Result<(), ApiError> {
+    if flag == Some(true) {
+        return Err(ApiError::new(
+            "DryRunOperationException",
+            "Request would have succeeded, but DryRun flag is set.",
+        ));
+    }
+    Ok(())
+}
+
+#[derive(Deserialize)]
+struct FastEntry<'a> {
+    #[serde(borrow, rename = "Data")]
+    data: Cow<'a, str>,
+    #[serde(borrow, rename = "PartitionKey")]
+    partition_key: Option<Cow<'a, str>>,
+    #[serde(borrow, rename = "ExplicitHashKey")]
+    explicit_hash_key: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct PutRecordsInput<'a> {
+    #[serde(borrow, rename = "Records")]
+    records: Vec<FastEntry<'a>>,
+    #[serde(borrow, rename = "StreamName")]
+    stream_name: Option<Cow<'a, str>>,
+    #[serde(borrow, rename = "StreamARN")]
+    stream_arn: Option<Cow<'a, str>>,
+    #[serde(rename = "DryRun")]
+    dry_run: Option<bool>,
+}
+
+fn plausible_stream_name(name: &str) -> bool {
+    (1..=128).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b'-')
+}
+
+fn plausible_hash_key(key: &str) -> bool {
+    (1..=39).contains(&key.len())
+        && key.bytes().all(|b| b.is_ascii_digit())
+        && (key == "0" || !key.starts_with('0'))
+}
+
+fn plausible_partition_key(key: &str) -> bool {
+    !key.is_empty() && (key.len() <= 256 || key.chars().count() <= 256)
+}
+
+/// Decodes every entry's data into one buffer; `None` if anything needs the full validator.
+fn fast_entries<'a>(
+    records: &'a [FastEntry<'a>],
+    data: &mut Vec<u8>,
+) -> Option<Vec<(usize, usize)>> {
+    if records.is_empty() || records.len() > millrace_types::limits::MAX_PUT_RECORDS_ENTRIES {
+        return None;
+    }
+    let mut ranges = Vec::with_capacity(records.len());
+    for record in records {
+        if !record
+            .partition_key
+            .as_deref()
+            .is_none_or(plausible_partition_key)
+            || !record
+                .explicit_hash_key
+                .as_deref()
+                .is_none_or(plausible_hash_key)
+        {
+            return None;
+        }
+        let start = data.len();
+        STANDARD.decode_vec(record.data.as_bytes(), data).ok()?;
+        if data.len() - start > MAX_DATA_BYTES {
+            return None;
+        }
+        ranges.push((start, data.len()));
+    }
+    Some(ranges)
+}
+
+fn decode_data(text: &str) -> Result<Vec<u8>, ApiError> {
+    STANDARD
+        .decode(text)
+        .map_err(|_| ApiError::serialization(None))
+}
+
+pub async fn put_records(context: &Context<'_>, body: &[u8]) -> Result<Vec<u8>, ApiError> {
+    let parsed: Option<PutRecordsInput<'_>> = serde_json::from_slice(body).ok();
+    let mut data = Vec::new();
+    let fast = parsed.as_ref().and_then(|input| {
+        let name_ok = input
+            .stream_name
+            .as_deref()
+            .is_some_and(plausible_stream_name)
+            && input.stream_arn.is_none();
+        if !name_ok {
+            return None;
+        }
+        fast_entries(&input.records, &mut data)
+    });
+    let (input, ranges) = match (parsed, fast) {
+        (Some(input), Some(ranges)) => (input, ranges),
+        _ => {
+            // The full validator either rejects the body with the service's error or accepts it.
+            let value: serde_json::Value =
+                serde_json::from_slice(body).map_err(|_| ApiError::serialization(None))?;
+            millrace_wire::validate::validate_input("PutRecords", &value)?;
+            let input: PutRecordsInput<'_> =
+                serde_json::from_slice(body).map_err(|_| ApiError::serialization(None))?;
+            data.clear();
+            let mut ranges = Vec::with_capacity(input.records.len());
+            for record in &input.records {
+                let start = data.len();
+                data.extend_from_slice(&decode_data(&record.data)?);
+                ranges.push((start, data.len()));
+            }
+            (input, ranges)
+        }
+    };
+    dry_run(input.dry_run)?;
+    let (region, name) = stream_target(
+        context,
+        input.stream_name.as_deref(),
+        input.stream_arn.as_deref(),
+    )?;
+    let entries: Vec<PutEntry<'_>> = input
+        .records
+        .iter()
+        .zip(&ranges)
+        .map(|(record, &(start, end))| PutEntry {
+            partition_key: record.partition_key.as_deref(),
+            explicit_hash_key: record.explicit_hash_key.as_deref(),
+            data: &data[start..end],
+        })
+        .collect();
+    let outcomes = context.engine.put_records(&region, &name, &entries).await?;
+    Ok(put_records_reply(&outcomes))
+}
+
+fn put_records_reply(outcomes: &[PutOutcome]) -> Vec<u8> {
+    let mut reply = String::with_capacity(40 + outcomes.len() * 110);
+    reply.push_str(r#"{"FailedRecordCount":0,"Records":["#);
+    for (index, outcome) in outcomes.iter().enumerate() {
+        if index > 0 {
+            reply.push(',');
+        }
+        let _ = write!(
+            reply,
+            r#"{{"SequenceNumber":"{}","ShardId":"{}"}}"#,
+            outcome.sequence_number, outcome.shard_id
+        );
+    }
+    reply.push_str("]}");
+    reply.into_bytes()
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct PutRecordInput {
+    stream_name: Option<String>,
+    #[serde(rename = "StreamARN")]
+    stream_arn: Option<String>,
+    data: String,
+    partition_key: Option<String>,
+    explicit_hash_key: Option<String>,
+    sequence_number_for_ordering: Option<String>,
+    dry_run: Option<bool>,
+}
+
+pub async fn put_record(context: &Context<'_>, body: &[u8]) -> Result<Vec<u8>, ApiError> {
+    let input: PutRecordInput = decode("PutRecord", body)?;
+    dry_run(input.dry_run)?;
+    let (region, name) = stream_target(
+        context,
+        input.stream_name.as_deref(),
+        input.stream_arn.as_deref(),
+    )?;
+    let data = decode_data(&input.data)?;
+    let outcome = context
+        .engine
+        .put_record(
+            &region,
+            &name,
+            PutEntry {
+                partition_key: input.partition_key.as_deref(),
+                explicit_hash_key: input.explicit_hash_key.as_deref(),
+                data: &data,
+            },
+            input.sequence_number_for_ordering.as_deref(),
+        )
+        .await?;
+    Ok(format!(
+        r#"{{"ShardId":"{}","SequenceNumber":"{}"}}"#,
+        outcome.shard_id, outcome.sequence_number
+    )
+    .into_bytes())
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct GetShardIteratorInput {
+    stream_name: Option<String>,
+    #[serde(rename = "StreamARN")]
+    stream_arn: Option<String>,
+    shard_id: String,
+    shard_iterator_type: String,
+    starting_sequence_number: Option<String>,
+    timestamp: Option<f64>,
+    dry_run: Option<bool>,
+}
+
+pub async fn get_shard_iterator(context: &Context<'_>, body: &[u8]) -> Result<Vec<u8>, ApiError> {
+    let input: GetShardIteratorInput = decode("GetShardIterator", body)?;
+    dry_run(input.dry_run)?;
+    let (region, name) = stream_target(
+        context,
+        input.stream_name.as_deref(),
+        input.stream_arn.as_deref(),
+    )?;
+    let iterator_type = IteratorType::parse(&input.shard_iterator_type)
+        .ok_or_else(|| ApiError::new("InvalidArgumentException", "Invalid ShardIteratorType."))?;
+    let iterator = context
+        .engine
+        .get_shard_iterator(
+            &region,
+            &name,
+            IteratorRequest {
+                shard_id: &input.shard_id,
+                iterator_type,
+                starting_sequence_number: input.starting_sequence_number.as_deref(),
+                timestamp_ms: input.timestamp.map(millis),
+            },
+        )
+        .await?;
+    Ok(
+        serde_json::to_vec(&serde_json::json!({ "ShardIterator": iterator }))
+            .expect("strings serialize"),
+    )
+}
+
+#[derive(Deserialize)]
+struct GetRecordsInput<'a> {
+    #[serde(borrow, rename = "ShardIterator")]
+    shard_iterator: Cow<'a, str>,
+    #[serde(rename = "Limit")]
+    limit: Option<i64>,
+    #[serde(rename = "DryRun")]
+    dry_run: Option<bool>,
+    #[serde(borrow, rename = "StreamARN")]
+    stream_arn: Option<Cow<'a, str>>,
+}
+
+pub async fn get_records(context: &Context<'_>, body: &[u8]) -> Result<Vec<u8>, ApiError> {
+    let parsed: Option<GetRecordsInput<'_>> = serde_json::from_slice(body).ok();
+    let plausible = parsed.as_ref().is_some_and(|input| {
+        (1..=512).contains(&input.shard_iterator.len())
+            && input.limit.is_none_or(|l| (1..=10_000).contains(&l))
+            && input.stream_arn.is_none()
+    });
+    let input = match parsed {
+        Some(input) if plausible => input,
+        _ => {
+            let value: serde_json::Value =
+                serde_json::from_slice(body).map_err(|_| ApiError::serialization(None))?;
+            millrace_wire::validate::validate_input("GetRecords", &value)?;
+            serde_json::from_slice(body).map_err(|_| ApiError::serialization(None))?
+        }
+    };
+    dry_run(input.dry_run)?;
+    if let Some(arn) = input.stream_arn.as_deref() {
+        super::resource_target(context, arn)?;
+    }
+    let output = context
+        .engine
+        .get_records(&input.shard_iterator, input.limit)
+        .await?;
+    let data_bytes: usize = output.records.iter().map(|r| r.data().len()).sum();
+    let mut reply = String::with_capacity(200 + output.records.len() * 160 + data_bytes * 4 / 3);
+    reply.push_str(r#"{"Records":["#);
+    for (index, record) in output.records.iter().enumerate() {
+        if index > 0 {
+            reply.push(',');
+        }
+        let _ = write!(
+            reply,
+            r#"{{"SequenceNumber":"{}","ApproximateArrivalTimestamp":{}.{:03},"Data":""#,
+            record.sequence_number,
+            record.arrival_ms / 1000,
+            record.arrival_ms % 1000
+        );
+        STANDARD.encode_string(record.data(), &mut reply);
+        reply.push('"');
+        let key = record.partition_key();
+        if !key.is_empty() {
+            reply.push_str(r#","PartitionKey":"#);
+            reply.push_str(&serde_json::to_string(key).expect("strings serialize"));
+        }
+        reply.push('}');
+    }
+    reply.push(']');
+    if let Some(next) = &output.next_shard_iterator {
+        let _ = write!(reply, r#","NextShardIterator":"{next}""#);
+    }
+    let _ = write!(
+        reply,
+        r#","MillisBehindLatest":{}}}"#,
+        output.millis_behind_latest
+    );
+    Ok(reply.into_bytes())
+}

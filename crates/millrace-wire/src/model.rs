@@ -1,0 +1,173 @@
+//! Static description of an AWS service's request shapes, as emitted by `cargo xtask codegen`.
+//!
+//! The tables hold only what request checking needs: operations and their input shapes, and for
+//! every shape reachable from an input its type, members, required members, bounds, pattern and
+//! enum values. Shapes refer to each other by index into [`ServiceModel::shapes`]; the generator
+//! guarantees the indices are in range (and a test re-checks it), but lookups still go through
+//! [`ServiceModel::shape`] so that a broken table degrades to "nothing to check" instead of a panic.
+
+/// One service's operations and request shapes.
+#[derive(Debug)]
+pub struct ServiceModel {
+    /// `metadata.serviceId`, e.g. `Kinesis`.
+    pub service_id: &'static str,
+    /// `metadata.targetPrefix`, the part of `X-Amz-Target` before the dot, e.g. `Kinesis_20131202`.
+    pub target_prefix: &'static str,
+    /// `metadata.apiVersion`, e.g. `2013-12-02`.
+    pub api_version: &'static str,
+    /// Java package of the service's Coral classes, used where AWS prints a structure's
+    /// `toString()` (e.g. `com.amazonaws.kinesis.v20131202`).
+    pub java_package: &'static str,
+    /// Every operation, sorted by name.
+    pub operations: &'static [Operation],
+    /// Every shape reachable from an operation input, sorted by name.
+    pub shapes: &'static [Shape],
+}
+
+impl ServiceModel {
+    /// The operation called `name` (exact, case-sensitive), if the model has it.
+    pub fn operation(&self, name: &str) -> Option<&'static Operation> {
+        let operations: &'static [Operation] = self.operations;
+        let index = operations
+            .binary_search_by(|operation| operation.name.cmp(name))
+            .ok()?;
+        operations.get(index)
+    }
+
+    /// The shape at `index` in [`ServiceModel::shapes`].
+    pub fn shape(&self, index: usize) -> Option<&'static Shape> {
+        let shapes: &'static [Shape] = self.shapes;
+        shapes.get(index)
+    }
+
+    /// The shape called `name`, if it is reachable from an operation input.
+    pub fn shape_named(&self, name: &str) -> Option<&'static Shape> {
+        let shapes: &'static [Shape] = self.shapes;
+        let index = shapes.binary_search_by(|shape| shape.name.cmp(name)).ok()?;
+        shapes.get(index)
+    }
+
+    /// The input structure of operation `name`, if the operation exists and takes input.
+    pub fn input_shape(&self, name: &str) -> Option<&'static Shape> {
+        self.operation(name)?
+            .input
+            .and_then(|index| self.shape(index))
+    }
+}
+
+/// An operation: its name (the part of `X-Amz-Target` after the dot) and its input shape.
+#[derive(Debug, Clone, Copy)]
+pub struct Operation {
+    pub name: &'static str,
+    /// Index of the input structure in [`ServiceModel::shapes`]; `None` when the model gives none.
+    pub input: Option<usize>,
+}
+
+/// A named shape and its constraints.
+#[derive(Debug, Clone, Copy)]
+pub struct Shape {
+    pub name: &'static str,
+    pub kind: ShapeKind,
+    /// Minimum length (string chars, blob bytes, list or map entries) or value (numbers).
+    pub min: Option<i64>,
+    /// Maximum length or value, as for `min`.
+    pub max: Option<i64>,
+    /// Regular expression in Java syntax, unanchored, exactly as AWS prints it in messages.
+    pub pattern: Option<&'static str>,
+    /// Allowed values of a string enum, in model order; empty when the string is free-form.
+    pub enum_values: &'static [&'static str],
+}
+
+impl Shape {
+    /// A shape without constraints; the generated tables add them with the methods below.
+    pub const fn new(name: &'static str, kind: ShapeKind) -> Shape {
+        Shape {
+            name,
+            kind,
+            min: None,
+            max: None,
+            pattern: None,
+            enum_values: &[],
+        }
+    }
+
+    pub const fn min(mut self, min: i64) -> Shape {
+        self.min = Some(min);
+        self
+    }
+
+    pub const fn max(mut self, max: i64) -> Shape {
+        self.max = Some(max);
+        self
+    }
+
+    pub const fn pattern(mut self, pattern: &'static str) -> Shape {
+        self.pattern = Some(pattern);
+        self
+    }
+
+    pub const fn enum_values(mut self, values: &'static [&'static str]) -> Shape {
+        self.enum_values = values;
+        self
+    }
+}
+
+/// The type of a shape, with the shapes it is made of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShapeKind {
+    /// Members in model order.
+    Structure(&'static [Member]),
+    /// Index of the element shape.
+    List(usize),
+    /// Indices of the key and value shapes.
+    Map {
+        key: usize,
+        value: usize,
+    },
+    String,
+    Blob,
+    Boolean,
+    Integer,
+    Long,
+    Float,
+    Double,
+    Timestamp,
+}
+
+impl ShapeKind {
+    /// Whether values of this kind are single JSON scalars (not structures, lists or maps).
+    pub fn is_scalar(&self) -> bool {
+        !matches!(
+            self,
+            ShapeKind::Structure(_) | ShapeKind::List(_) | ShapeKind::Map { .. }
+        )
+    }
+}
+
+/// A structure member.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Member {
+    /// The name on the wire (the JSON key).
+    pub name: &'static str,
+    /// Index of the member's shape in [`ServiceModel::shapes`].
+    pub shape: usize,
+    pub required: bool,
+}
+
+impl Member {
+    pub const fn required(name: &'static str, shape: usize) -> Member {
+        Member {
+            name,
+            shape,
+            required: true,
+        }
+    }
+
+    pub const fn optional(name: &'static str, shape: usize) -> Member {
+        Member {
+            name,
+            shape,
+            required: false,
+        }
+    }
+}

@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Installs the dependencies of the compat test suites into project-local folders:
+#   - /work/main/.venv            (python3 -m venv; boto3, awscli, pytest from compat/python/requirements.txt)
+#   - compat/node/node_modules    (npm ci from compat/node/package-lock.json; @aws-sdk/client-kinesis)
+# Idempotent and quiet: each part is skipped when a stamp file records the hash of the inputs it was
+# installed from. Set MILLRACE_FORCE_SETUP=1 to reinstall regardless.
+set -euo pipefail
+
+repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+venv="$repo_root/.venv"
+requirements="$repo_root/compat/python/requirements.txt"
+node_dir="$repo_root/compat/node"
+python="${PYTHON:-python3}"
+
+log() { printf 'setup-test-deps: %s\n' "$*"; }
+
+hash_of() {
+    # Hash of the given files' contents plus an extra string (tool versions).
+    local extra="$1"
+    shift
+    { cat "$@"; printf '%s' "$extra"; } | sha256sum | cut -d' ' -f1
+}
+
+# --- Python ---------------------------------------------------------------------------------------
+py_version="$("$python" -c 'import sys; print("%d.%d.%d" % sys.version_info[:3])')"
+py_hash="$(hash_of "python $py_version" "$requirements")"
+py_stamp="$venv/.millrace-deps-stamp"
+
+if [[ "${MILLRACE_FORCE_SETUP:-0}" != "1" && -f "$py_stamp" && "$(cat "$py_stamp")" == "$py_hash" \
+      && -x "$venv/bin/pytest" && -x "$venv/bin/aws" ]]; then
+    log "python venv up to date ($venv)"
+else
+    log "installing python test dependencies into $venv"
+    if [[ ! -x "$venv/bin/python" ]]; then
+        "$python" -m venv "$venv"
+    fi
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$requirements"
+    printf '%s\n' "$py_hash" >"$py_stamp"
+    log "python done: $("$venv/bin/python" -m pip list --disable-pip-version-check 2>/dev/null \
+        | awk '$1 ~ /^(boto3|botocore|awscli|pytest)$/ {printf "%s %s  ", $1, $2}')"
+fi
+
+# --- Node -----------------------------------------------------------------------------------------
+if ! command -v npm >/dev/null 2>&1; then
+    log "npm not found: cannot install compat/node dependencies" >&2
+    exit 1
+fi
+node_hash="$(hash_of "node $(node --version)" "$node_dir/package.json" "$node_dir/package-lock.json")"
+node_stamp="$node_dir/node_modules/.millrace-deps-stamp"
+
+if [[ "${MILLRACE_FORCE_SETUP:-0}" != "1" && -f "$node_stamp" && "$(cat "$node_stamp")" == "$node_hash" ]]; then
+    log "node modules up to date ($node_dir/node_modules)"
+else
+    log "installing node test dependencies into $node_dir/node_modules"
+    (
+        cd "$node_dir"
+        # npm ci installs exactly the lock file; it prints a harmless warning about the
+        # machine's npmrc, hence the filtering.
+        npm ci --no-audit --no-fund --loglevel=error 2>&1 | { grep -v -e 'Unknown user config' -e '^$' || true; }
+    )
+    # npm ci wipes node_modules first, so write the stamp afterwards.
+    printf '%s\n' "$node_hash" >"$node_stamp"
+    log "node done"
+fi

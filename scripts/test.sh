@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# The whole test suite in one command:
+#   1. test dependencies (scripts/setup-test-deps.sh: .venv with boto3/awscli/pytest, compat/node/node_modules)
+#   2. cargo build -p millrace-cli            (the binary the compat suites run)
+#   3. cargo nextest run --workspace          (falls back to cargo test --workspace without nextest)
+#   4. .venv/bin/pytest -q compat/python      (boto3, AWS CLI, raw HTTP, crash, retention)
+#   5. node --test in compat/node             (AWS SDK for JavaScript v3)
+# Every test section runs even if an earlier one failed; the script exits non-zero if any failed.
+# Extra arguments are passed to pytest (e.g. scripts/test.sh -k bad_input).
+set -euo pipefail
+
+repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$repo_root"
+
+export MILLRACE_BIN="${MILLRACE_BIN:-$repo_root/target/debug/millrace}"
+
+declare -a summary=()
+failed=0
+
+section() {
+    printf '\n=== %s ===\n' "$1"
+}
+
+# run_section NAME LOGFILE SUMMARY_REGEX COMMAND...: runs the command with its output shown and
+# saved, then records the last line matching SUMMARY_REGEX (the runner's own closing line).
+run_section() {
+    local name="$1" log="$2" pattern="$3"
+    shift 3
+    section "$name"
+    local start=$SECONDS rc=0
+    "$@" 2>&1 | tee "$log" || rc=$?
+    local took=$((SECONDS - start))
+    local line
+    line="$(grep -E "$pattern" "$log" | tail -n 1 || true)"
+    if [[ $rc -eq 0 ]]; then
+        summary+=("PASS  $name (${took}s)${line:+: $line}")
+    else
+        summary+=("FAIL  $name (${took}s, exit $rc)${line:+: $line}")
+        failed=1
+    fi
+}
+
+logs="$repo_root/target/test-logs"
+mkdir -p "$logs"
+
+section "test dependencies"
+bash scripts/setup-test-deps.sh
+
+section "cargo build -p millrace-cli"
+build_start=$SECONDS
+cargo build -p millrace-cli
+summary+=("PASS  cargo build -p millrace-cli ($((SECONDS - build_start))s)")
+
+if cargo nextest --version >/dev/null 2>&1; then
+    run_section "cargo nextest run --workspace" "$logs/rust.log" '^ *Summary \[' \
+        cargo nextest run --workspace --no-fail-fast --no-tests=warn
+else
+    run_section "cargo test --workspace" "$logs/rust.log" '^test result:' \
+        cargo test --workspace --no-fail-fast
+fi
+
+run_section "pytest compat/python" "$logs/python.log" '(passed|failed|error|no tests ran)' \
+    "$repo_root/.venv/bin/pytest" -q compat/python "$@"
+
+# NODE_NO_WARNINGS hides the SDK's notice about future Node versions.
+run_section "node --test compat/node" "$logs/node.log" '^(# |ℹ )(tests|pass|fail) ' \
+    env NODE_NO_WARNINGS=1 bash -c 'cd compat/node && node --test'
+
+printf '\n=== summary ===\n'
+for line in "${summary[@]}"; do
+    printf '%s\n' "$line"
+done
+if grep -qE '^(# |ℹ )(pass|fail) ' "$logs/node.log" 2>/dev/null; then
+    printf 'node: %s\n' "$(grep -E '^(# |ℹ )(pass|fail) ' "$logs/node.log" | sed -E 's/^(# |ℹ )//' | tr '\n' ' ')"
+fi
+printf 'logs: %s\n' "$logs"
+exit "$failed"

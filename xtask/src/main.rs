@@ -1,0 +1,115 @@
+//! Workspace automation, run as `cargo xtask <command>`.
+//!
+//! Commands:
+//! - `codegen [--check] [--model PATH] [--output PATH]`: regenerate the Kinesis request-shape
+//!   tables in `crates/millrace-wire/src/generated/kinesis_model.rs` from the botocore model
+//!   (default `../shared/aws-models/kinesis/service-2.json`, relative to the workspace root).
+//!   With `--check`, write nothing and exit non-zero if the file on disk is out of date.
+
+mod codegen;
+mod ordered_json;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+
+const USAGE: &str = "usage: cargo xtask codegen [--check] [--model PATH] [--output PATH]";
+
+// xtask is a command-line tool: reporting on stderr is its job.
+#[allow(clippy::print_stderr)]
+fn main() -> ExitCode {
+    match run(std::env::args().skip(1).collect()) {
+        Ok(Outcome::Done(message)) => {
+            eprintln!("{message}");
+            ExitCode::SUCCESS
+        }
+        Ok(Outcome::OutOfDate(message)) => {
+            eprintln!("{message}");
+            ExitCode::FAILURE
+        }
+        Err(err) => {
+            eprintln!("failed to {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+enum Outcome {
+    Done(String),
+    OutOfDate(String),
+}
+
+fn workspace_root() -> PathBuf {
+    let xtask_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    xtask_dir.parent().unwrap_or(xtask_dir).to_path_buf()
+}
+
+fn run(args: Vec<String>) -> Result<Outcome> {
+    let mut args = args.into_iter();
+    match args.next().as_deref() {
+        Some("codegen") => codegen_command(args),
+        Some(other) => bail!("run unknown command {other:?}\n{USAGE}"),
+        None => bail!("run without a command\n{USAGE}"),
+    }
+}
+
+fn codegen_command(mut args: impl Iterator<Item = String>) -> Result<Outcome> {
+    let root = workspace_root();
+    let mut check = false;
+    let mut model = root.join("../shared/aws-models/kinesis/service-2.json");
+    let mut output = root.join("crates/millrace-wire/src/generated/kinesis_model.rs");
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--check" => check = true,
+            "--model" => {
+                model = args
+                    .next()
+                    .map(PathBuf::from)
+                    .context("read --model value")?
+            }
+            "--output" => {
+                output = args
+                    .next()
+                    .map(PathBuf::from)
+                    .context("read --output value")?
+            }
+            other => bail!("parse argument {other:?}\n{USAGE}"),
+        }
+    }
+
+    let model_text = std::fs::read_to_string(&model)
+        .with_context(|| format!("read model {}", model.display()))?;
+    let output_dir = output
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| root.clone());
+    let rustfmt_dir = if output_dir.is_dir() {
+        output_dir.clone()
+    } else {
+        root.clone()
+    };
+    let generated = codegen::generate(&model_text, "KINESIS", &rustfmt_dir)
+        .with_context(|| format!("generate code from {}", model.display()))?;
+
+    let current = match std::fs::read_to_string(&output) {
+        Ok(text) => Some(text),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => None,
+        Err(err) => {
+            return Err(err).with_context(|| format!("read {}", output.display()));
+        }
+    };
+    if current.as_deref() == Some(generated.as_str()) {
+        return Ok(Outcome::Done(format!("{} is up to date", output.display())));
+    }
+    if check {
+        return Ok(Outcome::OutOfDate(format!(
+            "{} is out of date: run `cargo xtask codegen`",
+            output.display()
+        )));
+    }
+    std::fs::create_dir_all(&output_dir)
+        .with_context(|| format!("create {}", output_dir.display()))?;
+    std::fs::write(&output, generated).with_context(|| format!("write {}", output.display()))?;
+    Ok(Outcome::Done(format!("wrote {}", output.display())))
+}
