@@ -2,6 +2,7 @@
 # The whole test suite in one command:
 #   1. test dependencies (scripts/setup-test-deps.sh: .venv with boto3/awscli/pytest, compat/node/node_modules)
 #   2. cargo build -p millrace-cli            (the binary the compat suites run)
+#      then the hygiene gates: cargo fmt --check, cargo clippy -D warnings, xtask codegen --check
 #   3. cargo nextest run --workspace          (falls back to cargo test --workspace without nextest)
 #   4. .venv/bin/pytest -q compat/python      (boto3, AWS CLI, raw HTTP, crash, retention)
 #   5. node --test in compat/node             (AWS SDK for JavaScript v3)
@@ -50,6 +51,13 @@ section "cargo build -p millrace-cli"
 build_start=$SECONDS
 cargo build -p millrace-cli
 summary+=("PASS  cargo build -p millrace-cli ($((SECONDS - build_start))s)")
+
+run_section "cargo fmt --check" "$logs/fmt.log" '.' cargo fmt --all --check
+run_section "cargo clippy" "$logs/clippy.log" '^(error|warning)' \
+    cargo clippy --workspace --all-targets -- -D warnings
+if [[ -f "$repo_root/../shared/aws-models/kinesis/service-2.json" ]]; then
+    run_section "xtask codegen --check" "$logs/codegen.log" '.' cargo xtask codegen --check
+fi
 
 if cargo nextest --version >/dev/null 2>&1; then
     run_section "cargo nextest run --workspace" "$logs/rust.log" '^ *Summary \[' \

@@ -44,6 +44,9 @@ pub struct ShardRecord {
     pub created_secs: u64,
     /// When the shard was closed by resharding, epoch milliseconds.
     pub closed_ms: Option<u64>,
+    /// Log position just after the shard's last record, once it is closed.
+    #[serde(default)]
+    pub end_position: Option<u64>,
 }
 
 /// A stream as stored.
@@ -69,6 +72,9 @@ pub struct StreamRecord {
     pub max_record_size_kib: u32,
     pub warm_throughput_mibps: Option<u32>,
     pub record_distribution_strategy: Option<String>,
+    /// When UpdateShardCount ran, epoch milliseconds (for the calls-per-24-hours limit).
+    #[serde(default)]
+    pub scaling_history_ms: Vec<u64>,
 }
 
 impl StreamRecord {

@@ -184,6 +184,7 @@ mod tests {
             max_record_size_kib: 1024,
             warm_throughput_mibps: None,
             record_distribution_strategy: None,
+            scaling_history_ms: vec![],
         }
     }
 

@@ -33,6 +33,8 @@ pub struct EngineConfig {
     pub retention_check_ms: u64,
     /// Size at which a shard's active log segment is rolled.
     pub segment_bytes: u64,
+    /// UpdateShardCount calls allowed per stream in a rolling 24 hours.
+    pub max_scaling_per_day: u32,
 }
 
 impl EngineConfig {
@@ -50,6 +52,7 @@ impl EngineConfig {
             retention_hour_ms: 3_600_000,
             retention_check_ms: 60_000,
             segment_bytes: 64 * 1024 * 1024,
+            max_scaling_per_day: 10,
         }
     }
 }

@@ -182,6 +182,7 @@ impl Engine {
                 adjacent_parent: None,
                 created_secs: shard_created_secs,
                 closed_ms: None,
+                end_position: None,
             })
             .collect();
         let record = StreamRecord {
@@ -212,6 +213,7 @@ impl Engine {
                 .unwrap_or(1024),
             warm_throughput_mibps: request.warm_throughput_mibps.map(|v| v as u32),
             record_distribution_strategy: request.record_distribution_strategy,
+            scaling_history_ms: Vec::new(),
         };
         self.store.put_stream(&record)?;
         self.install(record)?;

@@ -93,12 +93,24 @@ impl ReadRecord {
     }
 }
 
+/// A child of a closed shard, as GetRecords reports it at the shard's end.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChildShard {
+    pub shard_id: String,
+    pub parent_shards: Vec<String>,
+    pub starting_hash_key: String,
+    pub ending_hash_key: String,
+}
+
 /// GetRecords' result.
 #[derive(Clone, Debug)]
 pub struct GetRecordsOutput {
     pub records: Vec<ReadRecord>,
+    /// Absent once the end of a closed shard has been read.
     pub next_shard_iterator: Option<String>,
     pub millis_behind_latest: u64,
+    /// Present (non-empty) exactly when `next_shard_iterator` is absent.
+    pub child_shards: Vec<ChildShard>,
 }
 
 /// One shard's share of a request: the shard, which request entries go there, their encoded
@@ -173,57 +185,64 @@ impl Engine {
                  for one PutRecords request."
             )));
         }
-        let open: Vec<Arc<Shard>> = {
-            let shards = stream.shards.read().expect("shard lock");
-            let closed: Vec<u32> = record
-                .shards
-                .iter()
-                .filter(|s| s.closed_ms.is_some())
-                .map(|s| s.index)
-                .collect();
-            let mut open: Vec<Arc<Shard>> = shards
-                .iter()
-                .filter(|s| !closed.contains(&s.index))
-                .cloned()
-                .collect();
-            open.sort_by_key(|s| s.range.start);
-            open
-        };
-        let mut groups: Vec<(usize, Vec<usize>)> = Vec::new();
-        for (entry_index, key) in hash_keys.iter().enumerate() {
-            let shard_position = open
-                .partition_point(|s| s.range.start <= *key)
-                .saturating_sub(1);
-            match groups.iter_mut().find(|(s, _)| *s == shard_position) {
-                Some((_, members)) => members.push(entry_index),
-                None => groups.push((shard_position, vec![entry_index])),
+        let mut pending: Vec<usize> = (0..entries.len()).collect();
+        let mut placements = Vec::new();
+        for attempt in 0u32.. {
+            let open: Vec<Arc<Shard>> = {
+                let shards = stream.shards.read().expect("shard lock");
+                let mut open: Vec<Arc<Shard>> =
+                    shards.iter().filter(|s| !s.is_closed()).cloned().collect();
+                open.sort_by_key(|s| s.range.start);
+                open
+            };
+            let mut groups: Vec<(usize, Vec<usize>)> = Vec::new();
+            let mut unrouted = Vec::new();
+            for entry_index in pending {
+                let key = hash_keys[entry_index];
+                let position = open
+                    .partition_point(|s| s.range.start <= key)
+                    .saturating_sub(1);
+                if !open.get(position).is_some_and(|s| s.range.contains(key)) {
+                    // Resharding is between closing the parents and opening the children.
+                    unrouted.push(entry_index);
+                    continue;
+                }
+                match groups.iter_mut().find(|(s, _)| *s == position) {
+                    Some((_, members)) => members.push(entry_index),
+                    None => groups.push((position, vec![entry_index])),
+                }
             }
-        }
-        let mut buffers = Vec::with_capacity(groups.len());
-        for (_, members) in &groups {
-            let mut buffer = Vec::new();
-            let mut ends = Vec::with_capacity(members.len());
-            for &entry_index in members {
-                let entry = &entries[entry_index];
-                record_codec::encode_into(
-                    &mut buffer,
-                    entry.partition_key.unwrap_or_default(),
-                    entry.data,
-                );
-                ends.push(buffer.len());
+            let jobs: Vec<AppendJob> = groups
+                .into_iter()
+                .map(|(position, members)| {
+                    let mut buffer = Vec::new();
+                    let mut ends = Vec::with_capacity(members.len());
+                    for &entry_index in &members {
+                        let entry = &entries[entry_index];
+                        record_codec::encode_into(
+                            &mut buffer,
+                            entry.partition_key.unwrap_or_default(),
+                            entry.data,
+                        );
+                        ends.push(buffer.len());
+                    }
+                    (open[position].clone(), members, buffer, ends)
+                })
+                .collect();
+            let (placed, closed) = tokio::task::spawn_blocking(move || append_groups(jobs))
+                .await
+                .map_err(|e| Error::Internal(format!("append task failed: {e}")))??;
+            placements.extend(placed);
+            pending = unrouted;
+            pending.extend(closed);
+            if pending.is_empty() {
+                break;
             }
-            buffers.push((buffer, ends));
+            if attempt > 10_000 {
+                return Err(Error::Internal("records found no open shard".into()));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
         }
-        let jobs: Vec<AppendJob> = groups
-            .into_iter()
-            .zip(buffers)
-            .map(|((shard_position, members), (buffer, ends))| {
-                (open[shard_position].clone(), members, buffer, ends)
-            })
-            .collect();
-        let placements = tokio::task::spawn_blocking(move || append_groups(jobs))
-            .await
-            .map_err(|e| Error::Internal(format!("append task failed: {e}")))??;
         self.make_visible(&placements).await?;
         let mut outcomes = vec![None; entries.len()];
         for placement in &placements {
@@ -341,7 +360,7 @@ impl Engine {
         let trim = self.trim_position(&shard, &record, now).await?;
         let position = match request.iterator_type {
             IteratorType::TrimHorizon => trim,
-            IteratorType::Latest => shard.visible_end(),
+            IteratorType::Latest => shard.end_position().unwrap_or_else(|| shard.visible_end()),
             IteratorType::AtTimestamp => {
                 let timestamp = request.timestamp_ms.ok_or_else(|| {
                     Error::InvalidArgument(
@@ -454,7 +473,8 @@ impl Engine {
             .unwrap_or(MAX_GET_RECORDS_COUNT as i64)
             .clamp(1, MAX_GET_RECORDS_COUNT as i64) as usize;
         let from = state.position.max(shard.log.start_position());
-        let until = shard.visible_end();
+        let end = shard.end_position();
+        let until = end.map_or(shard.visible_end(), |e| e.min(shard.visible_end()));
         let entries = if from < until {
             blocking(shard.clone(), move |s| {
                 s.log.read(from, until, limit, MAX_GET_RECORDS_BYTES)
@@ -485,6 +505,14 @@ impl Engine {
             Some(last) if next_position < until => now.saturating_sub(last.arrival_ms),
             _ => 0,
         };
+        if end.is_some_and(|end| next_position >= end) {
+            return Ok(GetRecordsOutput {
+                records,
+                next_shard_iterator: None,
+                millis_behind_latest: 0,
+                child_shards: children_of(&record, state.shard_index),
+            });
+        }
         let next_shard_iterator = Some(self.tokens.iterator(&IteratorState {
             incarnation: state.incarnation,
             shard_index: state.shard_index,
@@ -496,8 +524,29 @@ impl Engine {
             records,
             next_shard_iterator,
             millis_behind_latest,
+            child_shards: Vec::new(),
         })
     }
+}
+
+/// The shards created from `parent` by a split or merge.
+fn children_of(record: &StreamRecord, parent: u32) -> Vec<ChildShard> {
+    record
+        .shards
+        .iter()
+        .filter(|s| s.parent == Some(parent) || s.adjacent_parent == Some(parent))
+        .map(|s| ChildShard {
+            shard_id: ShardId(s.index).to_string(),
+            parent_shards: s
+                .parent
+                .into_iter()
+                .chain(s.adjacent_parent)
+                .map(|p| ShardId(p).to_string())
+                .collect(),
+            starting_hash_key: s.starting_hash_key.clone(),
+            ending_hash_key: s.ending_hash_key.clone(),
+        })
+        .collect()
 }
 
 /// The service's validation error for entries without a partition key on a stream that routes
@@ -539,11 +588,18 @@ async fn blocking<T: Send + 'static>(
         .map_err(Error::from)
 }
 
-fn append_groups(jobs: Vec<AppendJob>) -> Result<Vec<Placement>, Error> {
+/// Appends each job to its shard; returns the placements and the entries whose shard was
+/// closed by resharding meanwhile (they must be routed again).
+fn append_groups(jobs: Vec<AppendJob>) -> Result<(Vec<Placement>, Vec<usize>), Error> {
     let mut placements = Vec::with_capacity(jobs.len());
+    let mut closed = Vec::new();
     for (shard, members, buffer, ends) in jobs {
         let mut start = 0;
         let mut last_timestamp = shard.append_lock.lock().expect("append lock");
+        if shard.is_closed() {
+            closed.extend(members);
+            continue;
+        }
         let timestamp_ms = now_ms().max(*last_timestamp);
         let log_entries: Vec<Entry<'_>> = ends
             .iter()
@@ -566,7 +622,7 @@ fn append_groups(jobs: Vec<AppendJob>) -> Result<Vec<Placement>, Error> {
             timestamp_ms,
         });
     }
-    Ok(placements)
+    Ok((placements, closed))
 }
 
 /// Formats epoch milliseconds the way Java's `Date.toString()` does in UTC:
@@ -617,7 +673,7 @@ mod tests {
         assert_eq!(super::java_date(0), "Thu Jan 01 00:00:00 UTC 1970");
         assert_eq!(
             super::java_date(1_795_392_000_000),
-            "Sun Nov 22 00:00:00 UTC 2026"
+            "Mon Nov 23 00:00:00 UTC 2026"
         );
     }
 }

@@ -17,6 +17,7 @@ pub mod error;
 mod listing;
 mod record_codec;
 mod registry;
+mod reshard;
 mod retention;
 pub mod storage;
 mod token;
@@ -24,8 +25,11 @@ pub mod view;
 
 pub use config::{EngineConfig, FsyncPolicy};
 pub use control::{CreateStreamRequest, ListStreamsPage};
-pub use data::{GetRecordsOutput, IteratorRequest, IteratorType, PutEntry, PutOutcome, ReadRecord};
+pub use data::{
+    ChildShard, GetRecordsOutput, IteratorRequest, IteratorType, PutEntry, PutOutcome, ReadRecord,
+};
 pub use error::Error;
 pub use listing::{ListShardsRequest, ShardFilter, ShardFilterType};
 pub use registry::Engine;
+pub use reshard::ScalingOutcome;
 pub use view::{AccountSettingsView, LimitsView, ShardView, StreamView};

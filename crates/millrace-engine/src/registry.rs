@@ -1,7 +1,7 @@
 //! The engine object: open streams and shards in memory, backed by the metadata store and logs.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use millrace_catalog::{Catalog, MetadataStore, StreamRecord};
@@ -23,6 +23,10 @@ pub struct Shard {
     pub(crate) log: Box<dyn ShardStorage>,
     /// Serializes appends and holds the newest arrival time, which never goes backwards.
     pub(crate) append_lock: Mutex<u64>,
+    /// Set (under the append lock) when resharding closes the shard; no append follows.
+    pub(crate) closed: AtomicBool,
+    /// Position just after the last record of a closed shard; `u64::MAX` while open.
+    end_position: AtomicU64,
     /// End (exclusive) of the records readers may see.
     visible: AtomicU64,
     /// Publishes `visible` to internal subscribers, which wake on every append.
@@ -30,11 +34,12 @@ pub struct Shard {
 }
 
 impl Shard {
-    fn new(
+    pub(crate) fn new(
         index: u32,
         range: HashKeyRange,
         created_secs: u64,
         log: Box<dyn ShardStorage>,
+        end_position: Option<u64>,
     ) -> Shard {
         let end = log.next_position();
         let last = log.last_timestamp().unwrap_or(0);
@@ -44,6 +49,8 @@ impl Shard {
             created_secs,
             log,
             append_lock: Mutex::new(last),
+            closed: AtomicBool::new(end_position.is_some()),
+            end_position: AtomicU64::new(end_position.unwrap_or(u64::MAX)),
             visible: AtomicU64::new(end),
             wake: watch::channel(end).0,
         }
@@ -52,6 +59,41 @@ impl Shard {
     /// End (exclusive) of the records readers may see.
     pub(crate) fn visible_end(&self) -> u64 {
         self.visible.load(Ordering::Acquire)
+    }
+
+    /// Position just after the last record, if the shard is closed.
+    pub(crate) fn end_position(&self) -> Option<u64> {
+        let end = self.end_position.load(Ordering::Acquire);
+        (end != u64::MAX).then_some(end)
+    }
+
+    /// Closes the shard: waits for in-flight appends, forces the log, and fixes its end.
+    /// Returns the end position.
+    pub(crate) fn close(&self) -> Result<u64, Error> {
+        let _appends = self.append_lock.lock().expect("append lock");
+        self.closed.store(true, Ordering::Release);
+        let end = self.log.sync()?;
+        self.publish(end);
+        self.end_position.store(end, Ordering::Release);
+        Ok(end)
+    }
+
+    /// Marks a shard that never took a record as closed at `end`.
+    pub(crate) fn close_empty(&self, end: u64) {
+        let _appends = self.append_lock.lock().expect("append lock");
+        self.closed.store(true, Ordering::Release);
+        self.end_position.store(end, Ordering::Release);
+    }
+
+    /// Undoes `close` when the new shape could not be stored.
+    pub(crate) fn reopen(&self) {
+        let _appends = self.append_lock.lock().expect("append lock");
+        self.end_position.store(u64::MAX, Ordering::Release);
+        self.closed.store(false, Ordering::Release);
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
     }
 
     /// Makes records up to `end` visible and wakes subscribers.
@@ -240,6 +282,7 @@ impl Engine {
                 range,
                 shard.created_secs,
                 log,
+                shard.end_position,
             )));
         }
         let key = (record.region.clone(), record.name.clone());

@@ -34,18 +34,31 @@
 //! segment is synced, its index file written, the new segment created with its header
 //! synced, and the directory synced, in that order.
 //!
+//! If a write cannot be undone, a roll fails halfway or an `fdatasync` fails, the log stops
+//! accepting appends and syncs ([`LogError::Poisoned`]) until it is reopened: continuing could
+//! acknowledge records that recovery would later drop.
+//!
+//! Retention ([`ShardLog::trim_before_timestamp`]) deletes whole segments, oldest first, with
+//! a directory sync after each, so a crash never leaves a gap between segments. When every
+//! record is old, the active segment is sealed and an empty segment named after the next
+//! position is kept, so positions are never reused.
+//!
 //! On open, sealed segments are loaded from their index files without reading their data, so
 //! opening is fast for large logs. The active segment is scanned, and the first frame that
 //! is cut short, fails its checksum or has the wrong position ends the valid data: the file is
-//! truncated there and a warning is logged. Damage inside a sealed segment is reported as
-//! [`LogError::Corrupt`], never skipped.
+//! truncated there and a warning is logged. A sealed segment with a missing, damaged or
+//! inconsistent index is scanned and its index rewritten; if its frames do not run exactly
+//! up to the next segment's base position, opening fails with [`LogError::Corrupt`].
+//! Damage that the index hides is found by the checksum when the frame is read, and is
+//! reported as [`LogError::Corrupt`], never skipped.
 //!
 //! # Resource use
 //!
 //! An opened log whose directory does not exist yet uses a few hundred bytes and no file
 //! descriptor; the directory and first segment are created by the first append.
-//! A log keeps at most two descriptors open: the active segment and the most recently
-//! read sealed segment.
+//! Between calls a log keeps at most two descriptors open: the active segment and the most
+//! recently read sealed segment. Memory use is dominated by the sparse index, about 16 bytes
+//! per `index_interval_bytes` of stored data (4 KiB per 1 MiB with the default interval).
 
 #![forbid(unsafe_code)]
 

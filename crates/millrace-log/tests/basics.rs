@@ -11,6 +11,11 @@ fn a_new_log_touches_the_disk_only_on_first_append() {
     let dir = temp.path().join("stream").join("shard-0");
     let log = ShardLog::open(&dir, LogConfig::default()).expect("open");
     assert!(!dir.exists());
+    assert!(
+        std::mem::size_of::<ShardLog>() <= 256,
+        "{}",
+        std::mem::size_of::<ShardLog>()
+    );
     assert_eq!(log.next_position(), 0);
     assert_eq!(log.start_position(), 0);
     assert_eq!(log.last_timestamp(), None);

@@ -27,7 +27,7 @@ fn copy_dir(from: &Path, to: &Path) {
 
 #[test]
 fn garbage_after_the_last_frame_is_cut_off() {
-    let temp = tempfile::tempdir().expect("tempdir");
+    let temp = fast_tempdir();
     let log = ShardLog::open(temp.path(), small_config()).expect("open");
     append_records(&log, 40);
     drop(log);
@@ -71,7 +71,7 @@ fn garbage_after_the_last_frame_is_cut_off() {
 
 #[test]
 fn a_torn_last_frame_is_dropped_at_every_cut() {
-    let temp = tempfile::tempdir().expect("tempdir");
+    let temp = fast_tempdir();
     let original = temp.path().join("original");
     let log = ShardLog::open(&original, small_config()).expect("open");
     append_records(&log, 30);
@@ -108,7 +108,7 @@ fn a_torn_last_frame_is_dropped_at_every_cut() {
 
 #[test]
 fn a_corrupt_frame_in_the_active_segment_ends_the_valid_data() {
-    let temp = tempfile::tempdir().expect("tempdir");
+    let temp = fast_tempdir();
     let log = ShardLog::open(temp.path(), small_config()).expect("open");
     append_records(&log, 12);
     drop(log);
@@ -133,7 +133,7 @@ fn a_corrupt_frame_in_the_active_segment_ends_the_valid_data() {
 
 #[test]
 fn a_torn_segment_creation_is_repaired() {
-    let temp = tempfile::tempdir().expect("tempdir");
+    let temp = fast_tempdir();
     let log = ShardLog::open(temp.path(), small_config()).expect("open");
     append_records(&log, 20);
     let next = log.next_position();
@@ -161,7 +161,7 @@ fn a_torn_segment_creation_is_repaired() {
 
 #[test]
 fn corrupt_missing_or_stale_index_files_are_rebuilt() {
-    let temp = tempfile::tempdir().expect("tempdir");
+    let temp = fast_tempdir();
     let log = ShardLog::open(temp.path(), small_config()).expect("open");
     append_records(&log, 60);
     drop(log);
@@ -200,7 +200,7 @@ fn corrupt_missing_or_stale_index_files_are_rebuilt() {
 
 #[test]
 fn damage_inside_a_sealed_segment_is_reported_not_skipped() {
-    let temp = tempfile::tempdir().expect("tempdir");
+    let temp = fast_tempdir();
     let log = ShardLog::open(temp.path(), small_config()).expect("open");
     append_records(&log, 40);
     drop(log);
@@ -242,7 +242,7 @@ fn damage_inside_a_sealed_segment_is_reported_not_skipped() {
 
 #[test]
 fn a_missing_middle_segment_is_corruption() {
-    let temp = tempfile::tempdir().expect("tempdir");
+    let temp = fast_tempdir();
     let log = ShardLog::open(temp.path(), small_config()).expect("open");
     append_records(&log, 40);
     drop(log);
@@ -254,7 +254,7 @@ fn a_missing_middle_segment_is_corruption() {
 
 #[test]
 fn reopening_many_times_keeps_every_record() {
-    let temp = tempfile::tempdir().expect("tempdir");
+    let temp = fast_tempdir();
     for round in 0..20u64 {
         let log = ShardLog::open(temp.path(), small_config()).expect("open");
         assert_eq!(log.next_position(), round * 7);
@@ -266,7 +266,7 @@ fn reopening_many_times_keeps_every_record() {
 
 #[test]
 fn a_failed_roll_stops_appends_until_reopen() {
-    let temp = tempfile::tempdir().expect("tempdir");
+    let temp = fast_tempdir();
     let log = ShardLog::open(temp.path(), small_config()).expect("open");
     append_records(&log, 3);
     let acknowledged = log.next_position();

@@ -3,4 +3,5 @@
 
 mod crash;
 mod errors;
+mod reshard;
 mod round_trip;

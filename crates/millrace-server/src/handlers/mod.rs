@@ -1,6 +1,7 @@
 //! Operation handlers and the dispatch table keyed by operation name.
 
 mod records;
+mod reshard;
 mod settings;
 mod streams;
 mod tags;
@@ -19,13 +20,6 @@ pub struct Context<'a> {
 
 /// Operations of the model that later work will serve.
 const NOT_YET_SERVED: &[&str] = &[
-    "SplitShard",
-    "MergeShards",
-    "UpdateShardCount",
-    "UpdateStreamMode",
-    "UpdateMaxRecordSize",
-    "UpdateStreamWarmThroughput",
-    "UpdateStreamRecordDistributionStrategy",
     "RegisterStreamConsumer",
     "DeregisterStreamConsumer",
     "DescribeStreamConsumer",
@@ -49,6 +43,15 @@ pub async fn call(
         "IncreaseStreamRetentionPeriod" => streams::increase_retention(context, body),
         "DecreaseStreamRetentionPeriod" => streams::decrease_retention(context, body),
         "DescribeLimits" => streams::describe_limits(context, body),
+        "SplitShard" => reshard::split_shard(context, body),
+        "MergeShards" => reshard::merge_shards(context, body),
+        "UpdateShardCount" => reshard::update_shard_count(context, body),
+        "UpdateStreamMode" => reshard::update_stream_mode(context, body),
+        "UpdateMaxRecordSize" => reshard::update_max_record_size(context, body),
+        "UpdateStreamWarmThroughput" => reshard::update_warm_throughput(context, body),
+        "UpdateStreamRecordDistributionStrategy" => {
+            reshard::update_record_distribution(context, body)
+        }
         "PutRecord" => records::put_record(context, body).await,
         "PutRecords" => records::put_records(context, body).await,
         "GetShardIterator" => records::get_shard_iterator(context, body).await,

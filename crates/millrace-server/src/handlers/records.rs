@@ -322,6 +322,27 @@ pub async fn get_records(context: &Context<'_>, body: &[u8]) -> Result<Vec<u8>, 
     if let Some(next) = &output.next_shard_iterator {
         let _ = write!(reply, r#","NextShardIterator":"{next}""#);
     }
+    if !output.child_shards.is_empty() {
+        let children: Vec<serde_json::Value> = output
+            .child_shards
+            .iter()
+            .map(|child| {
+                serde_json::json!({
+                    "ShardId": child.shard_id,
+                    "ParentShards": child.parent_shards,
+                    "HashKeyRange": {
+                        "StartingHashKey": child.starting_hash_key,
+                        "EndingHashKey": child.ending_hash_key,
+                    },
+                })
+            })
+            .collect();
+        let _ = write!(
+            reply,
+            r#","ChildShards":{}"#,
+            serde_json::Value::Array(children)
+        );
+    }
     let _ = write!(
         reply,
         r#","MillisBehindLatest":{}}}"#,
