@@ -13,7 +13,7 @@ set -euo pipefail
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo_root"
 
-export MILLRACE_BIN="${MILLRACE_BIN:-$repo_root/target/debug/millrace}"
+export MILLRACE_BIN="${MILLRACE_BIN:-${CARGO_TARGET_DIR:-$repo_root/target}/debug/millrace}"
 
 declare -a summary=()
 failed=0

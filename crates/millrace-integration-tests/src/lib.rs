@@ -10,12 +10,16 @@ use std::process::{Child, Command, Stdio};
 
 use anyhow::{bail, Context as _};
 
-/// Path of the server binary: `MILLRACE_BIN`, or the workspace's debug build.
+/// Path of the server binary: `MILLRACE_BIN`, or the debug build in `CARGO_TARGET_DIR` or
+/// the workspace's `target`.
 pub fn binary() -> PathBuf {
     if let Ok(path) = std::env::var("MILLRACE_BIN") {
         return PathBuf::from(path);
     }
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/debug/millrace")
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target"));
+    target.join("debug/millrace")
 }
 
 /// A running server process and its data directory.
