@@ -46,7 +46,7 @@ function startServer() {
     const errFd = openSync(stderrLog, "w");
     const proc = spawn(
       binary,
-      ["serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir, "--create-stream-ms", "50"],
+      ["serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir, "--create-stream-ms", "50", "--throughput-limits", "off"],
       { stdio: ["ignore", "pipe", errFd] },
     );
     closeSync(errFd);

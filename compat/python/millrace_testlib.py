@@ -109,6 +109,8 @@ class MillraceServer:
             "127.0.0.1:0",
             "--data-dir",
             str(self.data_dir),
+            # Tests write as fast as they like unless they test the limits themselves.
+            *([] if "--throughput-limits" in self.args else ["--throughput-limits", "off"]),
             *self.args,
         ]
 

@@ -60,6 +60,19 @@ struct ServeArgs {
     /// How often expired segments are removed, in milliseconds.
     #[arg(long, env = "MILLRACE_RETENTION_CHECK_MS", default_value_t = 60_000)]
     retention_check_ms: u64,
+    /// Per-shard throughput limits and control-plane call rates, as on AWS: `on` or `off`.
+    #[arg(long, env = "MILLRACE_THROUGHPUT_LIMITS", default_value = "on", value_parser = ["on", "off"])]
+    throughput_limits: String,
+    /// How long an on-demand stream's shard must run hot before it is split, in milliseconds.
+    #[arg(
+        long,
+        env = "MILLRACE_ON_DEMAND_SCALE_WINDOW_MS",
+        default_value_t = 60_000
+    )]
+    on_demand_scale_window_ms: u64,
+    /// UpdateShardCount calls allowed per stream in a rolling 24 hours.
+    #[arg(long, env = "MILLRACE_MAX_SCALING_PER_DAY", default_value_t = 10)]
+    max_scaling_per_day: u32,
     /// Size at which a shard's log segment is rolled, in bytes.
     #[arg(long, env = "MILLRACE_SEGMENT_BYTES", default_value_t = 64 * 1024 * 1024)]
     segment_bytes: u64,
@@ -126,6 +139,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     config.retention_hour_ms = args.retention_hour_ms.max(1);
     config.retention_check_ms = args.retention_check_ms;
     config.segment_bytes = args.segment_bytes;
+    config.throughput_limits = args.throughput_limits == "on";
+    config.on_demand_scale_window_ms = args.on_demand_scale_window_ms;
+    config.max_scaling_per_day = args.max_scaling_per_day;
     let engine = tokio::task::spawn_blocking(move || Engine::open(config))
         .await
         .context("open the data directory")?
@@ -146,6 +162,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         engine,
         ServerConfig {
             default_region: args.region,
+            rate_limits: args.throughput_limits == "on",
         },
         shutdown_signal(),
     )

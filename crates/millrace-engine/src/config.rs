@@ -35,6 +35,10 @@ pub struct EngineConfig {
     pub segment_bytes: u64,
     /// UpdateShardCount calls allowed per stream in a rolling 24 hours.
     pub max_scaling_per_day: u32,
+    /// Whether per-shard throughput limits apply (on by default, as on the service).
+    pub throughput_limits: bool,
+    /// How long an on-demand stream's shard must run hot before it is split.
+    pub on_demand_scale_window_ms: u64,
 }
 
 impl EngineConfig {
@@ -53,6 +57,8 @@ impl EngineConfig {
             retention_check_ms: 60_000,
             segment_bytes: 64 * 1024 * 1024,
             max_scaling_per_day: 10,
+            throughput_limits: true,
+            on_demand_scale_window_ms: 60_000,
         }
     }
 }

@@ -26,6 +26,13 @@ pub struct PutEntry<'a> {
     pub data: &'a [u8],
 }
 
+/// Why one record of a PutRecords call was not stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PutFailure {
+    pub error_code: &'static str,
+    pub error_message: String,
+}
+
 /// Where a written record went.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PutOutcome {
@@ -147,7 +154,7 @@ impl Engine {
         region: &str,
         name: &str,
         entries: &[PutEntry<'_>],
-    ) -> Result<Vec<PutOutcome>, Error> {
+    ) -> Result<Vec<Result<PutOutcome, PutFailure>>, Error> {
         let (stream, record) = self.writable_stream(region, name)?;
         let max_record = record.max_record_size_kib as usize * 1024;
         let automatic = record.record_distribution_strategy.as_deref() == Some("AUTO");
@@ -187,6 +194,7 @@ impl Engine {
         }
         let mut pending: Vec<usize> = (0..entries.len()).collect();
         let mut placements = Vec::new();
+        let mut throttled = Vec::new();
         for attempt in 0u32.. {
             let open: Vec<Arc<Shard>> = {
                 let shards = stream.shards.read().expect("shard lock");
@@ -229,12 +237,14 @@ impl Engine {
                     (open[position].clone(), members, buffer, ends)
                 })
                 .collect();
-            let (placed, closed) = tokio::task::spawn_blocking(move || append_groups(jobs))
+            let limits = self.config.throughput_limits;
+            let round = tokio::task::spawn_blocking(move || append_groups(jobs, limits))
                 .await
                 .map_err(|e| Error::Internal(format!("append task failed: {e}")))??;
-            placements.extend(placed);
+            placements.extend(round.placements);
+            throttled.extend(round.throttled);
             pending = unrouted;
-            pending.extend(closed);
+            pending.extend(round.closed);
             if pending.is_empty() {
                 break;
             }
@@ -244,10 +254,20 @@ impl Engine {
             tokio::time::sleep(std::time::Duration::from_millis(1)).await;
         }
         self.make_visible(&placements).await?;
-        let mut outcomes = vec![None; entries.len()];
+        let mut outcomes: Vec<Option<Result<PutOutcome, PutFailure>>> = vec![None; entries.len()];
+        for (entry_index, shard_index) in throttled {
+            outcomes[entry_index] = Some(Err(PutFailure {
+                error_code: "ProvisionedThroughputExceededException",
+                error_message: format!(
+                    "Rate exceeded for shard {} in stream {name} under account {}.",
+                    ShardId(shard_index),
+                    self.config.account_id
+                ),
+            }));
+        }
         for placement in &placements {
             for (offset, &entry_index) in placement.entries.iter().enumerate() {
-                outcomes[entry_index] = Some(PutOutcome {
+                outcomes[entry_index] = Some(Ok(PutOutcome {
                     shard_id: ShardId(placement.shard.index),
                     sequence_number: SequenceNumber {
                         shard_created_secs: placement.shard.created_secs,
@@ -255,7 +275,7 @@ impl Engine {
                         arrival_secs: placement.timestamp_ms / 1000,
                         shard_index: placement.shard.index,
                     },
-                });
+                }));
             }
         }
         Ok(outcomes
@@ -304,7 +324,10 @@ impl Engine {
             }
         }
         let mut outcomes = self.put_records(region, name, &[entry]).await?;
-        Ok(outcomes.pop().expect("one entry gives one outcome"))
+        outcomes
+            .pop()
+            .expect("one entry gives one outcome")
+            .map_err(|failure| Error::ProvisionedThroughputExceeded(failure.error_message))
     }
 
     fn shard_missing(&self, shard: &str, name: &str) -> Error {
@@ -472,6 +495,13 @@ impl Engine {
         let limit = limit
             .unwrap_or(MAX_GET_RECORDS_COUNT as i64)
             .clamp(1, MAX_GET_RECORDS_COUNT as i64) as usize;
+        let limits = self.config.throughput_limits;
+        if limits && !shard.throughput.admit_read(now) {
+            return Err(Error::ProvisionedThroughputExceeded(format!(
+                "Rate exceeded for Shard - {}/{}/{shard_name}",
+                self.config.account_id, record.name
+            )));
+        }
         let from = state.position.max(shard.log.start_position());
         let end = shard.end_position();
         let until = end.map_or(shard.visible_end(), |e| e.min(shard.visible_end()));
@@ -483,6 +513,11 @@ impl Engine {
         } else {
             Vec::new()
         };
+        if limits {
+            shard
+                .throughput
+                .charge_read(entries.iter().map(|e| e.payload.len()).sum());
+        }
         let mut next_position = entries.last().map_or(from, |e| e.position + 1);
         let mut records = Vec::with_capacity(entries.len());
         for entry in entries {
@@ -588,41 +623,75 @@ async fn blocking<T: Send + 'static>(
         .map_err(Error::from)
 }
 
-/// Appends each job to its shard; returns the placements and the entries whose shard was
-/// closed by resharding meanwhile (they must be routed again).
-fn append_groups(jobs: Vec<AppendJob>) -> Result<(Vec<Placement>, Vec<usize>), Error> {
-    let mut placements = Vec::with_capacity(jobs.len());
-    let mut closed = Vec::new();
+/// What became of one round of appends.
+#[derive(Default)]
+struct AppendRound {
+    placements: Vec<Placement>,
+    /// Entries whose shard was closed by resharding meanwhile: they are routed again.
+    closed: Vec<usize>,
+    /// Entries refused by the shard's write budget, with the shard's index.
+    throttled: Vec<(usize, u32)>,
+}
+
+/// Appends each job to its shard under the shard's append lock, which also fixes the arrival
+/// time and applies the write budget in request order.
+fn append_groups(jobs: Vec<AppendJob>, limits: bool) -> Result<AppendRound, Error> {
+    let mut round = AppendRound::default();
     for (shard, members, buffer, ends) in jobs {
-        let mut start = 0;
         let mut last_timestamp = shard.append_lock.lock().expect("append lock");
         if shard.is_closed() {
-            closed.extend(members);
+            round.closed.extend(members);
             continue;
         }
-        let timestamp_ms = now_ms().max(*last_timestamp);
-        let log_entries: Vec<Entry<'_>> = ends
+        let now = now_ms();
+        let timestamp_ms = now.max(*last_timestamp);
+        let mut start = 0;
+        let payloads: Vec<&[u8]> = ends
             .iter()
             .map(|&end| {
-                let entry = Entry {
-                    timestamp_ms,
-                    payload: &buffer[start..end],
-                };
+                let payload = &buffer[start..end];
                 start = end;
-                entry
+                payload
             })
             .collect();
+        let demand: usize = payloads.iter().map(|p| record_codec::record_size(p)).sum();
+        shard
+            .demand_bytes
+            .fetch_add(demand as u64, std::sync::atomic::Ordering::Relaxed);
+        let admitted = if limits {
+            shard
+                .throughput
+                .admit_writes(payloads.iter().map(|p| record_codec::record_size(p)), now)
+        } else {
+            vec![true; payloads.len()]
+        };
+        let mut stored = Vec::with_capacity(members.len());
+        let mut log_entries = Vec::with_capacity(members.len());
+        for ((&member, payload), admitted) in members.iter().zip(&payloads).zip(admitted) {
+            if admitted {
+                stored.push(member);
+                log_entries.push(Entry {
+                    timestamp_ms,
+                    payload,
+                });
+            } else {
+                round.throttled.push((member, shard.index));
+            }
+        }
+        if log_entries.is_empty() {
+            continue;
+        }
         let first_position = shard.log.append(&log_entries)?;
         *last_timestamp = timestamp_ms;
         drop(last_timestamp);
-        placements.push(Placement {
+        round.placements.push(Placement {
             shard,
-            entries: members,
+            entries: stored,
             first_position,
             timestamp_ms,
         });
     }
-    Ok((placements, closed))
+    Ok(round)
 }
 
 /// Formats epoch milliseconds the way Java's `Date.toString()` does in UTC:

@@ -14,6 +14,8 @@ pub enum Error {
     #[error("{0}")]
     ExpiredIterator(String),
     #[error("{0}")]
+    ProvisionedThroughputExceeded(String),
+    #[error("{0}")]
     ExpiredNextToken(String),
     #[error("{0}")]
     Validation(String),

@@ -8,6 +8,7 @@
 //! configured fsync policy, so no reader ever sees a record that a crash could take back.
 #![deny(clippy::unwrap_used)]
 
+mod autoscale;
 mod clock;
 mod committer;
 pub mod config;
@@ -20,13 +21,15 @@ mod registry;
 mod reshard;
 mod retention;
 pub mod storage;
+mod throughput;
 mod token;
 pub mod view;
 
 pub use config::{EngineConfig, FsyncPolicy};
 pub use control::{CreateStreamRequest, ListStreamsPage};
 pub use data::{
-    ChildShard, GetRecordsOutput, IteratorRequest, IteratorType, PutEntry, PutOutcome, ReadRecord,
+    ChildShard, GetRecordsOutput, IteratorRequest, IteratorType, PutEntry, PutFailure, PutOutcome,
+    ReadRecord,
 };
 pub use error::Error;
 pub use listing::{ListShardsRequest, ShardFilter, ShardFilterType};

@@ -12,6 +12,11 @@ pub fn encode_into(buffer: &mut Vec<u8>, partition_key: &str, data: &[u8]) {
     buffer.extend_from_slice(data);
 }
 
+/// The size the service counts for an encoded record: data plus partition key.
+pub fn record_size(payload: &[u8]) -> usize {
+    payload.len().saturating_sub(3)
+}
+
 /// Splits an encoded record into partition key and data; `None` if it is not version 1.
 pub fn decode(payload: &[u8]) -> Option<(&str, &[u8])> {
     let (&version, rest) = payload.split_first()?;

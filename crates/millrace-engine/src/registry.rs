@@ -13,6 +13,7 @@ use crate::committer::Committer;
 use crate::config::{EngineConfig, FsyncPolicy};
 use crate::error::Error;
 use crate::storage::{LocalLogs, LogFactory, ShardStorage};
+use crate::throughput::ShardThroughput;
 use crate::token::TokenSigner;
 
 /// One shard in memory: its log, its append order and what readers may see.
@@ -31,6 +32,12 @@ pub struct Shard {
     visible: AtomicU64,
     /// Publishes `visible` to internal subscribers, which wake on every append.
     wake: watch::Sender<u64>,
+    /// Write and read budgets, used when throughput limits are on.
+    pub(crate) throughput: ShardThroughput,
+    /// Bytes (data plus partition keys) producers tried to write, accepted or throttled.
+    pub(crate) demand_bytes: AtomicU64,
+    /// Where the on-demand scaler's current window started: demand bytes and time.
+    pub(crate) demand_sample: Mutex<(u64, u64)>,
 }
 
 impl Shard {
@@ -53,6 +60,9 @@ impl Shard {
             end_position: AtomicU64::new(end_position.unwrap_or(u64::MAX)),
             visible: AtomicU64::new(end),
             wake: watch::channel(end).0,
+            throughput: ShardThroughput::new(crate::clock::now_ms()),
+            demand_bytes: AtomicU64::new(0),
+            demand_sample: Mutex::new((0, crate::clock::now_ms())),
         }
     }
 
@@ -237,6 +247,7 @@ impl Engine {
     /// Starts the background work (retention, interval syncs); call once inside a runtime.
     pub fn start_background(self: &Arc<Self>) {
         crate::retention::spawn(self.clone());
+        crate::autoscale::spawn(self.clone());
         if let FsyncPolicy::Interval(period) = self.config.fsync {
             let engine = Arc::downgrade(self);
             std::thread::Builder::new()

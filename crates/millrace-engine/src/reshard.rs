@@ -189,6 +189,40 @@ impl Engine {
         )
     }
 
+    /// Splits an open shard at the middle of its range (the on-demand scaler's step).
+    pub(crate) fn split_in_half(&self, region: &str, name: &str, index: u32) -> Result<(), Error> {
+        let _guard = self.control.lock().expect("control lock");
+        let stream = self
+            .lookup(region, name)
+            .ok_or_else(|| self.stream_not_found(name))?;
+        let record = stream.snapshot();
+        let parent = self.open_shard_record(&record, ShardId(index), name)?;
+        let range = range_of(parent);
+        let middle = range.start + (range.end - range.start) / 2 + 1;
+        if middle <= range.start + 1 || middle >= range.end {
+            return Ok(());
+        }
+        let children = vec![
+            NewShard {
+                range: HashKeyRange {
+                    start: range.start,
+                    end: middle - 1,
+                },
+                parent: index,
+                adjacent_parent: None,
+            },
+            NewShard {
+                range: HashKeyRange {
+                    start: middle,
+                    end: range.end,
+                },
+                parent: index,
+                adjacent_parent: None,
+            },
+        ];
+        self.reshape(&stream, record, vec![vec![index]], vec![children])
+    }
+
     /// UpdateShardCount with UNIFORM_SCALING: splits and merges until the open shards are the
     /// even split of the key space into `target` ranges.
     pub fn update_shard_count(

@@ -32,11 +32,15 @@ pub struct Server {
 }
 
 impl Server {
-    /// Starts a server with a fresh data directory and extra flags.
+    /// Starts a server with a fresh data directory and extra flags. Throughput limits are off
+    /// unless the flags say otherwise, so that tests can write as fast as they like.
     pub fn start(extra: &[&str]) -> anyhow::Result<Server> {
         let temp = tempfile::tempdir().context("create a data directory")?;
         let data_dir = temp.path().to_path_buf();
-        let args: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        let mut args: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        if !args.iter().any(|a| a == "--throughput-limits") {
+            args.extend(["--throughput-limits".to_owned(), "off".to_owned()]);
+        }
         let (child, endpoint) = spawn(&data_dir, &args)?;
         Ok(Server {
             child: Some(child),

@@ -16,6 +16,7 @@ const KINESIS_PREFIX: &str = "Kinesis_20131202";
 pub async fn route(
     engine: &Arc<Engine>,
     config: &ServerConfig,
+    rate_limiter: &crate::rate_limit::RateLimiter,
     parts: &http::request::Parts,
     target: &str,
     body: &[u8],
@@ -60,11 +61,12 @@ pub async fn route(
         Err(error) if parses() => return Err(error),
         Err(_) => return Err(ApiError::serialization(None)),
     };
-    let context = Context {
-        engine,
-        region: caller
-            .region
-            .unwrap_or_else(|| config.default_region.clone()),
-    };
+    let region = caller
+        .region
+        .unwrap_or_else(|| config.default_region.clone());
+    if config.rate_limits {
+        rate_limiter.admit(&region, operation)?;
+    }
+    let context = Context { engine, region };
     handlers::call(&context, operation, body).await
 }

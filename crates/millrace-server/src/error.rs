@@ -89,6 +89,9 @@ impl From<Error> for ApiError {
             Error::LimitExceeded(m) => ApiError::new("LimitExceededException", m),
             Error::InvalidArgument(m) => ApiError::new("InvalidArgumentException", m),
             Error::ExpiredIterator(m) => ApiError::new("ExpiredIteratorException", m),
+            Error::ProvisionedThroughputExceeded(m) => {
+                ApiError::new("ProvisionedThroughputExceededException", m)
+            }
             Error::ExpiredNextToken(m) => ApiError::new("ExpiredNextTokenException", m),
             Error::Validation(m) => ApiError::new("ValidationException", m),
             Error::AccessDenied(m) => ApiError::new("AccessDeniedException", m),

@@ -11,6 +11,7 @@ mod dispatch;
 mod error;
 mod handlers;
 mod json;
+mod rate_limit;
 mod response;
 mod server;
 

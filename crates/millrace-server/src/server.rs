@@ -27,11 +27,14 @@ const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
 pub struct ServerConfig {
     /// Region used when a request carries no credential scope.
     pub default_region: String,
+    /// Whether control-plane call rates are limited (with the throughput limits).
+    pub rate_limits: bool,
 }
 
 struct Shared {
     engine: Arc<Engine>,
     config: ServerConfig,
+    rate_limiter: crate::rate_limit::RateLimiter,
 }
 
 /// Serves requests on `listener` until `shutdown` resolves, then lets open requests finish.
@@ -41,7 +44,11 @@ pub async fn serve(
     config: ServerConfig,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
-    let shared = Arc::new(Shared { engine, config });
+    let shared = Arc::new(Shared {
+        engine,
+        config,
+        rate_limiter: Default::default(),
+    });
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let builder = auto::Builder::new(TokioExecutor::new());
     tokio::pin!(shutdown);
@@ -124,7 +131,15 @@ async fn handle_parts(
             return response::error(&request_id, &api_error);
         }
     };
-    let outcome = dispatch::route(&shared.engine, &shared.config, &parts, &target, &body).await;
+    let outcome = dispatch::route(
+        &shared.engine,
+        &shared.config,
+        &shared.rate_limiter,
+        &parts,
+        &target,
+        &body,
+    )
+    .await;
     match outcome {
         Ok(reply) => response::ok(&request_id, reply),
         Err(error) => {

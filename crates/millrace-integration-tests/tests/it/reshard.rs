@@ -316,3 +316,209 @@ async fn resharding_survives_kill_9() {
     assert_eq!(total, 2);
     assert_eq!(read["a"], [b"before".to_vec(), b"after".to_vec()]);
 }
+
+fn even_layout(count: u128) -> Vec<(String, String)> {
+    let step = if count == 1 {
+        0
+    } else {
+        (u128::MAX / count) + u128::from((u128::MAX % count) + 1 == count)
+    };
+    (0..count)
+        .map(|i| {
+            let end = if i + 1 == count {
+                u128::MAX
+            } else {
+                (i + 1) * step - 1
+            };
+            ((i * step).to_string(), end.to_string())
+        })
+        .collect()
+}
+
+async fn open_layout(client: &Client, stream: &str) -> Vec<(String, String)> {
+    let filter = aws_sdk_kinesis::types::ShardFilter::builder()
+        .r#type(aws_sdk_kinesis::types::ShardFilterType::AtLatest)
+        .build()
+        .expect("filter");
+    let mut shards: Vec<(u128, String, String)> = client
+        .list_shards()
+        .stream_name(stream)
+        .shard_filter(filter)
+        .send()
+        .await
+        .expect("list shards")
+        .shards
+        .unwrap_or_default()
+        .into_iter()
+        .map(|s| {
+            let range = s.hash_key_range.expect("range");
+            (
+                range.starting_hash_key.parse().expect("number"),
+                range.starting_hash_key,
+                range.ending_hash_key,
+            )
+        })
+        .collect();
+    shards.sort();
+    shards
+        .into_iter()
+        .map(|(_, start, end)| (start, end))
+        .collect()
+}
+
+#[tokio::test]
+async fn update_shard_count_gives_the_uniform_layout_and_checks_its_limits() {
+    use aws_sdk_kinesis::error::ProvideErrorMetadata;
+    use aws_sdk_kinesis::types::ScalingType;
+    let server = Server::start(&["--max-scaling-per-day", "4"]).expect("start server");
+    let client = server.kinesis();
+    client
+        .create_stream()
+        .stream_name("u")
+        .shard_count(1)
+        .send()
+        .await
+        .expect("create");
+    for target in [2, 4, 3] {
+        let reply = client
+            .update_shard_count()
+            .stream_name("u")
+            .target_shard_count(target)
+            .scaling_type(ScalingType::UniformScaling)
+            .send()
+            .await
+            .expect("scale");
+        assert_eq!(reply.target_shard_count, Some(target));
+        assert_eq!(
+            open_layout(&client, "u").await,
+            even_layout(target as u128),
+            "layout after scaling to {target}"
+        );
+    }
+    let too_far = client
+        .update_shard_count()
+        .stream_name("u")
+        .target_shard_count(7)
+        .scaling_type(ScalingType::UniformScaling)
+        .send()
+        .await
+        .expect_err("more than double");
+    assert_eq!(too_far.code(), Some("LimitExceededException"));
+    client
+        .update_shard_count()
+        .stream_name("u")
+        .target_shard_count(2)
+        .scaling_type(ScalingType::UniformScaling)
+        .send()
+        .await
+        .expect("fourth call");
+    let fifth = client
+        .update_shard_count()
+        .stream_name("u")
+        .target_shard_count(3)
+        .scaling_type(ScalingType::UniformScaling)
+        .send()
+        .await
+        .expect_err("over the daily limit");
+    assert_eq!(fifth.code(), Some("LimitExceededException"));
+
+    // Every listed shard has at most two parents, and every parent is listed.
+    let all = client
+        .list_shards()
+        .stream_name("u")
+        .send()
+        .await
+        .expect("list")
+        .shards
+        .unwrap_or_default();
+    let ids: HashSet<&str> = all.iter().map(|s| s.shard_id.as_str()).collect();
+    for shard in &all {
+        for parent in shard
+            .parent_shard_id
+            .iter()
+            .chain(shard.adjacent_parent_shard_id.iter())
+        {
+            assert!(
+                ids.contains(parent.as_str()),
+                "parent {parent} of {} is listed",
+                shard.shard_id
+            );
+        }
+    }
+
+    client
+        .create_stream()
+        .stream_name("od")
+        .stream_mode_details(
+            aws_sdk_kinesis::types::StreamModeDetails::builder()
+                .stream_mode(aws_sdk_kinesis::types::StreamMode::OnDemand)
+                .build()
+                .expect("mode"),
+        )
+        .send()
+        .await
+        .expect("create on-demand");
+    let on_demand = client
+        .split_shard()
+        .stream_name("od")
+        .shard_to_split("shardId-000000000000")
+        .new_starting_hash_key("12345")
+        .send()
+        .await
+        .expect_err("on-demand");
+    assert_eq!(on_demand.code(), Some("ValidationException"));
+}
+
+#[tokio::test]
+async fn resharding_is_refused_while_updating() {
+    use aws_sdk_kinesis::error::ProvideErrorMetadata;
+    let server = Server::start(&["--update-stream-ms", "2000"]).expect("start server");
+    let client = server.kinesis();
+    client
+        .create_stream()
+        .stream_name("busy")
+        .shard_count(2)
+        .send()
+        .await
+        .expect("create");
+    client
+        .merge_shards()
+        .stream_name("busy")
+        .shard_to_merge("shardId-000000000000")
+        .adjacent_shard_to_merge("shardId-000000000001")
+        .send()
+        .await
+        .expect("merge");
+    let error = client
+        .split_shard()
+        .stream_name("busy")
+        .shard_to_split("shardId-000000000002")
+        .new_starting_hash_key("12345")
+        .send()
+        .await
+        .expect_err("updating");
+    assert_eq!(error.code(), Some("ResourceInUseException"));
+    assert_eq!(
+        error.message(),
+        Some("Stream busy under account 000000000000 not ACTIVE, instead in state UPDATING")
+    );
+    let closed = client
+        .split_shard()
+        .stream_name("busy")
+        .shard_to_split("shardId-000000000000")
+        .new_starting_hash_key("12345")
+        .send()
+        .await
+        .expect_err("still updating");
+    assert_eq!(closed.code(), Some("ResourceInUseException"));
+    // Writes keep working while the stream is UPDATING, and go to the child.
+    let put = client
+        .put_record()
+        .stream_name("busy")
+        .partition_key("k")
+        .data(Blob::new(b"x".to_vec()))
+        .send()
+        .await
+        .expect("put while updating");
+    assert_eq!(put.shard_id, "shardId-000000000002");
+}

@@ -10,7 +10,7 @@ use std::fmt::Write as _;
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
-use millrace_engine::{IteratorRequest, IteratorType, PutEntry, PutOutcome};
+use millrace_engine::{IteratorRequest, IteratorType, PutEntry, PutFailure, PutOutcome};
 use serde::Deserialize;
 
 use super::{stream_target, Context};
@@ -158,18 +158,31 @@ pub async fn put_records(context: &Context<'_>, body: &[u8]) -> Result<Vec<u8>, 
     Ok(put_records_reply(&outcomes))
 }
 
-fn put_records_reply(outcomes: &[PutOutcome]) -> Vec<u8> {
+fn put_records_reply(outcomes: &[Result<PutOutcome, PutFailure>]) -> Vec<u8> {
+    let failed = outcomes.iter().filter(|o| o.is_err()).count();
     let mut reply = String::with_capacity(40 + outcomes.len() * 110);
-    reply.push_str(r#"{"FailedRecordCount":0,"Records":["#);
+    let _ = write!(reply, r#"{{"FailedRecordCount":{failed},"Records":["#);
     for (index, outcome) in outcomes.iter().enumerate() {
         if index > 0 {
             reply.push(',');
         }
-        let _ = write!(
-            reply,
-            r#"{{"SequenceNumber":"{}","ShardId":"{}"}}"#,
-            outcome.sequence_number, outcome.shard_id
-        );
+        match outcome {
+            Ok(outcome) => {
+                let _ = write!(
+                    reply,
+                    r#"{{"SequenceNumber":"{}","ShardId":"{}"}}"#,
+                    outcome.sequence_number, outcome.shard_id
+                );
+            }
+            Err(failure) => {
+                let _ = write!(
+                    reply,
+                    r#"{{"ErrorCode":"{}","ErrorMessage":{}}}"#,
+                    failure.error_code,
+                    serde_json::Value::from(failure.error_message.as_str())
+                );
+            }
+        }
     }
     reply.push_str("]}");
     reply.into_bytes()
