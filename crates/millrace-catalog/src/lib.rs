@@ -10,5 +10,7 @@ pub mod record;
 pub mod store;
 
 pub use error::CatalogError;
-pub use record::{EncryptionRecord, ShardRecord, StreamMode, StreamRecord, StreamStatus};
+pub use record::{
+    ConsumerRecord, EncryptionRecord, ShardRecord, StreamMode, StreamRecord, StreamStatus,
+};
 pub use store::{Catalog, MetadataStore};

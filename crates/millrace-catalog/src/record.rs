@@ -49,6 +49,30 @@ pub struct ShardRecord {
     pub end_position: Option<u64>,
 }
 
+/// An enhanced fan-out consumer registered on a stream.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsumerRecord {
+    pub name: String,
+    /// Registration time, epoch milliseconds; its seconds are part of the consumer's ARN.
+    pub created_ms: u64,
+    /// `Creating`, `Active` or `Deleting` (reusing the stream statuses).
+    pub status: StreamStatus,
+    /// When a transitional status ends, epoch milliseconds.
+    pub status_until_ms: u64,
+}
+
+impl ConsumerRecord {
+    /// The status in force at `now_ms`, or `None` once deregistration has completed.
+    pub fn effective_status(&self, now_ms: u64) -> Option<StreamStatus> {
+        let settled = now_ms >= self.status_until_ms;
+        match self.status {
+            StreamStatus::Deleting if settled => None,
+            StreamStatus::Creating if settled => Some(StreamStatus::Active),
+            status => Some(status),
+        }
+    }
+}
+
 /// A stream as stored.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StreamRecord {
@@ -75,6 +99,9 @@ pub struct StreamRecord {
     /// When UpdateShardCount ran, epoch milliseconds (for the calls-per-24-hours limit).
     #[serde(default)]
     pub scaling_history_ms: Vec<u64>,
+    /// Registered enhanced fan-out consumers.
+    #[serde(default)]
+    pub consumers: Vec<ConsumerRecord>,
 }
 
 impl StreamRecord {

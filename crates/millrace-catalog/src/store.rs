@@ -185,6 +185,7 @@ mod tests {
             warm_throughput_mibps: None,
             record_distribution_strategy: None,
             scaling_history_ms: vec![],
+            consumers: vec![],
         }
     }
 

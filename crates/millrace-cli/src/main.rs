@@ -70,6 +70,15 @@ struct ServeArgs {
         default_value_t = 60_000
     )]
     on_demand_scale_window_ms: u64,
+    /// How long a registered enhanced fan-out consumer stays CREATING, in milliseconds.
+    #[arg(long, env = "MILLRACE_REGISTER_CONSUMER_MS", default_value_t = 0)]
+    register_consumer_ms: u64,
+    /// How long a deregistered consumer stays DELETING, in milliseconds.
+    #[arg(long, env = "MILLRACE_DEREGISTER_CONSUMER_MS", default_value_t = 0)]
+    deregister_consumer_ms: u64,
+    /// How long one SubscribeToShard call streams before it ends, in milliseconds.
+    #[arg(long, env = "MILLRACE_SUBSCRIPTION_MS", default_value_t = 300_000)]
+    subscription_ms: u64,
     /// UpdateShardCount calls allowed per stream in a rolling 24 hours.
     #[arg(long, env = "MILLRACE_MAX_SCALING_PER_DAY", default_value_t = 10)]
     max_scaling_per_day: u32,
@@ -142,6 +151,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     config.throughput_limits = args.throughput_limits == "on";
     config.on_demand_scale_window_ms = args.on_demand_scale_window_ms;
     config.max_scaling_per_day = args.max_scaling_per_day;
+    config.register_consumer_ms = args.register_consumer_ms;
+    config.deregister_consumer_ms = args.deregister_consumer_ms;
+    config.subscription_ms = args.subscription_ms;
     let engine = tokio::task::spawn_blocking(move || Engine::open(config))
         .await
         .context("open the data directory")?

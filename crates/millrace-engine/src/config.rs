@@ -39,6 +39,11 @@ pub struct EngineConfig {
     pub throughput_limits: bool,
     /// How long an on-demand stream's shard must run hot before it is split.
     pub on_demand_scale_window_ms: u64,
+    /// How long a registered consumer stays CREATING, and a deregistered one DELETING.
+    pub register_consumer_ms: u64,
+    pub deregister_consumer_ms: u64,
+    /// How long one SubscribeToShard call streams before it ends (five minutes on the service).
+    pub subscription_ms: u64,
 }
 
 impl EngineConfig {
@@ -59,6 +64,9 @@ impl EngineConfig {
             max_scaling_per_day: 10,
             throughput_limits: true,
             on_demand_scale_window_ms: 60_000,
+            register_consumer_ms: 0,
+            deregister_consumer_ms: 0,
+            subscription_ms: 300_000,
         }
     }
 }

@@ -214,6 +214,7 @@ impl Engine {
             warm_throughput_mibps: request.warm_throughput_mibps.map(|v| v as u32),
             record_distribution_strategy: request.record_distribution_strategy,
             scaling_history_ms: Vec::new(),
+            consumers: Vec::new(),
         };
         self.store.put_stream(&record)?;
         self.install(record)?;
@@ -226,10 +227,22 @@ impl Engine {
         &self,
         region: &str,
         name: &str,
-        _enforce_consumer_deletion: bool,
+        enforce_consumer_deletion: bool,
     ) -> Result<(), Error> {
         let delete_ms = self.config.delete_stream_ms;
+        let account = self.config.account_id.clone();
         self.modify(region, name, |record, _status| {
+            let now = now_ms();
+            let has_consumers = record
+                .consumers
+                .iter()
+                .any(|c| c.effective_status(now).is_some());
+            if has_consumers && !enforce_consumer_deletion {
+                return Err(Error::ResourceInUse(format!(
+                    "Stream {name} under account {account} has registered consumers. Deregister \
+                     them or set EnforceConsumerDeletion to delete the stream."
+                )));
+            }
             if record.status != StreamStatus::Deleting {
                 record.status = StreamStatus::Deleting;
                 record.status_until_ms = now_ms() + delete_ms;

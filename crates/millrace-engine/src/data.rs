@@ -88,7 +88,7 @@ pub struct IteratorRequest<'a> {
 pub struct ReadRecord {
     pub sequence_number: SequenceNumber,
     pub arrival_ms: u64,
-    payload: Vec<u8>,
+    pub(crate) payload: Vec<u8>,
 }
 
 impl ReadRecord {
@@ -344,6 +344,23 @@ impl Engine {
         name: &str,
         request: IteratorRequest<'_>,
     ) -> Result<String, Error> {
+        let (_, shard, record, position) = self.resolve_position(region, name, request).await?;
+        Ok(self.tokens.iterator(&IteratorState {
+            incarnation: record.incarnation,
+            shard_index: shard.index,
+            position,
+            issued_ms: now_ms(),
+            stream_name: record.name,
+        }))
+    }
+
+    /// Turns an iterator type (and its sequence number or timestamp) into a log position.
+    pub(crate) async fn resolve_position(
+        &self,
+        region: &str,
+        name: &str,
+        request: IteratorRequest<'_>,
+    ) -> Result<(Arc<Stream>, Arc<Shard>, StreamRecord, u64), Error> {
         let wants_sequence = matches!(
             request.iterator_type,
             IteratorType::AtSequenceNumber | IteratorType::AfterSequenceNumber
@@ -440,13 +457,7 @@ impl Engine {
                 position.max(trim)
             }
         };
-        Ok(self.tokens.iterator(&IteratorState {
-            incarnation: record.incarnation,
-            shard_index: shard.index,
-            position,
-            issued_ms: now,
-            stream_name: record.name,
-        }))
+        Ok((stream, shard, record, position))
     }
 
     /// The oldest position still within retention.
@@ -565,7 +576,7 @@ impl Engine {
 }
 
 /// The shards created from `parent` by a split or merge.
-fn children_of(record: &StreamRecord, parent: u32) -> Vec<ChildShard> {
+pub(crate) fn children_of(record: &StreamRecord, parent: u32) -> Vec<ChildShard> {
     record
         .shards
         .iter()

@@ -15,6 +15,7 @@ pub mod config;
 mod control;
 mod data;
 pub mod error;
+mod fanout;
 mod listing;
 mod record_codec;
 mod registry;
@@ -32,6 +33,7 @@ pub use data::{
     ReadRecord,
 };
 pub use error::Error;
+pub use fanout::{ConsumerTarget, ConsumerView, Subscription, SubscriptionEvent};
 pub use listing::{ListShardsRequest, ShardFilter, ShardFilterType};
 pub use registry::Engine;
 pub use reshard::ScalingOutcome;

@@ -85,6 +85,8 @@ impl Shard {
         let end = self.log.sync()?;
         self.publish(end);
         self.end_position.store(end, Ordering::Release);
+        // Subscribers waiting at the tip must learn that the shard has ended.
+        self.wake.send_replace(self.visible_end());
         Ok(end)
     }
 
@@ -93,6 +95,7 @@ impl Shard {
         let _appends = self.append_lock.lock().expect("append lock");
         self.closed.store(true, Ordering::Release);
         self.end_position.store(end, Ordering::Release);
+        self.wake.send_replace(self.visible_end());
     }
 
     /// Undoes `close` when the new shape could not be stored.
@@ -169,6 +172,7 @@ pub struct Engine {
     pub(crate) committer: Committer,
     pub(crate) tokens: TokenSigner,
     next_incarnation: AtomicU64,
+    pub(crate) subscriptions: crate::fanout::Subscriptions,
 }
 
 const TOKEN_KEY_SETTING: &str = "token_key";
@@ -233,6 +237,7 @@ impl Engine {
             committer: Committer::start(),
             tokens: TokenSigner::new(key),
             next_incarnation: AtomicU64::new(next_incarnation),
+            subscriptions: Default::default(),
         });
         for record in records {
             engine.install(record)?;

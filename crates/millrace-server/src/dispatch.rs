@@ -12,7 +12,13 @@ use crate::server::ServerConfig;
 /// The Kinesis target prefix.
 const KINESIS_PREFIX: &str = "Kinesis_20131202";
 
-/// Runs the service's checks in its order, then the operation; returns the reply body.
+/// A successful reply: a complete body, or an event stream fed by a task.
+pub enum Reply {
+    Body(Vec<u8>),
+    EventStream(tokio::sync::mpsc::Receiver<bytes::Bytes>),
+}
+
+/// Runs the service's checks in its order, then the operation; returns the reply.
 pub async fn route(
     engine: &Arc<Engine>,
     config: &ServerConfig,
@@ -20,7 +26,7 @@ pub async fn route(
     parts: &http::request::Parts,
     target: &str,
     body: &[u8],
-) -> Result<Vec<u8>, ApiError> {
+) -> Result<Reply, ApiError> {
     if parts.method != http::Method::POST {
         return Err(ApiError::new(
             "AccessDeniedException",
@@ -68,5 +74,12 @@ pub async fn route(
         rate_limiter.admit(&region, operation)?;
     }
     let context = Context { engine, region };
-    handlers::call(&context, operation, body).await
+    if operation == "SubscribeToShard" {
+        return handlers::fanout::subscribe_to_shard(&context, body)
+            .await
+            .map(Reply::EventStream);
+    }
+    handlers::call(&context, operation, body)
+        .await
+        .map(Reply::Body)
 }

@@ -2,11 +2,54 @@
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
 use bytes::Bytes;
-use http_body_util::Full;
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Body, Frame};
 use hyper::Response;
+use tokio::sync::mpsc;
 
 use crate::error::ApiError;
+
+/// Every response body: a complete buffer, or a stream of event-stream messages.
+pub type ResponseBody = BoxBody<Bytes, Infallible>;
+
+fn full(bytes: impl Into<Bytes>) -> ResponseBody {
+    Full::new(bytes.into()).boxed()
+}
+
+/// A body fed by a channel: each message becomes one data frame; the body ends when the
+/// sending side is dropped. The channel's small capacity bounds a slow reader's memory.
+struct ChannelBody(mpsc::Receiver<Bytes>);
+
+impl Body for ChannelBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        context: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        self.0
+            .poll_recv(context)
+            .map(|message| message.map(|bytes| Ok(Frame::data(bytes))))
+    }
+}
+
+/// A streamed `application/vnd.amazon.eventstream` reply (no Content-Length).
+pub fn event_stream(request_id: &str, messages: mpsc::Receiver<Bytes>) -> Response<ResponseBody> {
+    builder(request_id, 200)
+        .header(
+            http::header::CONTENT_TYPE,
+            "application/vnd.amazon.eventstream",
+        )
+        .body(ChannelBody(messages).boxed())
+        .expect("static headers are valid")
+}
 
 /// The JSON 1.1 content type.
 pub const JSON_CONTENT_TYPE: &str = "application/x-amz-json-1.1";
@@ -26,24 +69,24 @@ fn builder(request_id: &str, status: u16) -> http::response::Builder {
 }
 
 /// A successful reply; an empty body means the operation has no output.
-pub fn ok(request_id: &str, body: Vec<u8>) -> Response<Full<Bytes>> {
+pub fn ok(request_id: &str, body: Vec<u8>) -> Response<ResponseBody> {
     builder(request_id, 200)
         .header(http::header::CONTENT_TYPE, JSON_CONTENT_TYPE)
-        .body(Full::new(Bytes::from(body)))
+        .body(full(body))
         .expect("static headers are valid")
 }
 
 /// An error reply in the JSON protocol's shape.
-pub fn error(request_id: &str, error: &ApiError) -> Response<Full<Bytes>> {
+pub fn error(request_id: &str, error: &ApiError) -> Response<ResponseBody> {
     builder(request_id, error.status)
         .header(http::header::CONTENT_TYPE, JSON_CONTENT_TYPE)
         .header("x-amzn-ErrorType", error.code)
-        .body(Full::new(Bytes::from(error.body())))
+        .body(full(error.body()))
         .expect("static headers are valid")
 }
 
 /// The answer to a browser's CORS preflight.
-pub fn cors_preflight(request_id: &str) -> Response<Full<Bytes>> {
+pub fn cors_preflight(request_id: &str) -> Response<ResponseBody> {
     builder(request_id, 200)
         .header(
             "Access-Control-Allow-Methods",
@@ -51,6 +94,6 @@ pub fn cors_preflight(request_id: &str) -> Response<Full<Bytes>> {
         )
         .header("Access-Control-Allow-Headers", "*")
         .header("Access-Control-Max-Age", "172800")
-        .body(Full::new(Bytes::new()))
+        .body(full(Bytes::new()))
         .expect("static headers are valid")
 }

@@ -4,8 +4,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
@@ -16,8 +15,9 @@ use tokio::net::TcpListener;
 use tracing::Instrument;
 
 use crate::dispatch;
+use crate::dispatch::Reply;
 use crate::error::ApiError;
-use crate::response;
+use crate::response::{self, ResponseBody};
 
 /// Largest request body accepted (PutRecords allows 10 MiB of data, which base64 inflates).
 const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
@@ -91,7 +91,7 @@ pub async fn serve(
     Ok(())
 }
 
-async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Response<Full<Bytes>> {
+async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Response<ResponseBody> {
     let request_id = uuid::Uuid::new_v4().to_string();
     let (parts, body) = request.into_parts();
     let target = parts
@@ -113,7 +113,7 @@ async fn handle_parts(
     parts: http::request::Parts,
     body: Incoming,
     target: String,
-) -> Response<Full<Bytes>> {
+) -> Response<ResponseBody> {
     if parts.method == http::Method::OPTIONS {
         return response::cors_preflight(&request_id);
     }
@@ -141,7 +141,8 @@ async fn handle_parts(
     )
     .await;
     match outcome {
-        Ok(reply) => response::ok(&request_id, reply),
+        Ok(Reply::Body(reply)) => response::ok(&request_id, reply),
+        Ok(Reply::EventStream(messages)) => response::event_stream(&request_id, messages),
         Err(error) => {
             tracing::debug!(code = error.code, status = error.status, "request rejected");
             response::error(&request_id, &error)

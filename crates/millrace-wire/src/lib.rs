@@ -8,3 +8,4 @@ pub mod pattern;
 pub mod validate;
 
 pub use validate::{lower_first, operation_exists, validate_input, InputError};
+pub mod event_stream;

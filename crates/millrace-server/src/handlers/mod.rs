@@ -1,5 +1,6 @@
 //! Operation handlers and the dispatch table keyed by operation name.
 
+pub mod fanout;
 mod records;
 mod reshard;
 mod settings;
@@ -19,13 +20,7 @@ pub struct Context<'a> {
 }
 
 /// Operations of the model that later work will serve.
-const NOT_YET_SERVED: &[&str] = &[
-    "RegisterStreamConsumer",
-    "DeregisterStreamConsumer",
-    "DescribeStreamConsumer",
-    "ListStreamConsumers",
-    "SubscribeToShard",
-];
+const NOT_YET_SERVED: &[&str] = &[];
 
 /// Calls the handler of `operation` (already known to exist in the model).
 pub async fn call(
@@ -52,6 +47,10 @@ pub async fn call(
         "UpdateStreamRecordDistributionStrategy" => {
             reshard::update_record_distribution(context, body)
         }
+        "RegisterStreamConsumer" => fanout::register_stream_consumer(context, body),
+        "DeregisterStreamConsumer" => fanout::deregister_stream_consumer(context, body),
+        "DescribeStreamConsumer" => fanout::describe_stream_consumer(context, body),
+        "ListStreamConsumers" => fanout::list_stream_consumers(context, body),
         "PutRecord" => records::put_record(context, body).await,
         "PutRecords" => records::put_records(context, body).await,
         "GetShardIterator" => records::get_shard_iterator(context, body).await,

@@ -10,7 +10,9 @@ use std::fmt::Write as _;
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
-use millrace_engine::{IteratorRequest, IteratorType, PutEntry, PutFailure, PutOutcome};
+use millrace_engine::{
+    ChildShard, IteratorRequest, IteratorType, PutEntry, PutFailure, PutOutcome, ReadRecord,
+};
 use serde::Deserialize;
 
 use super::{stream_target, Context};
@@ -310,28 +312,8 @@ pub async fn get_records(context: &Context<'_>, body: &[u8]) -> Result<Vec<u8>, 
         .await?;
     let data_bytes: usize = output.records.iter().map(|r| r.data().len()).sum();
     let mut reply = String::with_capacity(200 + output.records.len() * 160 + data_bytes * 4 / 3);
-    reply.push_str(r#"{"Records":["#);
-    for (index, record) in output.records.iter().enumerate() {
-        if index > 0 {
-            reply.push(',');
-        }
-        let _ = write!(
-            reply,
-            r#"{{"SequenceNumber":"{}","ApproximateArrivalTimestamp":{}.{:03},"Data":""#,
-            record.sequence_number,
-            record.arrival_ms / 1000,
-            record.arrival_ms % 1000
-        );
-        STANDARD.encode_string(record.data(), &mut reply);
-        reply.push('"');
-        let key = record.partition_key();
-        if !key.is_empty() {
-            reply.push_str(r#","PartitionKey":"#);
-            reply.push_str(&serde_json::to_string(key).expect("strings serialize"));
-        }
-        reply.push('}');
-    }
-    reply.push(']');
+    reply.push_str(r#"{"Records":"#);
+    write_records(&mut reply, &output.records);
     if let Some(next) = &output.next_shard_iterator {
         let _ = write!(reply, r#","NextShardIterator":"{next}""#);
     }
@@ -362,4 +344,47 @@ pub async fn get_records(context: &Context<'_>, body: &[u8]) -> Result<Vec<u8>, 
         output.millis_behind_latest
     );
     Ok(reply.into_bytes())
+}
+
+/// Writes a JSON array of records in the GetRecords shape.
+pub fn write_records(reply: &mut String, records: &[ReadRecord]) {
+    reply.push('[');
+    for (index, record) in records.iter().enumerate() {
+        if index > 0 {
+            reply.push(',');
+        }
+        let _ = write!(
+            reply,
+            r#"{{"SequenceNumber":"{}","ApproximateArrivalTimestamp":{}.{:03},"Data":""#,
+            record.sequence_number,
+            record.arrival_ms / 1000,
+            record.arrival_ms % 1000
+        );
+        STANDARD.encode_string(record.data(), reply);
+        reply.push('"');
+        let key = record.partition_key();
+        if !key.is_empty() {
+            reply.push_str(r#","PartitionKey":"#);
+            reply.push_str(&serde_json::to_string(key).expect("strings serialize"));
+        }
+        reply.push('}');
+    }
+    reply.push(']');
+}
+
+/// The ChildShards array.
+pub fn child_shards_json(children: &[ChildShard]) -> serde_json::Value {
+    children
+        .iter()
+        .map(|child| {
+            serde_json::json!({
+                "ShardId": child.shard_id,
+                "ParentShards": child.parent_shards,
+                "HashKeyRange": {
+                    "StartingHashKey": child.starting_hash_key,
+                    "EndingHashKey": child.ending_hash_key,
+                },
+            })
+        })
+        .collect()
 }

@@ -168,7 +168,10 @@ pub fn describe_stream_summary(context: &Context<'_>, body: &[u8]) -> Result<Vec
     let view = context.engine.describe_stream_summary(&region, &name)?;
     let mut summary = common_description(&view);
     summary.insert("OpenShardCount".into(), json!(view.open_shard_count));
-    summary.insert("ConsumerCount".into(), json!(0));
+    summary.insert(
+        "ConsumerCount".into(),
+        json!(context.engine.consumer_count(&region, &name)),
+    );
     summary.insert("MaxRecordSizeInKiB".into(), json!(view.max_record_size_kib));
     if let Some(warm) = view.warm_throughput_mibps {
         summary.insert(

@@ -1,0 +1,225 @@
+//! Enhanced fan-out: RegisterStreamConsumer, DeregisterStreamConsumer, DescribeStreamConsumer,
+//! ListStreamConsumers and SubscribeToShard (an event stream fed by a task per subscription).
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use bytes::Bytes;
+use millrace_engine::{
+    ConsumerTarget, ConsumerView, IteratorRequest, IteratorType, SubscriptionEvent,
+};
+use millrace_wire::event_stream;
+use serde::Deserialize;
+use serde_json::json;
+use tokio::sync::mpsc;
+
+use super::records::{child_shards_json, write_records};
+use super::{resource_target, Context};
+use crate::error::ApiError;
+use crate::json::{decode, encode, millis, seconds};
+
+/// An idle subscription sends an event at least this often.
+const HEARTBEAT: Duration = Duration::from_secs(5);
+/// Events buffered per subscription before its reader must catch up.
+const EVENTS_IN_FLIGHT: usize = 2;
+const JSON_CONTENT_TYPE: &str = "application/json";
+
+fn consumer_json(view: &ConsumerView) -> serde_json::Value {
+    json!({
+        "ConsumerName": view.name,
+        "ConsumerARN": view.arn,
+        "ConsumerStatus": view.status,
+        "ConsumerCreationTimestamp": seconds(view.created_ms),
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct RegisterInput {
+    #[serde(rename = "StreamARN")]
+    stream_arn: String,
+    consumer_name: String,
+}
+
+pub fn register_stream_consumer(context: &Context<'_>, body: &[u8]) -> Result<Vec<u8>, ApiError> {
+    let input: RegisterInput = decode("RegisterStreamConsumer", body)?;
+    let (region, stream) = resource_target(context, &input.stream_arn)?;
+    let view = context
+        .engine
+        .register_consumer(&region, &stream, &input.consumer_name)?;
+    Ok(encode(&json!({ "Consumer": consumer_json(&view) })))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct ConsumerInput {
+    #[serde(rename = "StreamARN")]
+    stream_arn: Option<String>,
+    consumer_name: Option<String>,
+    #[serde(rename = "ConsumerARN")]
+    consumer_arn: Option<String>,
+}
+
+/// Consumers are named by ARN alone, or by stream ARN and name.
+fn with_target<T>(
+    context: &Context<'_>,
+    input: &ConsumerInput,
+    action: impl FnOnce(ConsumerTarget<'_>) -> Result<T, millrace_engine::Error>,
+) -> Result<T, ApiError> {
+    match (&input.consumer_arn, &input.stream_arn, &input.consumer_name) {
+        (Some(arn), _, _) => Ok(action(ConsumerTarget::Arn(arn))?),
+        (None, Some(stream_arn), Some(consumer)) => {
+            let (region, stream) = resource_target(context, stream_arn)?;
+            Ok(action(ConsumerTarget::Name {
+                region: &region,
+                stream: &stream,
+                consumer,
+            })?)
+        }
+        _ => Err(ApiError::new(
+            "InvalidArgumentException",
+            "Either ConsumerARN or both StreamARN and ConsumerName must be provided.",
+        )),
+    }
+}
+
+pub fn deregister_stream_consumer(context: &Context<'_>, body: &[u8]) -> Result<Vec<u8>, ApiError> {
+    let input: ConsumerInput = decode("DeregisterStreamConsumer", body)?;
+    with_target(context, &input, |target| {
+        context.engine.deregister_consumer(target)
+    })?;
+    Ok(Vec::new())
+}
+
+pub fn describe_stream_consumer(context: &Context<'_>, body: &[u8]) -> Result<Vec<u8>, ApiError> {
+    let input: ConsumerInput = decode("DescribeStreamConsumer", body)?;
+    let view = with_target(context, &input, |target| {
+        context.engine.describe_consumer(target)
+    })?;
+    let mut description = consumer_json(&view);
+    description["StreamARN"] = json!(view.stream_arn);
+    Ok(encode(&json!({ "ConsumerDescription": description })))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct ListConsumersInput {
+    #[serde(rename = "StreamARN")]
+    stream_arn: String,
+    next_token: Option<String>,
+    max_results: Option<i64>,
+}
+
+pub fn list_stream_consumers(context: &Context<'_>, body: &[u8]) -> Result<Vec<u8>, ApiError> {
+    let input: ListConsumersInput = decode("ListStreamConsumers", body)?;
+    let (region, stream) = resource_target(context, &input.stream_arn)?;
+    let (consumers, next_token) = context.engine.list_consumers(
+        &region,
+        &stream,
+        input.max_results,
+        input.next_token.as_deref(),
+    )?;
+    let mut output =
+        json!({ "Consumers": consumers.iter().map(consumer_json).collect::<Vec<_>>() });
+    if let Some(token) = next_token {
+        output["NextToken"] = json!(token);
+    }
+    Ok(encode(&output))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct StartingPosition {
+    #[serde(rename = "Type")]
+    position_type: String,
+    sequence_number: Option<String>,
+    timestamp: Option<f64>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct SubscribeInput {
+    #[serde(rename = "ConsumerARN")]
+    consumer_arn: String,
+    shard_id: String,
+    starting_position: StartingPosition,
+}
+
+/// The JSON payload of one SubscribeToShardEvent.
+fn event_json(event: &SubscriptionEvent) -> String {
+    let mut payload = String::from(r#"{"Records":"#);
+    write_records(&mut payload, &event.records);
+    if let Some(continuation) = &event.continuation_sequence_number {
+        let _ = write!(payload, r#","ContinuationSequenceNumber":"{continuation}""#);
+    }
+    let _ = write!(
+        payload,
+        r#","MillisBehindLatest":{}"#,
+        event.millis_behind_latest
+    );
+    if !event.child_shards.is_empty() {
+        let _ = write!(
+            payload,
+            r#","ChildShards":{}"#,
+            child_shards_json(&event.child_shards)
+        );
+    }
+    payload.push('}');
+    payload
+}
+
+/// Starts a subscription; errors found before streaming are ordinary HTTP errors, later ones
+/// are exception events in the stream.
+pub async fn subscribe_to_shard(
+    context: &Context<'_>,
+    body: &[u8],
+) -> Result<mpsc::Receiver<Bytes>, ApiError> {
+    let input: SubscribeInput = decode("SubscribeToShard", body)?;
+    let iterator_type =
+        IteratorType::parse(&input.starting_position.position_type).ok_or_else(|| {
+            ApiError::new("InvalidArgumentException", "Invalid StartingPosition type.")
+        })?;
+    let request = IteratorRequest {
+        shard_id: &input.shard_id,
+        iterator_type,
+        starting_sequence_number: input.starting_position.sequence_number.as_deref(),
+        timestamp_ms: input.starting_position.timestamp.map(millis),
+    };
+    let mut subscription = context
+        .engine
+        .subscribe(&input.consumer_arn, request)
+        .await?;
+    let (sender, receiver) = mpsc::channel::<Bytes>(EVENTS_IN_FLIGHT);
+    tokio::spawn(async move {
+        let initial = event_stream::event("initial-response", JSON_CONTENT_TYPE, b"{}");
+        if sender.send(Bytes::from(initial)).await.is_err() {
+            return;
+        }
+        loop {
+            let message = match subscription.next_event(HEARTBEAT).await {
+                Ok(Some(event)) => event_stream::event(
+                    "SubscribeToShardEvent",
+                    JSON_CONTENT_TYPE,
+                    event_json(&event).as_bytes(),
+                ),
+                Ok(None) => return,
+                Err(error) => {
+                    let api_error = ApiError::from(error);
+                    let payload = json!({ "message": api_error.message.unwrap_or_default() });
+                    let message = event_stream::exception(
+                        api_error.code,
+                        JSON_CONTENT_TYPE,
+                        payload.to_string().as_bytes(),
+                    );
+                    let _ = sender.send(Bytes::from(message)).await;
+                    return;
+                }
+            };
+            if sender.send(Bytes::from(message)).await.is_err() {
+                tracing::debug!("subscriber went away");
+                return;
+            }
+        }
+    });
+    Ok(receiver)
+}
