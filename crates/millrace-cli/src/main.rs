@@ -82,6 +82,21 @@ struct ServeArgs {
     /// UpdateShardCount calls allowed per stream in a rolling 24 hours.
     #[arg(long, env = "MILLRACE_MAX_SCALING_PER_DAY", default_value_t = 10)]
     max_scaling_per_day: u32,
+    /// Serve TLS (with ALPN h2 and http/1.1) on the same port as cleartext: `self-signed`
+    /// generates a certificate for localhost and writes it to `<data-dir>/self-signed-cert.pem`.
+    #[arg(long, env = "MILLRACE_TLS", value_parser = ["self-signed"])]
+    tls: Option<String>,
+    /// PEM certificate chain for TLS (with `--tls-key`).
+    #[arg(
+        long,
+        env = "MILLRACE_TLS_CERT",
+        requires = "tls_key",
+        conflicts_with = "tls"
+    )]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key for TLS (with `--tls-cert`).
+    #[arg(long, env = "MILLRACE_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
     /// Size at which a shard's log segment is rolled, in bytes.
     #[arg(long, env = "MILLRACE_SEGMENT_BYTES", default_value_t = 64 * 1024 * 1024)]
     segment_bytes: u64,
@@ -159,6 +174,19 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .context("open the data directory")?
         .with_context(|| format!("open data directory {}", args.data_dir.display()))?;
     engine.start_background();
+    let tls = match (&args.tls, &args.tls_cert, &args.tls_key) {
+        (Some(_), _, _) => {
+            let (config, pem) = millrace_server::tls::self_signed()?;
+            let path = args.data_dir.join("self-signed-cert.pem");
+            std::fs::write(&path, pem).with_context(|| format!("write {}", path.display()))?;
+            tracing::info!(certificate = %path.display(), "serving TLS with a self-signed certificate");
+            Some(config)
+        }
+        (None, Some(certificate), Some(key)) => {
+            Some(millrace_server::tls::from_pem_files(certificate, key)?)
+        }
+        _ => None,
+    };
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("bind {}", args.listen))?;
@@ -175,6 +203,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         ServerConfig {
             default_region: args.region,
             rate_limits: args.throughput_limits == "on",
+            tls,
         },
         shutdown_signal(),
     )

@@ -87,6 +87,33 @@ impl Server {
         self.kinesis_in("us-east-1")
     }
 
+    /// A Kinesis client over TLS (and so HTTP/2 through ALPN) for a server started with
+    /// `--tls self-signed`, trusting its generated certificate.
+    pub fn kinesis_tls(
+        &self,
+        http_client: aws_sdk_kinesis::config::SharedHttpClient,
+    ) -> aws_sdk_kinesis::Client {
+        let credentials =
+            aws_credential_types::Credentials::new("AKIDTEST", "secret", None, None, "test");
+        let endpoint = self
+            .endpoint
+            .replacen("http://127.0.0.1", "https://localhost", 1);
+        let config = aws_sdk_kinesis::Config::builder()
+            .behavior_version(aws_sdk_kinesis::config::BehaviorVersion::latest())
+            .region(aws_sdk_kinesis::config::Region::new("us-east-1"))
+            .credentials_provider(credentials)
+            .endpoint_url(endpoint)
+            .http_client(http_client)
+            .build();
+        aws_sdk_kinesis::Client::from_conf(config)
+    }
+
+    /// The certificate a `--tls self-signed` server generated, in PEM.
+    pub fn self_signed_certificate(&self) -> anyhow::Result<Vec<u8>> {
+        std::fs::read(self.data_dir.join("self-signed-cert.pem"))
+            .context("read the self-signed certificate")
+    }
+
     /// A Kinesis client for this server in `region`.
     pub fn kinesis_in(&self, region: &str) -> aws_sdk_kinesis::Client {
         let credentials =

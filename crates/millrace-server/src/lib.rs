@@ -14,6 +14,7 @@ mod json;
 mod rate_limit;
 mod response;
 mod server;
+pub mod tls;
 
 pub use millrace_engine::{Engine, EngineConfig, FsyncPolicy};
 pub use server::{serve, ServerConfig};

@@ -29,6 +29,8 @@ pub struct ServerConfig {
     pub default_region: String,
     /// Whether control-plane call rates are limited (with the throughput limits).
     pub rate_limits: bool,
+    /// When set, connections that open with a TLS handshake are served over TLS.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 struct Shared {
@@ -64,15 +66,37 @@ pub async fn serve(
                     }
                 };
                 let _ = stream.set_nodelay(true);
-                let shared = shared.clone();
+                let shared_for_service = shared.clone();
                 let service = service_fn(move |request| {
-                    let shared = shared.clone();
+                    let shared = shared_for_service.clone();
                     async move { Ok::<_, std::convert::Infallible>(handle(shared, request).await) }
                 });
-                let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-                let connection = graceful.watch(connection.into_owned());
+                let builder = builder.clone();
+                let watcher = graceful.watcher();
+                let tls = shared.config.tls.clone().map(tokio_rustls::TlsAcceptor::from);
                 tokio::spawn(async move {
-                    if let Err(error) = connection.await {
+                    let mut first = [0u8; 1];
+                    let is_tls = match &tls {
+                        Some(_) => matches!(stream.peek(&mut first).await, Ok(1) if first[0] == crate::tls::TLS_HANDSHAKE),
+                        None => false,
+                    };
+                    let result = match tls {
+                        Some(acceptor) if is_tls => match acceptor.accept(stream).await {
+                            Ok(secured) => {
+                                let connection = builder.serve_connection_with_upgrades(TokioIo::new(secured), service);
+                                watcher.watch(connection.into_owned()).await
+                            }
+                            Err(error) => {
+                                tracing::debug!(%peer, %error, "TLS handshake failed");
+                                return;
+                            }
+                        },
+                        _ => {
+                            let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+                            watcher.watch(connection.into_owned()).await
+                        }
+                    };
+                    if let Err(error) = result {
                         tracing::debug!(%peer, %error, "connection ended with an error");
                     }
                 });

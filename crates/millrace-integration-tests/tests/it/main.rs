@@ -4,5 +4,6 @@
 mod capacity;
 mod crash;
 mod errors;
+mod fanout;
 mod reshard;
 mod round_trip;
