@@ -274,10 +274,13 @@ impl Engine {
         }
         let limit = limit.unwrap_or(100).clamp(1, 100) as usize;
         let after = exclusive_start_shard_id.and_then(ShardId::parse_lenient);
+        let trim_horizon_ms = now_ms().saturating_sub(self.retention_ms(&record));
         let visible: Vec<_> = record
             .shards
             .iter()
             .filter(|s| after.is_none_or(|a| s.index > a.0))
+            // A closed shard whose newest record has aged past retention is gone.
+            .filter(|s| s.closed_ms.is_none_or(|closed| closed >= trim_horizon_ms))
             .collect();
         view.has_more_shards = visible.len() > limit;
         view.shards = visible

@@ -163,6 +163,8 @@ impl Engine {
             .shards
             .iter()
             .filter(|s| selection.after_index.is_none_or(|a| s.index > a))
+            // A closed shard whose newest record has aged past retention is gone.
+            .filter(|s| s.closed_ms.is_none_or(|closed| closed >= trim_horizon_ms))
             .filter(|s| shard_matches(s, &record, &selection, trim_horizon_ms))
             .collect();
         let limit = request.max_results.unwrap_or(1000).clamp(1, 1000) as usize;
