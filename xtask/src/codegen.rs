@@ -1,9 +1,10 @@
-//! `cargo xtask codegen`: turns a botocore `service-2.json` into static Rust request-shape tables.
+//! `cargo xtask codegen`: turns a botocore `service-2.json` into static Rust shape tables.
 //!
 //! The output (`crates/millrace-wire/src/generated/kinesis_model.rs`) holds, for every operation,
-//! its input shape and, for every shape reachable from an input, its type, members (wire name →
-//! shape index), required members, min/max, pattern (as AWS prints it) and enum values. The types
-//! it fills in live in `millrace_wire::model`. Documentation strings are dropped.
+//! its input shape, output shape and modelled errors and, for every shape reachable from an
+//! input, an output or an error, its type, members (wire name → shape index), required members,
+//! min/max, pattern (as AWS prints it), enum values and the `exception` / `eventstream` / `event`
+//! traits. The types it fills in live in `millrace_wire::model`. Documentation strings are dropped.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -23,6 +24,12 @@ struct ShapeOut {
     max: Option<i64>,
     pattern: Option<String>,
     enum_values: Vec<String>,
+    /// `exception: true`: a modelled error.
+    exception: bool,
+    /// `eventstream: true`: the union of events sent on an event stream.
+    event_stream: bool,
+    /// `event: true`: one event type of an event stream.
+    event: bool,
 }
 
 enum KindOut {
@@ -38,13 +45,29 @@ struct MemberOut {
     required: bool,
 }
 
+/// An operation as it will be written out: shape indices.
+struct OperationOut {
+    name: String,
+    input: Option<usize>,
+    output: Option<usize>,
+    errors: Vec<usize>,
+}
+
+/// An operation as the model names it: shape names.
+struct OperationRefs {
+    name: String,
+    input: Option<String>,
+    output: Option<String>,
+    errors: Vec<String>,
+}
+
 /// Everything the generated file says, before it is turned into Rust.
 struct Tables {
     service_id: String,
     target_prefix: String,
     api_version: String,
     java_package: String,
-    operations: Vec<(String, Option<usize>)>,
+    operations: Vec<OperationOut>,
     shapes: Vec<ShapeOut>,
 }
 
@@ -83,32 +106,27 @@ fn build_tables(model: &Json) -> Result<Tables> {
         .map(|(name, shape)| (name.as_str(), shape))
         .collect();
 
-    let mut operation_inputs: Vec<(String, Option<String>)> = Vec::new();
+    let mut operation_refs: Vec<OperationRefs> = Vec::new();
     for (name, operation) in model
         .get("operations")
         .and_then(Json::as_object)
         .context("model has no operations object")?
     {
-        let input = match operation.get("input") {
-            None => None,
-            Some(input) => Some(
-                input
-                    .get("shape")
-                    .and_then(Json::as_str)
-                    .with_context(|| format!("operation {name} input has no shape"))?
-                    .to_owned(),
-            ),
-        };
-        operation_inputs.push((name.clone(), input));
+        operation_refs.push(
+            read_operation(name, operation).with_context(|| format!("read operation {name}"))?,
+        );
     }
-    operation_inputs.sort();
+    operation_refs.sort_by(|a, b| a.name.cmp(&b.name));
 
-    // Every shape reachable from an input, sorted by name so that indices are stable.
+    // Every shape reachable from an input, an output or an error, sorted by name so that
+    // indices are stable.
     let mut reachable = BTreeSet::new();
-    let mut pending: Vec<String> = operation_inputs
-        .iter()
-        .filter_map(|(_, input)| input.clone())
-        .collect();
+    let mut pending: Vec<String> = Vec::new();
+    for operation in &operation_refs {
+        pending.extend(operation.input.iter().cloned());
+        pending.extend(operation.output.iter().cloned());
+        pending.extend(operation.errors.iter().cloned());
+    }
     while let Some(name) = pending.pop() {
         if !reachable.insert(name.clone()) {
             continue;
@@ -139,13 +157,21 @@ fn build_tables(model: &Json) -> Result<Tables> {
             .push(build_shape(name, shape, &lookup).with_context(|| format!("read shape {name}"))?);
     }
 
-    let mut operations = Vec::with_capacity(operation_inputs.len());
-    for (name, input) in operation_inputs {
-        let input_index = match input {
-            Some(input) => Some(lookup(&input)?),
-            None => None,
-        };
-        operations.push((name, input_index));
+    let optional_lookup = |name: Option<&String>| -> Result<Option<usize>> {
+        name.map(|name| lookup(name)).transpose()
+    };
+    let mut operations = Vec::with_capacity(operation_refs.len());
+    for operation in &operation_refs {
+        operations.push(OperationOut {
+            name: operation.name.clone(),
+            input: optional_lookup(operation.input.as_ref())?,
+            output: optional_lookup(operation.output.as_ref())?,
+            errors: operation
+                .errors
+                .iter()
+                .map(|error| lookup(error))
+                .collect::<Result<_>>()?,
+        });
     }
 
     Ok(Tables {
@@ -155,6 +181,40 @@ fn build_tables(model: &Json) -> Result<Tables> {
         java_package,
         operations,
         shapes,
+    })
+}
+
+/// The shape names an operation refers to: `input`, `output` and `errors`, each `{"shape": name}`.
+fn read_operation(name: &str, operation: &Json) -> Result<OperationRefs> {
+    let shape_of = |reference: &Json, what: &str| -> Result<String> {
+        reference
+            .get("shape")
+            .and_then(Json::as_str)
+            .map(str::to_owned)
+            .with_context(|| format!("{what} has no shape"))
+    };
+    let input = match operation.get("input") {
+        None => None,
+        Some(input) => Some(shape_of(input, "input")?),
+    };
+    let output = match operation.get("output") {
+        None => None,
+        Some(output) => Some(shape_of(output, "output")?),
+    };
+    let errors = match operation.get("errors") {
+        None => Vec::new(),
+        Some(errors) => errors
+            .as_array()
+            .context("errors is not a list")?
+            .iter()
+            .map(|error| shape_of(error, "error"))
+            .collect::<Result<_>>()?,
+    };
+    Ok(OperationRefs {
+        name: name.to_owned(),
+        input,
+        output,
+        errors,
     })
 }
 
@@ -285,6 +345,13 @@ fn build_shape(
             })
             .collect::<Result<_>>()?,
     };
+    let flag = |key: &str| -> Result<bool> {
+        match shape.get(key) {
+            None => Ok(false),
+            Some(Json::Bool(value)) => Ok(*value),
+            Some(_) => bail!("{key} is not a boolean"),
+        }
+    };
     Ok(ShapeOut {
         name: name.to_owned(),
         kind,
@@ -292,6 +359,9 @@ fn build_shape(
         max: bound("max")?,
         pattern,
         enum_values,
+        exception: flag("exception")?,
+        event_stream: flag("eventstream")?,
+        event: flag("event")?,
     })
 }
 
@@ -350,17 +420,21 @@ fn render(tables: &Tables, static_name: &str) -> String {
     let w = &mut out;
     let _ = writeln!(
         w,
-        "//! {} request shapes from the botocore model, generated by `cargo xtask codegen`: do not edit.",
+        "//! {} shapes from the botocore model, generated by `cargo xtask codegen`: do not edit.",
         tables.service_id
     );
     let _ = writeln!(w, "//!");
     let _ = writeln!(
         w,
-        "//! Structure only, no documentation. Shapes are sorted by name and refer to each other by their"
+        "//! Structure only, no documentation: every shape reachable from an operation's input, output"
     );
     let _ = writeln!(
         w,
-        "//! index (the `/* n */` comments); patterns are unanchored, as AWS prints them in messages."
+        "//! or modelled errors. Shapes are sorted by name and refer to each other by their index (the"
+    );
+    let _ = writeln!(
+        w,
+        "//! `/* n */` comments); patterns are unanchored, as AWS prints them in messages."
     );
     let _ = writeln!(w, "// @generated");
     let _ = writeln!(w);
@@ -371,7 +445,7 @@ fn render(tables: &Tables, static_name: &str) -> String {
     let _ = writeln!(w);
     let _ = writeln!(
         w,
-        "/// The {} service (`{}`): operations and input shapes.",
+        "/// The {} service (`{}`): operations and their input, output and error shapes.",
         tables.service_id, tables.target_prefix
     );
     let _ = writeln!(
@@ -391,11 +465,19 @@ fn render(tables: &Tables, static_name: &str) -> String {
     // rustfmt would spread every struct literal over several lines.
     let _ = writeln!(w, "#[rustfmt::skip]");
     let _ = writeln!(w, "static OPERATIONS: &[Operation] = &[");
-    for (name, input) in &tables.operations {
+    for operation in &tables.operations {
+        let errors: Vec<String> = operation
+            .errors
+            .iter()
+            .map(|error| error.to_string())
+            .collect();
         let _ = writeln!(
             w,
-            "    Operation {{ name: {name:?}, input: {} }},",
-            option_text(input.as_ref())
+            "    Operation {{ name: {:?}, input: {}, output: {}, errors: &[{}] }},",
+            operation.name,
+            option_text(operation.input.as_ref()),
+            option_text(operation.output.as_ref()),
+            errors.join(", ")
         );
     }
     let _ = writeln!(w, "];");
@@ -450,6 +532,15 @@ fn render(tables: &Tables, static_name: &str) -> String {
                 .map(|value| format!("{value:?}"))
                 .collect();
             let _ = write!(w, ".enum_values(&[{}])", values.join(", "));
+        }
+        if shape.exception {
+            let _ = write!(w, ".exception()");
+        }
+        if shape.event_stream {
+            let _ = write!(w, ".event_stream()");
+        }
+        if shape.event {
+            let _ = write!(w, ".event()");
         }
         let _ = writeln!(w, ",");
     }
@@ -524,6 +615,62 @@ mod tests {
         assert_eq!(display_pattern("^(a)|(b)$"), "(a)|(b)");
         assert_eq!(display_pattern(r"^a\$"), r"a\$");
         assert_eq!(display_pattern(r"^([()])$"), "[()]");
+    }
+
+    #[test]
+    fn tables_cover_outputs_errors_and_traits() {
+        let model = Json::parse(
+            r#"{
+                "metadata": {"serviceId": "Demo", "targetPrefix": "Demo_1", "apiVersion": "2020-01-01",
+                             "endpointPrefix": "demo"},
+                "operations": {
+                    "Get": {"input": {"shape": "GetInput"}, "output": {"shape": "GetOutput"},
+                            "errors": [{"shape": "Missing"}]},
+                    "Put": {"input": {"shape": "GetInput"}}
+                },
+                "shapes": {
+                    "GetInput": {"type": "structure", "members": {"Name": {"shape": "Text"}}},
+                    "GetOutput": {"type": "structure", "members": {"Events": {"shape": "Stream"}}},
+                    "Stream": {"type": "structure", "eventstream": true,
+                               "members": {"Tick": {"shape": "Tick"}, "Missing": {"shape": "Missing"}}},
+                    "Tick": {"type": "structure", "event": true, "members": {"At": {"shape": "When"}}},
+                    "Missing": {"type": "structure", "exception": true,
+                                "members": {"message": {"shape": "Text"}}},
+                    "Text": {"type": "string"},
+                    "When": {"type": "timestamp"},
+                    "Unused": {"type": "blob"}
+                }
+            }"#,
+        )
+        .expect("parse test model");
+        let tables = build_tables(&model).expect("build tables");
+        let names: Vec<&str> = tables
+            .shapes
+            .iter()
+            .map(|shape| shape.name.as_str())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "GetInput",
+                "GetOutput",
+                "Missing",
+                "Stream",
+                "Text",
+                "Tick",
+                "When"
+            ],
+            "shapes reachable from outputs and errors are kept, unreachable ones dropped"
+        );
+        let source = render(&tables, "DEMO");
+        assert!(source.contains(
+            r#"Operation { name: "Get", input: Some(0), output: Some(1), errors: &[2] },"#
+        ));
+        assert!(source
+            .contains(r#"Operation { name: "Put", input: Some(0), output: None, errors: &[] },"#));
+        assert!(source.contains("])).exception(),"));
+        assert!(source.contains("])).event_stream(),"));
+        assert!(source.contains("])).event(),"));
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Workspace automation, run as `cargo xtask <command>`.
 //!
 //! Commands:
-//! - `codegen [--check] [--model PATH] [--output PATH]`: regenerate the Kinesis request-shape
+//! - `codegen [--check] [--model PATH] [--output PATH]`: regenerate the Kinesis shape
 //!   tables in `crates/millrace-wire/src/generated/kinesis_model.rs` from the botocore model
 //!   (default `../shared/aws-models/kinesis/service-2.json`, relative to the workspace root).
 //!   With `--check`, write nothing and exit non-zero if the file on disk is out of date.

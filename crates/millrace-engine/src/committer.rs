@@ -48,9 +48,10 @@ fn run(receiver: mpsc::Receiver<(Arc<Shard>, Reply)>) {
     while let Ok(first) = receiver.recv() {
         let mut batch = vec![first];
         batch.extend(receiver.try_iter());
+        let mut seen = std::collections::HashSet::new();
         let mut shards: Vec<Arc<Shard>> = Vec::new();
         for (shard, _) in &batch {
-            if !shards.iter().any(|s| Arc::ptr_eq(s, shard)) {
+            if seen.insert(Arc::as_ptr(shard)) {
                 shards.push(shard.clone());
             }
         }
@@ -61,11 +62,14 @@ fn run(receiver: mpsc::Receiver<(Arc<Shard>, Reply)>) {
         } else {
             sync_in_parallel(shards)
         };
+        let by_shard: std::collections::HashMap<*const Shard, Result<(), String>> = results
+            .into_iter()
+            .map(|(shard, result)| (Arc::as_ptr(&shard), result))
+            .collect();
         for (shard, reply) in batch {
-            let result = results
-                .iter()
-                .find(|(s, _)| Arc::ptr_eq(s, &shard))
-                .map(|(_, r)| r.clone())
+            let result = by_shard
+                .get(&Arc::as_ptr(&shard))
+                .cloned()
                 .unwrap_or(Ok(()));
             let _ = reply.send(result);
         }

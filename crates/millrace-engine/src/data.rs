@@ -196,14 +196,10 @@ impl Engine {
         let mut placements = Vec::new();
         let mut throttled = Vec::new();
         for attempt in 0u32.. {
-            let open: Vec<Arc<Shard>> = {
-                let shards = stream.shards.read().expect("shard lock");
-                let mut open: Vec<Arc<Shard>> =
-                    shards.iter().filter(|s| !s.is_closed()).cloned().collect();
-                open.sort_by_key(|s| s.range.start);
-                open
-            };
-            let mut groups: Vec<(usize, Vec<usize>)> = Vec::new();
+            let open = stream.open_shards();
+            // Entries per open shard, in request order; most requests touch few shards.
+            let mut by_shard: Vec<Vec<usize>> = vec![Vec::new(); open.len()];
+            let mut touched: Vec<usize> = Vec::new();
             let mut unrouted = Vec::new();
             for entry_index in pending {
                 let key = hash_keys[entry_index];
@@ -215,11 +211,15 @@ impl Engine {
                     unrouted.push(entry_index);
                     continue;
                 }
-                match groups.iter_mut().find(|(s, _)| *s == position) {
-                    Some((_, members)) => members.push(entry_index),
-                    None => groups.push((position, vec![entry_index])),
+                if by_shard[position].is_empty() {
+                    touched.push(position);
                 }
+                by_shard[position].push(entry_index);
             }
+            let groups: Vec<(usize, Vec<usize>)> = touched
+                .into_iter()
+                .map(|position| (position, std::mem::take(&mut by_shard[position])))
+                .collect();
             let jobs: Vec<AppendJob> = groups
                 .into_iter()
                 .map(|(position, members)| {

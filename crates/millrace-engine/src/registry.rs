@@ -142,11 +142,42 @@ pub(crate) struct Stream {
     pub(crate) record: RwLock<StreamRecord>,
     /// Every shard of the stream, ordered by index.
     pub(crate) shards: RwLock<Vec<Arc<Shard>>>,
+    /// The open shards ordered by the start of their hash-key range (see `open_shards`).
+    open_sorted: RwLock<Arc<Vec<Arc<Shard>>>>,
 }
 
 impl Stream {
     pub(crate) fn snapshot(&self) -> StreamRecord {
         self.record.read().expect("stream lock").clone()
+    }
+
+    /// The open shards ordered by hash-key range, cached until the shard set changes; shards
+    /// closed since (by resharding in progress) are filtered out.
+    pub(crate) fn open_shards(&self) -> Arc<Vec<Arc<Shard>>> {
+        let cached = self.open_sorted.read().expect("open shard cache").clone();
+        if cached.iter().all(|s| !s.is_closed()) {
+            return cached;
+        }
+        let mut open: Vec<Arc<Shard>> = self
+            .shards
+            .read()
+            .expect("shard lock")
+            .iter()
+            .filter(|s| !s.is_closed())
+            .cloned()
+            .collect();
+        open.sort_by_key(|s| s.range.start);
+        let open = Arc::new(open);
+        *self.open_sorted.write().expect("open shard cache") = open.clone();
+        open
+    }
+
+    /// Replaces the shard set (after resharding) and refreshes the open-shard cache.
+    pub(crate) fn set_shards(&self, shards: Vec<Arc<Shard>>) {
+        let mut open: Vec<Arc<Shard>> = shards.iter().filter(|s| !s.is_closed()).cloned().collect();
+        open.sort_by_key(|s| s.range.start);
+        *self.shards.write().expect("shard lock") = shards;
+        *self.open_sorted.write().expect("open shard cache") = Arc::new(open);
     }
 
     pub(crate) fn shard(&self, index: u32) -> Option<Arc<Shard>> {
@@ -305,8 +336,10 @@ impl Engine {
         let incarnation = record.incarnation;
         let stream = Arc::new(Stream {
             record: RwLock::new(record),
-            shards: RwLock::new(shards),
+            shards: RwLock::new(Vec::new()),
+            open_sorted: RwLock::new(Arc::new(Vec::new())),
         });
+        stream.set_shards(shards);
         self.streams
             .write()
             .expect("lock")

@@ -481,7 +481,7 @@ impl Engine {
             }
         }
         shards.sort_by_key(|s| s.index);
-        *stream.shards.write().expect("shard lock") = shards;
+        stream.set_shards(shards);
         tracing::info!(
             stream = record.name,
             open = record

@@ -12,6 +12,29 @@ use crate::server::ServerConfig;
 /// The Kinesis target prefix.
 const KINESIS_PREFIX: &str = "Kinesis_20131202";
 
+/// The body format of a request, which its response uses too.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Json,
+    Cbor,
+}
+
+impl Format {
+    /// The format named by a Content-Type header (parameters and spaces ignored); requests
+    /// with any other content type are answered in JSON.
+    pub fn of(headers: &http::HeaderMap) -> (Format, bool) {
+        let content_type = headers
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        match content_type.split(';').next().unwrap_or("").trim() {
+            "application/x-amz-json-1.1" => (Format::Json, true),
+            "application/x-amz-cbor-1.1" => (Format::Cbor, true),
+            _ => (Format::Json, false),
+        }
+    }
+}
+
 /// A successful reply: a complete body, or an event stream fed by a task.
 pub enum Reply {
     Body(Vec<u8>),
@@ -43,15 +66,22 @@ pub async fn route(
             ApiError::bare("UnknownOperationException")
         });
     }
-    let content_type = parts
-        .headers
-        .get(http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let content_type = content_type.split(';').next().unwrap_or("").trim();
-    if content_type != "application/x-amz-json-1.1" {
+    let (format, recognised) = Format::of(&parts.headers);
+    if !recognised {
         return Err(ApiError::bare("UnknownOperationException").with_status(404));
     }
+    // CBOR requests are transcoded to the JSON document the JSON protocol would carry; the
+    // reply is transcoded back by the caller.
+    let transcoded;
+    let body = match format {
+        Format::Json => body,
+        Format::Cbor => {
+            let document = millrace_wire::cbor::request_to_json(operation, body)
+                .map_err(|_| ApiError::serialization(None))?;
+            transcoded = serde_json::to_vec(&document).expect("json values serialize");
+            &transcoded[..]
+        }
+    };
     // An unparseable body is reported before an unknown operation or missing authentication;
     // the body is parsed up front only on those error paths, so good requests parse once.
     let parses = || serde_json::from_slice::<serde::de::IgnoredAny>(body).is_ok();
@@ -73,7 +103,11 @@ pub async fn route(
     if config.rate_limits {
         rate_limiter.admit(&region, operation)?;
     }
-    let context = Context { engine, region };
+    let context = Context {
+        engine,
+        region,
+        format,
+    };
     if operation == "SubscribeToShard" {
         return handlers::fanout::subscribe_to_shard(&context, body)
             .await

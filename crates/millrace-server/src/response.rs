@@ -13,6 +13,7 @@ use hyper::body::{Body, Frame};
 use hyper::Response;
 use tokio::sync::mpsc;
 
+use crate::dispatch::Format;
 use crate::error::ApiError;
 
 /// Every response body: a complete buffer, or a stream of event-stream messages.
@@ -68,20 +69,50 @@ fn builder(request_id: &str, status: u16) -> http::response::Builder {
         )
 }
 
-/// A successful reply; an empty body means the operation has no output.
-pub fn ok(request_id: &str, body: Vec<u8>) -> Response<ResponseBody> {
+fn content_type(format: Format) -> &'static str {
+    match format {
+        Format::Json => JSON_CONTENT_TYPE,
+        Format::Cbor => millrace_wire::cbor::CONTENT_TYPE,
+    }
+}
+
+/// A successful reply; an empty body means the operation has no output. CBOR replies are
+/// transcoded from the JSON document the handler produced.
+pub fn ok(
+    request_id: &str,
+    operation: &str,
+    body: Vec<u8>,
+    format: Format,
+) -> Response<ResponseBody> {
+    let body = match format {
+        Format::Json => body,
+        Format::Cbor => match millrace_wire::cbor::response_to_cbor(operation, &body) {
+            Ok(encoded) => encoded,
+            Err(failure) => {
+                tracing::error!(%failure, operation, "failed to encode a CBOR reply");
+                return error(request_id, &ApiError::internal(), format);
+            }
+        },
+    };
     builder(request_id, 200)
-        .header(http::header::CONTENT_TYPE, JSON_CONTENT_TYPE)
+        .header(http::header::CONTENT_TYPE, content_type(format))
         .body(full(body))
         .expect("static headers are valid")
 }
 
-/// An error reply in the JSON protocol's shape.
-pub fn error(request_id: &str, error: &ApiError) -> Response<ResponseBody> {
+/// An error reply in the protocol's shape (`__type` and message, JSON or CBOR).
+pub fn error(request_id: &str, error: &ApiError, format: Format) -> Response<ResponseBody> {
+    let json = error.body();
+    let body = match format {
+        Format::Json => json,
+        Format::Cbor => {
+            millrace_wire::cbor::error_to_cbor(&json).expect("error bodies are plain JSON objects")
+        }
+    };
     builder(request_id, error.status)
-        .header(http::header::CONTENT_TYPE, JSON_CONTENT_TYPE)
+        .header(http::header::CONTENT_TYPE, content_type(format))
         .header("x-amzn-ErrorType", error.code)
-        .body(full(error.body()))
+        .body(full(body))
         .expect("static headers are valid")
 }
 

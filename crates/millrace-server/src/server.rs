@@ -138,6 +138,8 @@ async fn handle_parts(
     body: Incoming,
     target: String,
 ) -> Response<ResponseBody> {
+    let (format, _) = crate::dispatch::Format::of(&parts.headers);
+    let operation = target.rsplit('.').next().unwrap_or("").to_owned();
     if parts.method == http::Method::OPTIONS {
         return response::cors_preflight(&request_id);
     }
@@ -152,7 +154,7 @@ async fn handle_parts(
             } else {
                 ApiError::serialization(None)
             };
-            return response::error(&request_id, &api_error);
+            return response::error(&request_id, &api_error, format);
         }
     };
     let outcome = dispatch::route(
@@ -165,11 +167,11 @@ async fn handle_parts(
     )
     .await;
     match outcome {
-        Ok(Reply::Body(reply)) => response::ok(&request_id, reply),
+        Ok(Reply::Body(reply)) => response::ok(&request_id, &operation, reply, format),
         Ok(Reply::EventStream(messages)) => response::event_stream(&request_id, messages),
         Err(error) => {
             tracing::debug!(code = error.code, status = error.status, "request rejected");
-            response::error(&request_id, &error)
+            response::error(&request_id, &error, format)
         }
     }
 }

@@ -1,12 +1,13 @@
-//! Static description of an AWS service's request shapes, as emitted by `cargo xtask codegen`.
+//! Static description of an AWS service's shapes, as emitted by `cargo xtask codegen`.
 //!
-//! The tables hold only what request checking needs: operations and their input shapes, and for
-//! every shape reachable from an input its type, members, required members, bounds, pattern and
-//! enum values. Shapes refer to each other by index into [`ServiceModel::shapes`]; the generator
+//! The tables hold what request checking and body transcoding need: operations with their input
+//! shape, output shape and modelled errors, and for every shape reachable from an input, an
+//! output or an error its type, members, required members, bounds, pattern, enum values and the
+//! exception / event-stream traits. Shapes refer to each other by index into [`ServiceModel::shapes`]; the generator
 //! guarantees the indices are in range (and a test re-checks it), but lookups still go through
 //! [`ServiceModel::shape`] so that a broken table degrades to "nothing to check" instead of a panic.
 
-/// One service's operations and request shapes.
+/// One service's operations and shapes.
 #[derive(Debug)]
 pub struct ServiceModel {
     /// `metadata.serviceId`, e.g. `Kinesis`.
@@ -20,7 +21,7 @@ pub struct ServiceModel {
     pub java_package: &'static str,
     /// Every operation, sorted by name.
     pub operations: &'static [Operation],
-    /// Every shape reachable from an operation input, sorted by name.
+    /// Every shape reachable from an operation input, output or modelled error, sorted by name.
     pub shapes: &'static [Shape],
 }
 
@@ -40,7 +41,7 @@ impl ServiceModel {
         shapes.get(index)
     }
 
-    /// The shape called `name`, if it is reachable from an operation input.
+    /// The shape called `name`, if it is reachable from an operation input, output or error.
     pub fn shape_named(&self, name: &str) -> Option<&'static Shape> {
         let shapes: &'static [Shape] = self.shapes;
         let index = shapes.binary_search_by(|shape| shape.name.cmp(name)).ok()?;
@@ -53,14 +54,27 @@ impl ServiceModel {
             .input
             .and_then(|index| self.shape(index))
     }
+
+    /// The output structure of operation `name`, if the operation exists and has output.
+    pub fn output_shape(&self, name: &str) -> Option<&'static Shape> {
+        self.operation(name)?
+            .output
+            .and_then(|index| self.shape(index))
+    }
 }
 
-/// An operation: its name (the part of `X-Amz-Target` after the dot) and its input shape.
+/// An operation: its name (the part of `X-Amz-Target` after the dot), its input and output
+/// shapes and the errors it models.
 #[derive(Debug, Clone, Copy)]
 pub struct Operation {
     pub name: &'static str,
     /// Index of the input structure in [`ServiceModel::shapes`]; `None` when the model gives none.
     pub input: Option<usize>,
+    /// Index of the output structure in [`ServiceModel::shapes`]; `None` when the operation
+    /// answers with an empty body.
+    pub output: Option<usize>,
+    /// Indices of the modelled error structures, in model order.
+    pub errors: &'static [usize],
 }
 
 /// A named shape and its constraints.
@@ -76,6 +90,13 @@ pub struct Shape {
     pub pattern: Option<&'static str>,
     /// Allowed values of a string enum, in model order; empty when the string is free-form.
     pub enum_values: &'static [&'static str],
+    /// The structure is a modelled error (`exception` trait); its members are the error body.
+    pub exception: bool,
+    /// The structure is an event-stream union (`eventstream` trait): each member is one event or
+    /// exception type that can be sent on the stream.
+    pub event_stream: bool,
+    /// The structure is the payload of one event type (`event` trait).
+    pub event: bool,
 }
 
 impl Shape {
@@ -88,6 +109,9 @@ impl Shape {
             max: None,
             pattern: None,
             enum_values: &[],
+            exception: false,
+            event_stream: false,
+            event: false,
         }
     }
 
@@ -108,6 +132,21 @@ impl Shape {
 
     pub const fn enum_values(mut self, values: &'static [&'static str]) -> Shape {
         self.enum_values = values;
+        self
+    }
+
+    pub const fn exception(mut self) -> Shape {
+        self.exception = true;
+        self
+    }
+
+    pub const fn event_stream(mut self) -> Shape {
+        self.event_stream = true;
+        self
+    }
+
+    pub const fn event(mut self) -> Shape {
+        self.event = true;
         self
     }
 }

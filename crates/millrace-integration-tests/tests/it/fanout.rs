@@ -122,7 +122,7 @@ async fn consumers_receive_every_record_in_order_over_http2() {
     let per_shard = 300;
     // Write first half, subscribe, then write the second half while the subscriptions run.
     let mut expected: BTreeMap<String, Vec<(String, Vec<u8>)>> = BTreeMap::new();
-    let mut write = |client: Client, start: usize| async move {
+    let write = |client: Client, start: usize| async move {
         let mut written = Vec::new();
         for batch in 0..3 {
             let entries: Vec<PutRecordsRequestEntry> = (0..100)
@@ -130,7 +130,7 @@ async fn consumers_receive_every_record_in_order_over_http2() {
                     let n = start + batch * 100 + i;
                     PutRecordsRequestEntry::builder()
                         .partition_key(format!("key-{n}"))
-                        .explicit_hash_key(if n % 2 == 0 {
+                        .explicit_hash_key(if n.is_multiple_of(2) {
                             "1"
                         } else {
                             "340282366920938463463374607431768211454"

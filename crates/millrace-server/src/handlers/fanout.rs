@@ -189,9 +189,31 @@ pub async fn subscribe_to_shard(
         .engine
         .subscribe(&input.consumer_arn, request)
         .await?;
+    let cbor = context.format == crate::dispatch::Format::Cbor;
+    // Event payloads use the request's format, and say so in `:content-type`.
+    let content_type = if cbor {
+        millrace_wire::cbor::CONTENT_TYPE
+    } else {
+        JSON_CONTENT_TYPE
+    };
+    let encode_payload = move |shape: &str, json: String| -> Vec<u8> {
+        if !cbor {
+            return json.into_bytes();
+        }
+        let value: serde_json::Value =
+            serde_json::from_str(&json).expect("payloads are valid JSON");
+        millrace_wire::cbor::event_payload_to_cbor(shape, &value).unwrap_or_else(|failure| {
+            tracing::error!(%failure, "failed to encode a CBOR event payload");
+            Vec::new()
+        })
+    };
     let (sender, receiver) = mpsc::channel::<Bytes>(EVENTS_IN_FLIGHT);
     tokio::spawn(async move {
-        let initial = event_stream::event("initial-response", JSON_CONTENT_TYPE, b"{}");
+        let initial = event_stream::event(
+            "initial-response",
+            content_type,
+            &encode_payload("SubscribeToShardOutput", "{}".to_owned()),
+        );
         if sender.send(Bytes::from(initial)).await.is_err() {
             return;
         }
@@ -199,8 +221,8 @@ pub async fn subscribe_to_shard(
             let message = match subscription.next_event(HEARTBEAT).await {
                 Ok(Some(event)) => event_stream::event(
                     "SubscribeToShardEvent",
-                    JSON_CONTENT_TYPE,
-                    event_json(&event).as_bytes(),
+                    content_type,
+                    &encode_payload("SubscribeToShardEvent", event_json(&event)),
                 ),
                 Ok(None) => return,
                 Err(error) => {
@@ -208,8 +230,8 @@ pub async fn subscribe_to_shard(
                     let payload = json!({ "message": api_error.message.unwrap_or_default() });
                     let message = event_stream::exception(
                         api_error.code,
-                        JSON_CONTENT_TYPE,
-                        payload.to_string().as_bytes(),
+                        content_type,
+                        &encode_payload(api_error.code, payload.to_string()),
                     );
                     let _ = sender.send(Bytes::from(message)).await;
                     return;

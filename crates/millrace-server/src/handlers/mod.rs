@@ -13,10 +13,11 @@ use millrace_engine::Engine;
 
 use crate::error::ApiError;
 
-/// What every handler gets: the engine and the request's region.
+/// What every handler gets: the engine, the request's region and its body format.
 pub struct Context<'a> {
     pub engine: &'a Arc<Engine>,
     pub region: String,
+    pub format: crate::dispatch::Format,
 }
 
 /// Operations of the model that later work will serve.

@@ -92,7 +92,9 @@ fn fast_entries<'a>(
             return None;
         }
         let start = data.len();
-        STANDARD.decode_vec(record.data.as_bytes(), data).ok()?;
+        base64_simd::STANDARD
+            .decode_append(record.data.as_bytes(), data)
+            .ok()?;
         if data.len() - start > MAX_DATA_BYTES {
             return None;
         }
@@ -360,7 +362,7 @@ pub fn write_records(reply: &mut String, records: &[ReadRecord]) {
             record.arrival_ms / 1000,
             record.arrival_ms % 1000
         );
-        STANDARD.encode_string(record.data(), reply);
+        base64_simd::STANDARD.encode_append(record.data(), reply);
         reply.push('"');
         let key = record.partition_key();
         if !key.is_empty() {
@@ -387,4 +389,48 @@ pub fn child_shards_json(children: &[ChildShard]) -> serde_json::Value {
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use base64::engine::general_purpose::STANDARD;
+    use base64::Engine as _;
+
+    /// The fast path's decoder must accept exactly what the validator's decoder accepts.
+    #[test]
+    fn simd_and_strict_base64_agree() {
+        let cases = [
+            "",
+            "QQ==",
+            "QUI=",
+            "QUJD",
+            "QR==",
+            "QUJ=",
+            "QQ=",
+            "QQ",
+            "Q===",
+            "====",
+            "QUJD\n",
+            "QU JD",
+            "QUJD====",
+            "Q\u{e9}==",
+            "-_==",
+            "QUJDRA==",
+            "QUJDRB==",
+            "AAAA",
+            "////",
+        ];
+        for case in cases {
+            let strict = STANDARD.decode(case).ok();
+            let mut simd = Vec::new();
+            let fast = base64_simd::STANDARD
+                .decode_append(case, &mut simd)
+                .ok()
+                .map(|_| simd);
+            assert_eq!(fast, strict, "{case:?}");
+        }
+        let mut encoded = String::new();
+        base64_simd::STANDARD.encode_append(b"\x00\xffhello", &mut encoded);
+        assert_eq!(encoded, STANDARD.encode(b"\x00\xffhello"));
+    }
 }

@@ -803,6 +803,32 @@ fn every_model_operation_is_in_the_table() {
             operation["input"]["shape"].as_str(),
             "{name} input"
         );
+        assert_eq!(
+            KINESIS.output_shape(name).map(|shape| shape.name),
+            operation["output"]["shape"].as_str(),
+            "{name} output"
+        );
+        let table_errors: Vec<&str> = KINESIS
+            .operation(name)
+            .expect("operation")
+            .errors
+            .iter()
+            .map(|&index| KINESIS.shape(index).expect("error shape").name)
+            .collect();
+        let model_errors: Vec<&str> = operation["errors"]
+            .as_array()
+            .map(|errors| {
+                errors
+                    .iter()
+                    .filter_map(|error| error["shape"].as_str())
+                    .collect()
+            })
+            .unwrap_or_default();
+        assert_eq!(table_errors, model_errors, "{name} errors");
+        for error in &table_errors {
+            let shape = KINESIS.shape_named(error).expect("error shape");
+            assert!(shape.exception, "{error} is marked as an exception");
+        }
     }
     let names: Vec<&str> = KINESIS.operations.iter().map(|op| op.name).collect();
     let mut sorted = names.clone();
@@ -814,6 +840,11 @@ fn every_model_operation_is_in_the_table() {
 fn generated_shapes_match_the_model() {
     let model = model_json();
     let shapes = model["shapes"].as_object().expect("shapes");
+    assert_eq!(
+        KINESIS.shapes.len(),
+        shapes.len(),
+        "every Kinesis shape is reachable from an input, output or error"
+    );
     let names: Vec<&str> = KINESIS.shapes.iter().map(|shape| shape.name).collect();
     let mut sorted = names.clone();
     sorted.sort_unstable();
@@ -839,6 +870,20 @@ fn generated_shapes_match_the_model() {
             "{} pattern",
             shape.name
         );
+        let flag = |key: &str| json[key].as_bool().unwrap_or(false);
+        assert_eq!(
+            shape.exception,
+            flag("exception"),
+            "{} exception",
+            shape.name
+        );
+        assert_eq!(
+            shape.event_stream,
+            flag("eventstream"),
+            "{} eventstream",
+            shape.name
+        );
+        assert_eq!(shape.event, flag("event"), "{} event", shape.name);
         let referenced: Vec<usize> = match shape.kind {
             ShapeKind::Structure(members) => {
                 let required: BTreeSet<&str> = json["required"]
