@@ -287,13 +287,11 @@ impl Engine {
     async fn make_visible(&self, placements: &[Placement]) -> Result<(), Error> {
         match self.config.fsync {
             FsyncPolicy::Always => {
-                let waits: Vec<_> = placements
-                    .iter()
-                    .map(|p| self.committer.commit(p.shard.clone()))
-                    .collect();
-                for wait in waits {
-                    wait.await.map_err(Error::Internal)?;
-                }
+                let shards = placements.iter().map(|p| p.shard.clone()).collect();
+                self.committer
+                    .commit(shards)
+                    .await
+                    .map_err(Error::Internal)?;
             }
             FsyncPolicy::Never | FsyncPolicy::Interval(_) => {
                 for placement in placements {

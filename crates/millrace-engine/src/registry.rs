@@ -258,6 +258,8 @@ impl Engine {
                 .map_err(|e| Error::Internal(format!("remove orphaned logs: {e}")))?;
             next_incarnation = next_incarnation.max(orphan + 1);
         }
+        // Any open file on the data directory's file system, for group commits by `syncfs`.
+        let filesystem = std::fs::File::open(&config.data_dir).ok();
         let engine = Arc::new(Engine {
             config,
             store,
@@ -265,7 +267,7 @@ impl Engine {
             streams: RwLock::new(HashMap::new()),
             incarnations: RwLock::new(HashMap::new()),
             control: Mutex::new(()),
-            committer: Committer::start(),
+            committer: Committer::start(filesystem),
             tokens: TokenSigner::new(key),
             next_incarnation: AtomicU64::new(next_incarnation),
             subscriptions: Default::default(),

@@ -24,7 +24,7 @@ async fn acknowledged_records_survive_kill_9() {
     client
         .create_stream()
         .stream_name("crash")
-        .shard_count(3)
+        .shard_count(8)
         .send()
         .await
         .expect("create");
