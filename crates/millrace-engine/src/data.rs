@@ -223,7 +223,14 @@ impl Engine {
             let jobs: Vec<AppendJob> = groups
                 .into_iter()
                 .map(|(position, members)| {
-                    let mut buffer = Vec::new();
+                    let size: usize = members
+                        .iter()
+                        .map(|&i| {
+                            let entry = &entries[i];
+                            3 + entry.partition_key.map_or(0, str::len) + entry.data.len()
+                        })
+                        .sum();
+                    let mut buffer = Vec::with_capacity(size);
                     let mut ends = Vec::with_capacity(members.len());
                     for &entry_index in &members {
                         let entry = &entries[entry_index];
