@@ -65,6 +65,7 @@ fn run(receiver: mpsc::Receiver<(Vec<Arc<Shard>>, Reply)>, filesystem: Option<Fi
             }
         }
         let results: Vec<(Arc<Shard>, Result<(), String>)> = match &filesystem {
+            _ if shards.is_empty() => Vec::new(),
             Some(file) if shards.len() >= SYNCFS_FROM_SHARDS => sync_filesystem(file, shards),
             _ if shards.len() == 1 => {
                 let shard = shards.pop().expect("one shard");

@@ -293,6 +293,7 @@ impl Engine {
 
     async fn make_visible(&self, placements: &[Placement]) -> Result<(), Error> {
         match self.config.fsync {
+            FsyncPolicy::Always if placements.is_empty() => {}
             FsyncPolicy::Always => {
                 let shards = placements.iter().map(|p| p.shard.clone()).collect();
                 self.committer
@@ -556,12 +557,18 @@ impl Engine {
             Some(last) if next_position < until => now.saturating_sub(last.arrival_ms),
             _ => 0,
         };
-        if end.is_some_and(|end| next_position >= end) {
+        let child_shards = match end {
+            Some(end) if next_position >= end => children_of(&record, state.shard_index),
+            _ => Vec::new(),
+        };
+        // While resharding is between closing the parent and storing its children, the shard
+        // has not ended yet for readers: the next call sees the children.
+        if !child_shards.is_empty() {
             return Ok(GetRecordsOutput {
                 records,
                 next_shard_iterator: None,
                 millis_behind_latest: 0,
-                child_shards: children_of(&record, state.shard_index),
+                child_shards,
             });
         }
         let next_shard_iterator = Some(self.tokens.iterator(&IteratorState {

@@ -471,13 +471,20 @@ impl Subscription {
                 return self.read_event(until, now).await.map(Some);
             }
             if end.is_some_and(|end| self.position >= end) {
-                self.finished = true;
                 let record = self.stream.snapshot();
+                let child_shards = children_of(&record, self.shard.index);
+                if child_shards.is_empty() {
+                    // The parent is closed but the new shape is not stored yet: the children
+                    // appear within milliseconds, and the shard-end event must name them.
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                    continue;
+                }
+                self.finished = true;
                 return Ok(Some(SubscriptionEvent {
                     records: Vec::new(),
                     continuation_sequence_number: None,
                     millis_behind_latest: 0,
-                    child_shards: children_of(&record, self.shard.index),
+                    child_shards,
                 }));
             }
             let heartbeat_ms = heartbeat.as_millis() as u64;

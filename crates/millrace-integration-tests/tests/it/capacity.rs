@@ -62,6 +62,16 @@ async fn a_producer_above_a_mebibyte_per_second_is_throttled() {
     );
     assert_eq!(throttled.error_message.as_deref(), Some("Rate exceeded for shard shardId-000000000000 in stream hot under account 000000000000."));
     assert!(throttled.sequence_number.is_none());
+    // A request whose every record is refused must not disturb the commit path
+    // (regression: a group commit with no shard once stopped the commit thread).
+    let all_refused = client
+        .put_records()
+        .stream_name("hot")
+        .set_records(Some(batch(5, 200 * 1024)))
+        .send()
+        .await
+        .expect("put records");
+    assert_eq!(all_refused.failed_record_count, Some(5));
     let first_failure = reply
         .records
         .iter()
