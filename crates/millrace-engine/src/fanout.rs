@@ -81,10 +81,21 @@ fn parse_consumer_arn(arn: &str) -> Option<ConsumerArn<'_>> {
 }
 
 /// Live subscriptions, keyed by consumer ARN and shard index.
-#[derive(Default)]
 pub(crate) struct Subscriptions {
     live: Mutex<HashMap<(String, u32), LiveSubscription>>,
     next_id: AtomicU64,
+    /// Turns true when the server shuts down: every subscription then ends cleanly.
+    stopping: watch::Sender<bool>,
+}
+
+impl Default for Subscriptions {
+    fn default() -> Subscriptions {
+        Subscriptions {
+            live: Mutex::default(),
+            next_id: AtomicU64::new(0),
+            stopping: watch::channel(false).0,
+        }
+    }
 }
 
 struct LiveSubscription {
@@ -116,6 +127,7 @@ pub struct Subscription {
     continuation: Option<SequenceNumber>,
     wake: watch::Receiver<u64>,
     replaced: watch::Receiver<bool>,
+    stopping: watch::Receiver<bool>,
     deadline_ms: u64,
     last_event_ms: u64,
     finished: bool,
@@ -333,6 +345,12 @@ impl Engine {
         Ok((consumers, token))
     }
 
+    /// Ends every subscription cleanly (at shutdown), so their responses finish instead of
+    /// being cut off.
+    pub fn stop_subscriptions(&self) {
+        self.subscriptions.stopping.send_replace(true);
+    }
+
     /// The number of live consumers of a stream (DescribeStreamSummary's ConsumerCount).
     pub fn consumer_count(&self, region: &str, stream: &str) -> u32 {
         let now = now_ms();
@@ -417,6 +435,7 @@ impl Engine {
             position,
             continuation,
             replaced,
+            stopping: self.subscriptions.stopping.subscribe(),
             deadline_ms: now + self.config.subscription_ms,
             last_event_ms: 0,
             finished: false,
@@ -458,7 +477,7 @@ impl Subscription {
                 )));
             }
             let now = now_ms();
-            if now >= self.deadline_ms {
+            if now >= self.deadline_ms || *self.stopping.borrow() {
                 self.finished = true;
                 return Ok(None);
             }
@@ -504,6 +523,7 @@ impl Subscription {
             tokio::select! {
                 _ = self.wake.changed() => {}
                 _ = self.replaced.changed() => {}
+                _ = self.stopping.changed() => {}
                 _ = tokio::time::sleep(Duration::from_millis(wait)) => {}
             }
         }

@@ -105,6 +105,7 @@ pub async fn serve(
         }
     }
     drop(listener);
+    shared.engine.stop_subscriptions();
     tokio::select! {
         _ = graceful.shutdown() => {}
         _ = tokio::time::sleep(Duration::from_secs(10)) => {
