@@ -5,7 +5,8 @@
 #      then the hygiene gates: cargo fmt --check, cargo clippy -D warnings, xtask codegen --check
 #   3. cargo nextest run --workspace          (falls back to cargo test --workspace without nextest)
 #   4. .venv/bin/pytest -q compat/python      (boto3, AWS CLI, raw HTTP, crash, retention)
-#   5. node --test in compat/node             (AWS SDK for JavaScript v3)
+#   5. bash bench/smoke.sh                    (2-second smoke of every benchmark workload, no timing checks)
+#   6. node --test in compat/node             (AWS SDK for JavaScript v3)
 # Every test section runs even if an earlier one failed; the script exits non-zero if any failed.
 # Extra arguments are passed to pytest (e.g. scripts/test.sh -k bad_input).
 set -euo pipefail
@@ -71,6 +72,9 @@ run_section "pytest compat/python" "$logs/python.log" '(passed|failed|error|no t
     "$repo_root/.venv/bin/pytest" -q compat/python "$@"
 
 # NODE_NO_WARNINGS hides the SDK's notice about future Node versions.
+run_section "bench smoke (bench/smoke.sh)" "$logs/bench.log" '[0-9]+ passed, [0-9]+ failed' \
+    bash bench/smoke.sh
+
 run_section "node --test compat/node" "$logs/node.log" '^(# |ℹ )(tests|pass|fail) ' \
     env NODE_NO_WARNINGS=1 bash -c 'cd compat/node && node --test'
 

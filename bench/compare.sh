@@ -1,0 +1,210 @@
+#!/usr/bin/env bash
+# Side-by-side benchmark: the same millrace-bench workloads against
+#   millrace (fsync always), millrace (fsync never), ferrokinesis (in memory), ferrokinesis (durable, --state-dir),
+#   kinesalite (in memory), and the ceiling server (PutRecords workloads only),
+# then writes the measured section of BENCHMARKS.md (bench/report.py keeps the hand-written notes around it).
+#
+# Usage: bench/compare.sh                 full run (about 20 minutes on 2 cores)
+#        DURATION=3 RESTART_GB=1 bench/compare.sh   a shorter run
+# Knobs (environment): DURATION (s per timed workload, default 12), GET_RECORDS (records drained, default 500000;
+# kinesalite drains KINESALITE_GET_RECORDS, default 100000), SHARD_STREAMS x SHARD_COUNT (default 10 x 1000),
+# SCALING_SHARDS (default "1 10 100 1000"; empty skips), RESTART_GB (default 10; 0 skips), FERRO_RESTART_GB (default 0.1: its durable mode fills at about 2 MB/s),
+# SERVERS (default "millrace-always millrace-never ferrokinesis-memory ferrokinesis-durable kinesalite ceiling"),
+# ONLY (per-server workloads to run, default "put-1k put-100b put-single get mixed shards"), RESULTS (add to an
+# existing results directory instead of starting a new run; its machine.json is kept), SKIP_BUILD=1 (reuse the
+# binaries pinned in target/bench-peers/bin by an earlier run).
+# Peers are installed without root into target/bench-peers/ (ferrokinesis with cargo install --root, kinesalite
+# with npm); a peer that fails to install is reported and skipped. Raw JSON results: target/bench-results/<run>/.
+set -uo pipefail
+
+repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$repo_root"
+source bench/lib.sh
+
+DURATION="${DURATION:-12}"
+GET_RECORDS="${GET_RECORDS:-500000}"
+KINESALITE_GET_RECORDS="${KINESALITE_GET_RECORDS:-100000}"
+SHARD_STREAMS="${SHARD_STREAMS:-10}"
+SHARD_COUNT="${SHARD_COUNT:-1000}"
+SCALING_SHARDS="${SCALING_SHARDS-1 10 100 1000}"
+RESTART_GB="${RESTART_GB:-10}"
+FERRO_RESTART_GB="${FERRO_RESTART_GB:-0.1}"
+SERVERS="${SERVERS:-millrace-always millrace-never ferrokinesis-memory ferrokinesis-durable kinesalite ceiling}"
+FERROKINESIS_VERSION="0.7.0"
+KINESALITE_VERSION="3.3.3"
+
+peers="$repo_root/target/bench-peers"
+ONLY="${ONLY:-put-1k put-100b put-single get mixed shards}"
+run_id="$(date -u +%Y%m%dT%H%M%SZ)"
+results="${RESULTS:-$repo_root/target/bench-results/$run_id}"
+scratch="$(mktemp -d "${TMPDIR:-/tmp}/millrace-bench.XXXXXX")"
+mkdir -p "$peers/bin" "$results"
+trap 'stop_all_servers; rm -rf "$scratch"' EXIT
+
+say() { printf '\n=== %s ===\n' "$*" >&2; }
+
+# --- build and pin the binaries, so edits made during the run change nothing -------------------------------
+if [[ "${SKIP_BUILD:-0}" == 1 && -x "$peers/bin/millrace" && -x "$peers/bin/millrace-bench" ]]; then
+    say "SKIP_BUILD=1: using the pinned binaries in $peers/bin"
+else
+    say "build millrace and millrace-bench (release)"
+    cargo build --release -p millrace-cli -p millrace-bench || exit 1
+    cp target/release/millrace "$peers/bin/millrace"
+    cp target/release/millrace-bench "$peers/bin/millrace-bench"
+fi
+MILLRACE="$peers/bin/millrace"
+BENCH="$peers/bin/millrace-bench"
+
+# --- peers --------------------------------------------------------------------------------------------------
+FERRO="$peers/ferrokinesis/bin/ferrokinesis"
+if [[ ! -x "$FERRO" ]]; then
+    say "install ferrokinesis $FERROKINESIS_VERSION (cargo install --root)"
+    if ! cargo install --root "$peers/ferrokinesis" ferrokinesis --version "$FERROKINESIS_VERSION" --locked; then
+        echo "SKIP: ferrokinesis failed to install; continuing without it" >&2
+    fi
+fi
+KINESALITE="$peers/kinesalite/node_modules/kinesalite/cli.js"
+if [[ ! -f "$KINESALITE" ]]; then
+    say "install kinesalite $KINESALITE_VERSION (npm)"
+    if ! npm install --prefix "$peers/kinesalite" "kinesalite@$KINESALITE_VERSION" --no-audit --no-fund; then
+        echo "SKIP: kinesalite failed to install; continuing without it" >&2
+    fi
+fi
+available() {
+    case "$1" in
+        ferrokinesis-*) [[ -x "$FERRO" ]] ;;
+        kinesalite) [[ -f "$KINESALITE" ]] && command -v node >/dev/null ;;
+        *) true ;;
+    esac
+}
+
+# --- the machine --------------------------------------------------------------------------------------------
+say "machine facts"
+fsync_rate="$(python3 - "$scratch" <<'EOF'
+import os, sys, time
+path = os.path.join(sys.argv[1], "fsync-probe")
+fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
+block = b"x" * 4096
+count, start = 0, time.monotonic()
+while time.monotonic() - start < 2.0:
+    os.pwrite(fd, block, (count % 256) * 4096)
+    os.fdatasync(fd)
+    count += 1
+os.close(fd)
+print(round(count / (time.monotonic() - start)))
+EOF
+)"
+[[ -f "$results/machine.json" ]] && machine_file="$results/machine.$run_id.json" || machine_file="$results/machine.json"
+cat >"$machine_file" <<EOF
+{"cores": $(nproc), "cpu": "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//;s/"//g')",
+ "memory_gib": $(awk '/MemTotal/ {printf "%.1f", $2/1048576}' /proc/meminfo),
+ "fsync_4k_per_s": ${fsync_rate:-0}, "kernel": "$(uname -r)", "run_id": "$run_id",
+ "millrace_commit": "$(git rev-parse --short HEAD 2>/dev/null)$(git diff --quiet HEAD -- crates 2>/dev/null || echo '+uncommitted')",
+ "command": "$(printf '%q ' DURATION="$DURATION" GET_RECORDS="$GET_RECORDS" RESTART_GB="$RESTART_GB" bench/compare.sh)",
+ "ferrokinesis": "$FERROKINESIS_VERSION", "kinesalite": "$KINESALITE_VERSION"}
+EOF
+cat "$machine_file" >&2
+
+# --- servers ------------------------------------------------------------------------------------------------
+# start NAME: starts a fresh server of that kind with empty storage; sets SERVER_PID and SERVER_URL.
+start() {
+    local name="$1" prefix="$scratch/$1-$RANDOM" port
+    local data="$prefix.data"
+    case "$name" in
+        millrace-always | millrace-never)
+            MILLRACE_THROUGHPUT_LIMITS=off start_listening_server "$prefix" "$MILLRACE" serve \
+                --listen 127.0.0.1:0 --data-dir "$data" --fsync "${name#millrace-}" --shard-limit 100000
+            ;;
+        ceiling)
+            start_listening_server "$prefix" "$BENCH" ceiling-server --listen 127.0.0.1:0
+            ;;
+        ferrokinesis-memory)
+            port="$(free_port)"
+            start_port_server "$prefix" "$port" "$FERRO" serve --port "$port" --create-stream-ms 0 \
+                --delete-stream-ms 0 --shard-limit 100000 --enforce-limits false --max-request-body-mb 64 \
+                --log-level warn
+            ;;
+        ferrokinesis-durable)
+            port="$(free_port)"
+            start_port_server "$prefix" "$port" "$FERRO" serve --port "$port" --create-stream-ms 0 \
+                --delete-stream-ms 0 --shard-limit 100000 --enforce-limits false --max-request-body-mb 64 \
+                --log-level warn --state-dir "$data"
+            ;;
+        kinesalite)
+            port="$(free_port)"
+            start_port_server "$prefix" "$port" node --max-old-space-size=8192 "$KINESALITE" --port "$port" \
+                --createStreamMs 0 --deleteStreamMs 0 --updateStreamMs 0 --shardLimit 100000
+            ;;
+        *) echo "unknown server $name" >&2; return 1 ;;
+    esac
+}
+
+# bench SERVER TAG WORKLOAD ARGS...: runs one workload against a fresh server; the result goes to SERVER__TAG.json.
+bench() {
+    local server="$1" tag="$2" workload="$3"
+    shift 3
+    local out="$results/${server}__${tag}.json"
+    [[ " $ONLY " == *" $tag "* || "$tag" == scaling-* ]] || return 0
+    say "$server: $tag"
+    if ! start "$server"; then
+        echo "FAILED to start $server" >&2
+        return 0
+    fi
+    local pid="$SERVER_PID"
+    if ! timeout 300 "$BENCH" "$workload" --endpoint "$SERVER_URL" --server-pid "$pid" --label "$server" \
+        --out "$out" "$@" >/dev/null; then
+        echo "FAILED: $server $tag" >&2
+        rm -f "$out"
+    fi
+    stop_server "$pid"
+}
+
+for server in $SERVERS; do
+    if ! available "$server"; then
+        echo "SKIP: $server is not installed" >&2
+        continue
+    fi
+    bench "$server" put-1k put --batch 500 --record-size 1024 --connections 8 --shards 4 --duration "$DURATION"
+    bench "$server" put-100b put --batch 500 --record-size 100 --connections 8 --shards 4 --duration "$DURATION"
+    bench "$server" put-single put-single --record-size 100 --connections 16 --shards 4 --duration "$DURATION"
+    [[ "$server" == ceiling ]] && continue
+    records="$GET_RECORDS"
+    [[ "$server" == kinesalite ]] && records="$KINESALITE_GET_RECORDS"
+    bench "$server" get get --records "$records" --record-size 1024 --shards 4
+    bench "$server" mixed mixed --producers 4 --batch 100 --record-size 1024 --rate 20000 --shards 4 \
+        --duration "$DURATION"
+    bench "$server" shards shards --streams "$SHARD_STREAMS" --shards "$SHARD_COUNT" --connections 4 --touch
+done
+
+# --- Millrace: throughput against shard count ----------------------------------------------------------------
+for shards in $SCALING_SHARDS; do
+    bench millrace-always "scaling-$shards" put --batch 500 --record-size 1024 --connections 8 --shards "$shards" \
+        --duration "$DURATION"
+done
+
+# --- restart after SIGKILL -------------------------------------------------------------------------------------
+if [[ "$RESTART_GB" != 0 ]]; then
+    say "millrace: restart with $RESTART_GB GB"
+    port="$(free_port)"
+    MILLRACE_THROUGHPUT_LIMITS=off timeout 1800 "$BENCH" restart --endpoint "http://127.0.0.1:$port" \
+        --data-gb "$RESTART_GB" --label millrace-always --out "$results/millrace-always__restart.json" \
+        --server-log "$scratch/restart-millrace.log" -- \
+        "$MILLRACE" serve --listen "127.0.0.1:$port" --data-dir "$scratch/restart-millrace" --fsync always \
+        >/dev/null || echo "FAILED: millrace restart" >&2
+    rm -rf "$scratch/restart-millrace"
+fi
+if [[ "$FERRO_RESTART_GB" != 0 ]] && available ferrokinesis-durable; then
+    say "ferrokinesis (durable): restart with $FERRO_RESTART_GB GB"
+    port="$(free_port)"
+    timeout 1800 "$BENCH" restart --endpoint "http://127.0.0.1:$port" --data-gb "$FERRO_RESTART_GB" \
+        --label ferrokinesis-durable --out "$results/ferrokinesis-durable__restart.json" \
+        --server-log "$scratch/restart-ferro.log" -- \
+        "$FERRO" serve --port "$port" --create-stream-ms 0 --shard-limit 100000 --enforce-limits false \
+        --max-request-body-mb 64 --log-level warn --state-dir "$scratch/restart-ferro" \
+        >/dev/null || echo "FAILED: ferrokinesis restart" >&2
+    rm -rf "$scratch/restart-ferro"
+fi
+
+say "write BENCHMARKS.md"
+python3 bench/report.py "$results" BENCHMARKS.md
+echo "results: $results" >&2
