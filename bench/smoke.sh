@@ -64,6 +64,7 @@ if start_listening_server "$scratch/millrace" "$MILLRACE" serve --listen 127.0.0
     run put-single records_per_s put-single --duration 2 --record-size 100 --connections 2 --shards 2
     run get records_per_s get --records 2000 --batch 100 --fill-connections 2 --shards 2
     run mixed records_per_s mixed --duration 2 --producers 2 --batch 20 --rate 2000 --shards 2
+    run fanout delivered_records fanout --duration 2 --consumers 2 --shards 2 --rate 200
     run shards shards_per_s shards --streams 2 --shards 10 --settle 0.2
     stop_server "$SERVER_PID"
 else

@@ -132,11 +132,29 @@ impl Connection {
         Ok(sender)
     }
 
-    /// Sends one signed request for `operation` and reads the whole reply.
-    pub async fn call(&mut self, operation: &str, body: &PreparedBody) -> anyhow::Result<Reply> {
+    /// Sends one signed request and returns the response with its body still streaming
+    /// (SubscribeToShard's event stream).
+    pub async fn open(
+        &mut self,
+        operation: &str,
+        body: &PreparedBody,
+    ) -> anyhow::Result<http::Response<hyper::body::Incoming>> {
+        let request = self.signed_request(operation, body)?;
+        let response = self.sender().await?.send_request(request).await;
+        if response.is_err() {
+            self.sender = None;
+        }
+        Ok(response?)
+    }
+
+    fn signed_request(
+        &self,
+        operation: &str,
+        body: &PreparedBody,
+    ) -> anyhow::Result<http::Request<Full<Bytes>>> {
         let target = format!("Kinesis_20131202.{operation}");
         let when = AmzDate::now();
-        let endpoint = Arc::clone(&self.endpoint);
+        let endpoint = &self.endpoint;
         let headers = [
             SignedHeader {
                 name: "content-type",
@@ -159,14 +177,19 @@ impl Connection {
             endpoint
                 .signer
                 .authorization("POST", "/", "", &headers, &body.digest, &when);
-        let request = http::Request::post("/")
+        http::Request::post("/")
             .header(http::header::HOST, &endpoint.host_header)
             .header(http::header::CONTENT_TYPE, CONTENT_TYPE)
             .header("x-amz-date", &when.timestamp)
             .header("x-amz-target", &target)
             .header(http::header::AUTHORIZATION, authorization)
             .body(Full::new(body.bytes.clone()))
-            .context("build request")?;
+            .context("build request")
+    }
+
+    /// Sends one signed request for `operation` and reads the whole reply.
+    pub async fn call(&mut self, operation: &str, body: &PreparedBody) -> anyhow::Result<Reply> {
+        let request = self.signed_request(operation, body)?;
         let result = async {
             let response = self.sender().await?.send_request(request).await?;
             let status = response.status().as_u16();

@@ -64,6 +64,13 @@ enum Command {
         #[command(flatten)]
         args: workloads::mixed::MixedArgs,
     },
+    /// Enhanced fan-out: latency from put to SubscribeToShard push, for N consumers.
+    Fanout {
+        #[command(flatten)]
+        common: Common,
+        #[command(flatten)]
+        args: workloads::fanout::FanoutArgs,
+    },
     /// Create N streams of M shards; time and server RSS.
     Shards {
         #[command(flatten)]
@@ -110,6 +117,9 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Get { common, args } => emit(&common, workloads::get::run(&common, &args).await?),
         Command::Mixed { common, args } => {
             emit(&common, workloads::mixed::run(&common, &args).await?)
+        }
+        Command::Fanout { common, args } => {
+            emit(&common, workloads::fanout::run(&common, &args).await?)
         }
         Command::Shards { common, args } => {
             emit(&common, workloads::shards::run(&common, &args).await?)

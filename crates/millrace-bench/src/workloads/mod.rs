@@ -1,5 +1,6 @@
 //! The workloads, and what they share: endpoint options, stream names, GetRecords replies.
 
+pub mod fanout;
 pub mod get;
 pub mod mixed;
 pub mod put;
