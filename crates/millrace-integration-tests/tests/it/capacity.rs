@@ -145,7 +145,7 @@ async fn reads_are_limited_to_five_calls_per_second_per_shard() {
         .build();
     let bare = aws_sdk_kinesis::Client::from_conf(no_retry);
     let mut throttled = 0;
-    for _ in 0..8 {
+    for _ in 0..12 {
         if let Err(error) = bare.get_records().shard_iterator(&iterator).send().await {
             assert_eq!(error.code(), Some("ProvisionedThroughputExceededException"));
             assert_eq!(
@@ -155,9 +155,11 @@ async fn reads_are_limited_to_five_calls_per_second_per_shard() {
             throttled += 1;
         }
     }
+    // Five calls fit the first second's budget; twelve calls in quick succession cannot all
+    // fit even on a slow machine (the budget refills at five calls per second).
     assert!(
-        throttled >= 2,
-        "at least the calls beyond five in the first second are refused, got {throttled}"
+        throttled >= 1,
+        "calls beyond the budget are refused, got {throttled}"
     );
 }
 
