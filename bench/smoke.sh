@@ -13,8 +13,8 @@ source bench/lib.sh
 if [[ -z "${MILLRACE_BIN:-}" || -z "${MILLRACE_BENCH_BIN:-}" ]]; then
     cargo build -p millrace-cli -p millrace-bench || { echo "0 passed, 1 failed"; exit 1; }
 fi
-MILLRACE="${MILLRACE_BIN:-$repo_root/target/debug/millrace}"
-BENCH="${MILLRACE_BENCH_BIN:-$repo_root/target/debug/millrace-bench}"
+MILLRACE="${MILLRACE_BIN:-${CARGO_TARGET_DIR:-$repo_root/target}/debug/millrace}"
+BENCH="${MILLRACE_BENCH_BIN:-${CARGO_TARGET_DIR:-$repo_root/target}/debug/millrace-bench}"
 
 scratch="$(mktemp -d "${TMPDIR:-/tmp}/millrace-smoke.XXXXXX")"
 trap 'stop_all_servers; rm -rf "$scratch"' EXIT
