@@ -51,6 +51,18 @@ impl Committer {
     }
 }
 
+impl Committer {
+    /// Like `commit`, for callers outside the async runtime.
+    pub fn commit_blocking(&self, shards: Vec<Arc<Shard>>) -> Result<(), String> {
+        let (reply, done) = oneshot::channel();
+        self.requests
+            .send((shards, reply))
+            .map_err(|_| "the commit thread has stopped".to_owned())?;
+        done.blocking_recv()
+            .map_err(|_| "the commit thread has stopped".to_owned())?
+    }
+}
+
 fn run(receiver: mpsc::Receiver<(Vec<Arc<Shard>>, Reply)>, filesystem: Option<File>) {
     while let Ok(first) = receiver.recv() {
         let mut batch = vec![first];

@@ -112,7 +112,10 @@ pub async fn serve(
             tracing::warn!("connections still open after 10 s; closing them");
         }
     }
-    shared.engine.sync_all();
+    let engine = shared.engine.clone();
+    if let Err(error) = tokio::task::spawn_blocking(move || engine.sync_all()).await {
+        tracing::error!(%error, "final sync failed");
+    }
     Ok(())
 }
 

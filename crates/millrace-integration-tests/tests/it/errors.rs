@@ -111,3 +111,69 @@ async fn regions_are_separate_namespaces() {
         "arn:aws:kinesis:eu-west-1:000000000000:stream/s"
     );
 }
+
+/// Other fsync policies: records are readable at once, and a clean shutdown (SIGTERM) flushes
+/// them so a restart finds them all.
+#[tokio::test]
+async fn fsync_never_and_interval_keep_records_across_a_clean_restart() {
+    for policy in ["never", "10ms"] {
+        let mut server = Server::start(&["--fsync", policy]).expect("start server");
+        let client = server.kinesis();
+        client
+            .create_stream()
+            .stream_name("s")
+            .shard_count(8)
+            .send()
+            .await
+            .expect("create");
+        let entries: Vec<aws_sdk_kinesis::types::PutRecordsRequestEntry> = (0..200)
+            .map(|i| {
+                aws_sdk_kinesis::types::PutRecordsRequestEntry::builder()
+                    .partition_key(format!("k{i}"))
+                    .data(Blob::new(format!("{policy}-{i}").into_bytes()))
+                    .build()
+                    .expect("entry")
+            })
+            .collect();
+        let reply = client
+            .put_records()
+            .stream_name("s")
+            .set_records(Some(entries))
+            .send()
+            .await
+            .expect("put");
+        assert_eq!(reply.failed_record_count, Some(0));
+        let status = server.terminate().expect("SIGTERM");
+        assert!(
+            status.success(),
+            "clean exit on SIGTERM with fsync {policy}"
+        );
+        server.restart().expect("restart");
+        let client = server.kinesis();
+        let mut total = 0;
+        for shard in 0..8 {
+            let iterator = client
+                .get_shard_iterator()
+                .stream_name("s")
+                .shard_id(format!("shardId-{shard:012}"))
+                .shard_iterator_type(ShardIteratorType::TrimHorizon)
+                .send()
+                .await
+                .expect("iterator")
+                .shard_iterator
+                .expect("iterator");
+            total += client
+                .get_records()
+                .shard_iterator(iterator)
+                .send()
+                .await
+                .expect("records")
+                .records
+                .len();
+        }
+        assert_eq!(
+            total, 200,
+            "fsync {policy}: every record is back after a clean restart"
+        );
+    }
+}
