@@ -67,7 +67,7 @@ async fn a_producer_above_a_mebibyte_per_second_is_throttled() {
     let all_refused = client
         .put_records()
         .stream_name("hot")
-        .set_records(Some(batch(5, 200 * 1024)))
+        .set_records(Some(batch(5, 600 * 1024)))
         .send()
         .await
         .expect("put records");
@@ -92,6 +92,14 @@ async fn a_producer_above_a_mebibyte_per_second_is_throttled() {
         .retry_config(aws_sdk_kinesis::config::retry::RetryConfig::disabled())
         .build();
     let bare = aws_sdk_kinesis::Client::from_conf(no_retry);
+    // Spend the budget again right before, so a slow machine's pauses cannot refill it.
+    client
+        .put_records()
+        .stream_name("hot")
+        .set_records(Some(batch(100, 10 * 1024)))
+        .send()
+        .await
+        .expect("drain the budget");
     let error = bare
         .put_record()
         .stream_name("hot")

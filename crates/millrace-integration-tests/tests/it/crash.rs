@@ -73,7 +73,13 @@ async fn acknowledged_records_survive_kill_9() {
             }
         }));
     }
-    tokio::time::sleep(Duration::from_millis(rng.gen_range(300..1500))).await;
+    // Kill at a random moment once writes are flowing (a loaded machine may take a while to
+    // acknowledge the first batch).
+    let flowing = tokio::time::Instant::now() + Duration::from_secs(30);
+    while acknowledged.lock().expect("lock").is_empty() && tokio::time::Instant::now() < flowing {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(rng.gen_range(0..1200))).await;
     server.kill9();
     for writer in writers {
         writer.await.expect("writer ends once the server is gone");
