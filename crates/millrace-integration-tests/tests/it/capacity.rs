@@ -111,7 +111,18 @@ async fn a_producer_above_a_mebibyte_per_second_is_throttled() {
     assert_eq!(error.code(), Some("ProvisionedThroughputExceededException"));
     assert_eq!(error.raw_response().map(|r| r.status().as_u16()), Some(400));
     let started = Instant::now();
-    let retried = client
+    // The SDK's standard retry strategy with more attempts than its default three, so that
+    // jittered back-off always spans the half second the budget needs to refill.
+    let retrying = aws_sdk_kinesis::Client::from_conf(
+        client
+            .config()
+            .to_builder()
+            .retry_config(
+                aws_sdk_kinesis::config::retry::RetryConfig::standard().with_max_attempts(10),
+            )
+            .build(),
+    );
+    let retried = retrying
         .put_record()
         .stream_name("hot")
         .partition_key("k")
