@@ -142,21 +142,7 @@ impl Engine {
             return Err(too_many_tags(&request.name, &self.config.account_id));
         }
         match mode {
-            StreamMode::Provisioned => {
-                let current = self.open_provisioned_shards(region);
-                if u64::from(current) + u64::from(shard_count) > u64::from(self.config.shard_limit)
-                {
-                    return Err(Error::LimitExceeded(format!(
-                        "This request would exceed the shard limit for the account {} in {region}. \
-                         Current shard count for the account: {current}. Limit: {}. Number of \
-                         additional shards that would have resulted from this request: \
-                         {shard_count}. Refer to the AWS Service Limits page \
-                         (http://docs.aws.amazon.com/general/latest/gr/aws_service_limits.html) \
-                         for current limits and how to request higher limits.",
-                        self.config.account_id, self.config.shard_limit
-                    )));
-                }
-            }
+            StreamMode::Provisioned => self.check_shard_limit(region, shard_count)?,
             StreamMode::OnDemand => {
                 if self.on_demand_streams(region) >= self.config.on_demand_stream_limit {
                     return Err(Error::LimitExceeded(format!(
@@ -525,7 +511,7 @@ impl Engine {
         policy: &str,
     ) -> Result<(), Error> {
         self.active_record(region, name)?;
-        if serde_policy_is_object(policy).is_none() {
+        if looks_like_json_object(policy).is_none() {
             return Err(Error::InvalidArgument(
                 "Policy is not a valid JSON policy document.".into(),
             ));
@@ -612,7 +598,7 @@ impl Engine {
     }
 }
 
-fn serde_policy_is_object(policy: &str) -> Option<()> {
+fn looks_like_json_object(policy: &str) -> Option<()> {
     let trimmed = policy.trim();
     (trimmed.starts_with('{') && trimmed.ends_with('}')).then_some(())
 }

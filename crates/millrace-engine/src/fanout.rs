@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use millrace_catalog::{ConsumerRecord, StreamRecord, StreamStatus};
+use millrace_catalog::{ConsumerRecord, StreamStatus};
 use millrace_types::limits::ITERATOR_LIFETIME_MS;
 use millrace_types::{SequenceNumber, ShardId};
 use tokio::sync::watch;
@@ -147,14 +147,8 @@ impl Drop for Subscription {
     }
 }
 
-fn consumer_view(
-    record: &StreamRecord,
-    consumer: &ConsumerRecord,
-    stream_arn: String,
-    now: u64,
-) -> Option<ConsumerView> {
+fn consumer_view(consumer: &ConsumerRecord, stream_arn: String, now: u64) -> Option<ConsumerView> {
     let status = consumer.effective_status(now)?;
-    let _ = record;
     Some(ConsumerView {
         name: consumer.name.clone(),
         arn: format!(
@@ -211,7 +205,7 @@ impl Engine {
             .iter()
             .filter(|c| c.name == consumer_name)
             .filter(|c| created_secs.is_none_or(|secs| c.created_ms / 1000 == secs))
-            .find_map(|c| consumer_view(&record, c, stream_arn.clone(), now))
+            .find_map(|c| consumer_view(c, stream_arn.clone(), now))
             .ok_or_else(|| self.consumer_not_found(consumer_name))?;
         Ok((stream, view))
     }
@@ -260,7 +254,7 @@ impl Engine {
                 status: if create_ms == 0 { StreamStatus::Active } else { StreamStatus::Creating },
                 status_until_ms: now + create_ms,
             };
-            let mut view = consumer_view(record, &entry, stream_arn.clone(), now).expect("a new consumer is alive");
+            let mut view = consumer_view(&entry, stream_arn.clone(), now).expect("a new consumer is alive");
             // The response shows the registration as it starts, as the service does.
             view.status = "CREATING";
             record.consumers.push(entry);
@@ -328,7 +322,7 @@ impl Engine {
         let mut consumers: Vec<ConsumerView> = record
             .consumers
             .iter()
-            .filter_map(|c| consumer_view(&record, c, stream_arn.clone(), now))
+            .filter_map(|c| consumer_view(c, stream_arn.clone(), now))
             .collect();
         consumers.sort_by(|a, b| a.name.cmp(&b.name));
         consumers.retain(|c| after.as_deref().is_none_or(|a| c.name.as_str() > a));

@@ -87,7 +87,7 @@ impl Engine {
         Ok(shard)
     }
 
-    fn check_shard_limit(&self, region: &str, additional: u32) -> Result<(), Error> {
+    pub(crate) fn check_shard_limit(&self, region: &str, additional: u32) -> Result<(), Error> {
         let current = self.describe_limits(region).open_shard_count;
         if u64::from(current) + u64::from(additional) > u64::from(self.config.shard_limit) {
             return Err(Error::LimitExceeded(format!(
