@@ -351,6 +351,14 @@ impl Engine {
         request: IteratorRequest<'_>,
     ) -> Result<String, Error> {
         let (_, shard, record, position) = self.resolve_position(region, name, request).await?;
+        if self.config.throughput_limits && !shard.throughput.admit_iterator(now_ms()) {
+            return Err(Error::ProvisionedThroughputExceeded(format!(
+                "Rate exceeded for Shard - {}/{}/{}",
+                self.config.account_id,
+                record.name,
+                ShardId(shard.index)
+            )));
+        }
         Ok(self.tokens.iterator(&IteratorState {
             incarnation: record.incarnation,
             shard_index: shard.index,

@@ -131,6 +131,8 @@ pub struct Subscription {
     deadline_ms: u64,
     last_event_ms: u64,
     finished: bool,
+    /// Paces pushes at 2 MiB/s when throughput limits are on.
+    budget: Option<crate::throughput::PushBudget>,
 }
 
 impl Drop for Subscription {
@@ -433,6 +435,10 @@ impl Engine {
             deadline_ms: now + self.config.subscription_ms,
             last_event_ms: 0,
             finished: false,
+            budget: self
+                .config
+                .throughput_limits
+                .then(|| crate::throughput::PushBudget::new(now)),
         })
     }
 }
@@ -481,6 +487,11 @@ impl Subscription {
             });
             self.position = self.position.max(self.shard.log.start_position());
             if self.position < until {
+                let wait = self.budget.as_mut().map_or(0, |b| b.wait_ms(now));
+                if wait > 0 {
+                    tokio::time::sleep(Duration::from_millis(wait)).await;
+                    continue;
+                }
                 return self.read_event(until, now).await.map(Some);
             }
             if end.is_some_and(|end| self.position >= end) {
@@ -533,6 +544,9 @@ impl Subscription {
         .map_err(|e| Error::Internal(format!("storage task failed: {e}")))??;
         let record = self.stream.snapshot();
         let cutoff = now.saturating_sub(self.engine.retention_ms(&record));
+        if let Some(budget) = self.budget.as_mut() {
+            budget.charge(entries.iter().map(|e| e.payload.len()).sum());
+        }
         let mut records = Vec::with_capacity(entries.len());
         for entry in entries {
             self.position = entry.position + 1;

@@ -53,6 +53,7 @@ struct Budgets {
     write_records: TokenBucket,
     read_calls: TokenBucket,
     read_bytes: TokenBucket,
+    iterator_calls: TokenBucket,
 }
 
 impl ShardThroughput {
@@ -63,6 +64,7 @@ impl ShardThroughput {
                 write_records: TokenBucket::new(1000.0, now_ms),
                 read_calls: TokenBucket::new(5.0, now_ms),
                 read_bytes: TokenBucket::new(2.0 * MIB, now_ms),
+                iterator_calls: TokenBucket::new(5.0, now_ms),
             }),
         }
     }
@@ -98,10 +100,45 @@ impl ShardThroughput {
         true
     }
 
+    /// Takes one GetShardIterator call (5 per second per shard); false when over the limit.
+    pub fn admit_iterator(&self, now_ms: u64) -> bool {
+        let mut budgets = self.state.lock().expect("throughput lock");
+        budgets.iterator_calls.refill(now_ms);
+        if budgets.iterator_calls.tokens < 1.0 {
+            return false;
+        }
+        budgets.iterator_calls.tokens -= 1.0;
+        true
+    }
+
     /// Charges the bytes a GetRecords call returned (possibly going into debt).
     pub fn charge_read(&self, bytes: usize) {
         let mut budgets = self.state.lock().expect("throughput lock");
         budgets.read_bytes.tokens -= bytes as f64;
+    }
+}
+
+/// The push budget of one enhanced fan-out subscription: 2 MiB/s per consumer per shard.
+#[derive(Debug)]
+pub struct PushBudget(TokenBucket);
+
+impl PushBudget {
+    pub fn new(now_ms: u64) -> PushBudget {
+        PushBudget(TokenBucket::new(2.0 * MIB, now_ms))
+    }
+
+    /// How long to wait before the next read may be sent (zero when there is budget).
+    pub fn wait_ms(&mut self, now_ms: u64) -> u64 {
+        self.0.refill(now_ms);
+        if self.0.tokens > 0.0 {
+            return 0;
+        }
+        ((-self.0.tokens + 1.0) / self.0.per_second * 1000.0).ceil() as u64
+    }
+
+    /// Charges the bytes just sent (possibly going into debt).
+    pub fn charge(&mut self, bytes: usize) {
+        self.0.tokens -= bytes as f64;
     }
 }
 
@@ -131,6 +168,22 @@ mod tests {
         assert!(!limits.admit_read(1000));
         assert!(!limits.admit_read(4000));
         assert!(limits.admit_read(5100));
+    }
+
+    #[test]
+    fn pushes_are_paced_at_two_mebibytes_per_second() {
+        let mut budget = PushBudget::new(0);
+        assert_eq!(budget.wait_ms(0), 0);
+        budget.charge(4 * 1024 * 1024);
+        let wait = budget.wait_ms(0);
+        assert!((1000..=1001).contains(&wait), "{wait}");
+        assert_eq!(budget.wait_ms(1001), 0);
+    }
+
+    #[test]
+    fn five_iterators_per_second() {
+        let limits = ShardThroughput::new(0);
+        assert_eq!((0..8).filter(|_| limits.admit_iterator(0)).count(), 5);
     }
 
     #[test]

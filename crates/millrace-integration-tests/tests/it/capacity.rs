@@ -180,6 +180,25 @@ async fn reads_are_limited_to_five_calls_per_second_per_shard() {
         throttled >= 1,
         "calls beyond the budget are refused, got {throttled}"
     );
+    // GetShardIterator has its own budget of five calls per second per shard.
+    let mut refused = 0;
+    for _ in 0..12 {
+        let result = bare
+            .get_shard_iterator()
+            .stream_name("r")
+            .shard_id("shardId-000000000000")
+            .shard_iterator_type(aws_sdk_kinesis::types::ShardIteratorType::Latest)
+            .send()
+            .await;
+        if let Err(error) = result {
+            assert_eq!(error.code(), Some("ProvisionedThroughputExceededException"));
+            refused += 1;
+        }
+    }
+    assert!(
+        refused >= 1,
+        "GetShardIterator calls beyond the budget are refused"
+    );
 }
 
 #[tokio::test]
