@@ -2,10 +2,16 @@
 
 use std::time::{Duration, Instant};
 
+use aws_sdk_kinesis::config::retry::RetryConfig;
 use aws_sdk_kinesis::error::ProvideErrorMetadata;
 use aws_sdk_kinesis::primitives::Blob;
 use aws_sdk_kinesis::types::{PutRecordsRequestEntry, StreamMode, StreamModeDetails};
 use millrace_integration_tests::Server;
+
+/// The same client with another retry strategy.
+fn with_retries(client: &aws_sdk_kinesis::Client, retries: RetryConfig) -> aws_sdk_kinesis::Client {
+    aws_sdk_kinesis::Client::from_conf(client.config().to_builder().retry_config(retries).build())
+}
 
 fn batch(records: usize, size: usize) -> Vec<PutRecordsRequestEntry> {
     keyed_batch(records, size, |i| format!("k{i}"))
@@ -86,12 +92,7 @@ async fn a_producer_above_a_mebibyte_per_second_is_throttled() {
 
     // A single PutRecord over the limit fails as a whole call, with a retryable error that
     // the SDK's own retries get through once the budget refills.
-    let no_retry = client
-        .config()
-        .to_builder()
-        .retry_config(aws_sdk_kinesis::config::retry::RetryConfig::disabled())
-        .build();
-    let bare = aws_sdk_kinesis::Client::from_conf(no_retry);
+    let bare = with_retries(&client, RetryConfig::disabled());
     // Spend the budget again right before, so a slow machine's pauses cannot refill it.
     client
         .put_records()
@@ -113,15 +114,7 @@ async fn a_producer_above_a_mebibyte_per_second_is_throttled() {
     let started = Instant::now();
     // The SDK's standard retry strategy with more attempts than its default three, so that
     // jittered back-off always spans the half second the budget needs to refill.
-    let retrying = aws_sdk_kinesis::Client::from_conf(
-        client
-            .config()
-            .to_builder()
-            .retry_config(
-                aws_sdk_kinesis::config::retry::RetryConfig::standard().with_max_attempts(10),
-            )
-            .build(),
-    );
+    let retrying = with_retries(&client, RetryConfig::standard().with_max_attempts(10));
     let retried = retrying
         .put_record()
         .stream_name("hot")
@@ -157,12 +150,7 @@ async fn reads_are_limited_to_five_calls_per_second_per_shard() {
         .expect("iterator")
         .shard_iterator
         .expect("iterator");
-    let no_retry = client
-        .config()
-        .to_builder()
-        .retry_config(aws_sdk_kinesis::config::retry::RetryConfig::disabled())
-        .build();
-    let bare = aws_sdk_kinesis::Client::from_conf(no_retry);
+    let bare = with_retries(&client, RetryConfig::disabled());
     let mut throttled = 0;
     for _ in 0..12 {
         if let Err(error) = bare.get_records().shard_iterator(&iterator).send().await {
@@ -227,13 +215,7 @@ async fn with_limits_off_the_same_load_passes() {
 #[tokio::test]
 async fn control_plane_calls_are_rate_limited() {
     let server = Server::start(&["--throughput-limits", "on"]).expect("start server");
-    let no_retry = server
-        .kinesis()
-        .config()
-        .to_builder()
-        .retry_config(aws_sdk_kinesis::config::retry::RetryConfig::disabled())
-        .build();
-    let client = aws_sdk_kinesis::Client::from_conf(no_retry);
+    let client = with_retries(&server.kinesis(), RetryConfig::disabled());
     client.describe_limits().send().await.expect("first call");
     let error = client
         .describe_limits()
