@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use millrace_catalog::{StreamRecord, StreamStatus};
-use millrace_log::Entry;
+use millrace_log::{Entry, ReadEntry};
 use millrace_types::hash_key::parse_hash_key;
 use millrace_types::limits::{
     ITERATOR_LIFETIME_MS, MAX_GET_RECORDS_BYTES, MAX_GET_RECORDS_COUNT, MAX_PUT_RECORDS_BYTES,
@@ -276,12 +276,10 @@ impl Engine {
             for (offset, &entry_index) in placement.entries.iter().enumerate() {
                 outcomes[entry_index] = Some(Ok(PutOutcome {
                     shard_id: ShardId(placement.shard.index),
-                    sequence_number: SequenceNumber {
-                        shard_created_secs: placement.shard.created_secs,
-                        counter: placement.first_position + offset as u64 + 1,
-                        arrival_secs: placement.timestamp_ms / 1000,
-                        shard_index: placement.shard.index,
-                    },
+                    sequence_number: placement.shard.sequence_number(
+                        placement.first_position + offset as u64,
+                        placement.timestamp_ms,
+                    ),
                 }));
             }
         }
@@ -336,6 +334,15 @@ impl Engine {
             .map_err(|failure| Error::ProvisionedThroughputExceeded(failure.error_message))
     }
 
+    /// A read-side throttle (GetRecords, GetShardIterator), in the form seen from the service.
+    fn shard_rate_exceeded(&self, stream: &str, shard_index: u32) -> Error {
+        Error::ProvisionedThroughputExceeded(format!(
+            "Rate exceeded for Shard - {}/{stream}/{}",
+            self.config.account_id,
+            ShardId(shard_index)
+        ))
+    }
+
     fn shard_missing(&self, shard: &str, name: &str) -> Error {
         Error::ResourceNotFound(format!(
             "Shard {shard} in stream {name} under account {} does not exist",
@@ -352,12 +359,7 @@ impl Engine {
     ) -> Result<String, Error> {
         let (_, shard, record, position) = self.resolve_position(region, name, request).await?;
         if self.config.throughput_limits && !shard.throughput.admit_iterator(now_ms()) {
-            return Err(Error::ProvisionedThroughputExceeded(format!(
-                "Rate exceeded for Shard - {}/{}/{}",
-                self.config.account_id,
-                record.name,
-                ShardId(shard.index)
-            )));
+            return Err(self.shard_rate_exceeded(&record.name, shard.index));
         }
         Ok(self.tokens.iterator(&IteratorState {
             incarnation: record.incarnation,
@@ -522,10 +524,7 @@ impl Engine {
             .clamp(1, MAX_GET_RECORDS_COUNT as i64) as usize;
         let limits = self.config.throughput_limits;
         if limits && !shard.throughput.admit_read(now) {
-            return Err(Error::ProvisionedThroughputExceeded(format!(
-                "Rate exceeded for Shard - {}/{}/{shard_name}",
-                self.config.account_id, record.name
-            )));
+            return Err(self.shard_rate_exceeded(&record.name, state.shard_index));
         }
         let from = state.position.max(shard.log.start_position());
         let end = shard.end_position();
@@ -543,28 +542,9 @@ impl Engine {
                 .throughput
                 .charge_read(entries.iter().map(|e| e.payload.len()).sum());
         }
-        let mut next_position = entries.last().map_or(from, |e| e.position + 1);
-        let mut records = Vec::with_capacity(entries.len());
-        for entry in entries {
-            if entry.timestamp_ms < cutoff {
-                continue;
-            }
-            records.push(ReadRecord {
-                sequence_number: SequenceNumber {
-                    shard_created_secs: shard.created_secs,
-                    counter: entry.position + 1,
-                    arrival_secs: entry.timestamp_ms / 1000,
-                    shard_index: shard.index,
-                },
-                arrival_ms: entry.timestamp_ms,
-                payload: entry.payload,
-            });
-        }
-        next_position = next_position.max(from);
-        let millis_behind_latest = match records.last() {
-            Some(last) if next_position < until => now.saturating_sub(last.arrival_ms),
-            _ => 0,
-        };
+        let next_position = entries.last().map_or(from, |e| e.position + 1);
+        let records = retained_records(&shard, entries, cutoff);
+        let millis_behind_latest = millis_behind(&records, next_position, until, now);
         let child_shards = match end {
             Some(end) if next_position >= end => children_of(&record, state.shard_index),
             _ => Vec::new(),
@@ -592,6 +572,38 @@ impl Engine {
             millis_behind_latest,
             child_shards: Vec::new(),
         })
+    }
+}
+
+/// Turns log entries into records, dropping those older than `cutoff_ms` (expired but not yet
+/// removed from disk by the retention pass).
+pub(crate) fn retained_records(
+    shard: &Shard,
+    entries: Vec<ReadEntry>,
+    cutoff_ms: u64,
+) -> Vec<ReadRecord> {
+    entries
+        .into_iter()
+        .filter(|entry| entry.timestamp_ms >= cutoff_ms)
+        .map(|entry| ReadRecord {
+            sequence_number: shard.sequence_number(entry.position, entry.timestamp_ms),
+            arrival_ms: entry.timestamp_ms,
+            payload: entry.payload,
+        })
+        .collect()
+}
+
+/// MillisBehindLatest: zero once a reader at `next_position` has caught up with `until`,
+/// else how old the last record it got is.
+pub(crate) fn millis_behind(
+    records: &[ReadRecord],
+    next_position: u64,
+    until: u64,
+    now_ms: u64,
+) -> u64 {
+    match records.last() {
+        Some(last) if next_position < until => now_ms.saturating_sub(last.arrival_ms),
+        _ => 0,
     }
 }
 

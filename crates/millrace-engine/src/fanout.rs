@@ -16,7 +16,9 @@ use millrace_types::{SequenceNumber, ShardId};
 use tokio::sync::watch;
 
 use crate::clock::now_ms;
-use crate::data::{children_of, ChildShard, IteratorRequest, ReadRecord};
+use crate::data::{
+    children_of, millis_behind, retained_records, ChildShard, IteratorRequest, ReadRecord,
+};
 use crate::error::Error;
 use crate::registry::{Engine, Shard, Stream};
 use crate::token::ListStreamsState;
@@ -414,12 +416,9 @@ impl Engine {
             })
             .await
             .map_err(|e| Error::Internal(format!("storage task failed: {e}")))??;
-            Some(SequenceNumber {
-                shard_created_secs: shard.created_secs,
-                counter: position,
-                arrival_secs: before.first().map_or(now / 1000, |r| r.timestamp_ms / 1000),
-                shard_index: shard.index,
-            })
+            Some(
+                shard.sequence_number(position - 1, before.first().map_or(now, |r| r.timestamp_ms)),
+            )
         };
         Ok(Subscription {
             engine: self.clone(),
@@ -447,13 +446,9 @@ impl Subscription {
     fn continuation(&self) -> String {
         match self.continuation {
             Some(sequence) => sequence.to_string(),
-            None => SequenceNumber {
-                shard_created_secs: self.shard.created_secs,
-                counter: 0,
-                arrival_secs: self.shard.created_secs,
-                shard_index: self.shard.index,
+            None => {
+                SequenceNumber::shard_start(self.shard.created_secs, self.shard.index).to_string()
             }
-            .to_string(),
         }
     }
 
@@ -547,31 +542,13 @@ impl Subscription {
         if let Some(budget) = self.budget.as_mut() {
             budget.charge(entries.iter().map(|e| e.payload.len()).sum());
         }
-        let mut records = Vec::with_capacity(entries.len());
-        for entry in entries {
-            self.position = entry.position + 1;
-            let sequence = SequenceNumber {
-                shard_created_secs: self.shard.created_secs,
-                counter: entry.position + 1,
-                arrival_secs: entry.timestamp_ms / 1000,
-                shard_index: self.shard.index,
-            };
-            self.continuation = Some(sequence);
-            if entry.timestamp_ms < cutoff {
-                continue;
-            }
-            records.push(ReadRecord {
-                sequence_number: sequence,
-                arrival_ms: entry.timestamp_ms,
-                payload: entry.payload,
-            });
+        if let Some(last) = entries.last() {
+            self.position = last.position + 1;
+            self.continuation = Some(self.shard.sequence_number(last.position, last.timestamp_ms));
         }
-        let millis_behind_latest = match records.last() {
-            Some(last) if self.position < self.shard.visible_end() => {
-                now.saturating_sub(last.arrival_ms)
-            }
-            _ => 0,
-        };
+        let records = retained_records(&self.shard, entries, cutoff);
+        let millis_behind_latest =
+            millis_behind(&records, self.position, self.shard.visible_end(), now);
         self.last_event_ms = now;
         Ok(SubscriptionEvent {
             records,

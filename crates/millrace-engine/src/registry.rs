@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use millrace_catalog::{Catalog, MetadataStore, StreamRecord};
-use millrace_types::HashKeyRange;
+use millrace_types::{HashKeyRange, SequenceNumber};
 use tokio::sync::watch;
 
 use crate::clock::now_ms;
@@ -63,6 +63,17 @@ impl Shard {
             throughput: ShardThroughput::new(crate::clock::now_ms()),
             demand_bytes: AtomicU64::new(0),
             demand_sample: Mutex::new((0, crate::clock::now_ms())),
+        }
+    }
+
+    /// The sequence number of the record at log `position`, which arrived at `arrival_ms`
+    /// (the counter is the position plus one, so the starting number's counter 0 precedes all).
+    pub(crate) fn sequence_number(&self, position: u64, arrival_ms: u64) -> SequenceNumber {
+        SequenceNumber {
+            shard_created_secs: self.created_secs,
+            counter: position + 1,
+            arrival_secs: arrival_ms / 1000,
+            shard_index: self.index,
         }
     }
 

@@ -18,12 +18,7 @@ pub struct ShardView {
 
 impl ShardView {
     pub(crate) fn of(shard: &ShardRecord) -> ShardView {
-        let starting = SequenceNumber {
-            shard_created_secs: shard.created_secs,
-            counter: 0,
-            arrival_secs: shard.created_secs,
-            shard_index: shard.index,
-        };
+        let starting = SequenceNumber::shard_start(shard.created_secs, shard.index);
         let ending = shard.closed_ms.map(|closed_ms| {
             SequenceNumber {
                 shard_created_secs: shard.created_secs,

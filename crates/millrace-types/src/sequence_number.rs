@@ -30,6 +30,16 @@ pub struct UndecodableSequenceNumber;
 const SECONDS_MASK: u64 = (1 << 36) - 1;
 
 impl SequenceNumber {
+    /// A shard's starting sequence number: counter 0 and the shard's creation time as arrival.
+    pub fn shard_start(shard_created_secs: u64, shard_index: u32) -> SequenceNumber {
+        SequenceNumber {
+            shard_created_secs,
+            counter: 0,
+            arrival_secs: shard_created_secs,
+            shard_index,
+        }
+    }
+
     fn to_u192(self) -> U192 {
         let mut value = U192::ZERO;
         value.or_shifted(2, 184);
