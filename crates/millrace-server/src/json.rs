@@ -8,13 +8,20 @@ use crate::error::ApiError;
 /// Parses, type-checks and constraint-checks a request body against the model, then
 /// deserializes it into `T`.
 pub fn decode<T: DeserializeOwned>(operation: &str, body: &[u8]) -> Result<T, ApiError> {
-    let value: serde_json::Value =
-        serde_json::from_slice(body).map_err(|_| ApiError::serialization(None))?;
-    millrace_wire::validate::validate_input(operation, &value)?;
+    let value = validate(operation, body)?;
     serde_json::from_value(value).map_err(|error| {
         tracing::debug!(%error, "validated body did not fit the typed input");
         ApiError::serialization(None)
     })
+}
+
+/// Parses a request body and checks it against the model: the service's exact
+/// SerializationException or ValidationException, or the parsed document.
+pub fn validate(operation: &str, body: &[u8]) -> Result<serde_json::Value, ApiError> {
+    let value: serde_json::Value =
+        serde_json::from_slice(body).map_err(|_| ApiError::serialization(None))?;
+    millrace_wire::validate::validate_input(operation, &value)?;
+    Ok(value)
 }
 
 /// Serializes an output shape.

@@ -78,28 +78,36 @@ fn fast_entries<'a>(
     if records.is_empty() || records.len() > millrace_types::limits::MAX_PUT_RECORDS_ENTRIES {
         return None;
     }
-    let mut ranges = Vec::with_capacity(records.len());
-    // Decoded sizes are known from the text, so the buffer is allocated once.
-    data.reserve(records.iter().map(|r| r.data.len() / 4 * 3).sum());
-    for record in records {
-        if !record
+    let plausible = records.iter().all(|record| {
+        record
             .partition_key
             .as_deref()
             .is_none_or(plausible_partition_key)
-            || !record
+            && record
                 .explicit_hash_key
                 .as_deref()
                 .is_none_or(plausible_hash_key)
-        {
-            return None;
-        }
+    });
+    if !plausible {
+        return None;
+    }
+    let ranges = decode_entries(records, data)?;
+    let oversized = ranges
+        .iter()
+        .any(|(start, end)| end - start > MAX_DATA_BYTES);
+    (!oversized).then_some(ranges)
+}
+
+/// Decodes every entry's base64 data into one buffer (allocated once: decoded sizes are known
+/// from the text); returns each entry's byte range, or `None` for invalid base64.
+fn decode_entries(records: &[FastEntry<'_>], data: &mut Vec<u8>) -> Option<Vec<(usize, usize)>> {
+    data.reserve(records.iter().map(|r| r.data.len() / 4 * 3).sum());
+    let mut ranges = Vec::with_capacity(records.len());
+    for record in records {
         let start = data.len();
         base64_simd::STANDARD
             .decode_append(record.data.as_bytes(), data)
             .ok()?;
-        if data.len() - start > MAX_DATA_BYTES {
-            return None;
-        }
         ranges.push((start, data.len()));
     }
     Some(ranges)
@@ -127,20 +135,16 @@ pub async fn put_records(context: &Context<'_>, body: &[u8]) -> Result<Vec<u8>, 
     });
     let (input, ranges) = match (parsed, fast) {
         (Some(input), Some(ranges)) => (input, ranges),
-        _ => {
+        (parsed, _) => {
             // The full validator either rejects the body with the service's error or accepts it.
-            let value: serde_json::Value =
-                serde_json::from_slice(body).map_err(|_| ApiError::serialization(None))?;
-            millrace_wire::validate::validate_input("PutRecords", &value)?;
-            let input: PutRecordsInput<'_> =
-                serde_json::from_slice(body).map_err(|_| ApiError::serialization(None))?;
+            crate::json::validate("PutRecords", body)?;
+            let input: PutRecordsInput<'_> = match parsed {
+                Some(input) => input,
+                None => serde_json::from_slice(body).map_err(|_| ApiError::serialization(None))?,
+            };
             data.clear();
-            let mut ranges = Vec::with_capacity(input.records.len());
-            for record in &input.records {
-                let start = data.len();
-                data.extend_from_slice(&decode_data(&record.data)?);
-                ranges.push((start, data.len()));
-            }
+            let ranges = decode_entries(&input.records, &mut data)
+                .ok_or_else(|| ApiError::serialization(None))?;
             (input, ranges)
         }
     };
@@ -300,9 +304,7 @@ pub async fn get_records(context: &Context<'_>, body: &[u8]) -> Result<Vec<u8>, 
     let input = match parsed {
         Some(input) if plausible => input,
         _ => {
-            let value: serde_json::Value =
-                serde_json::from_slice(body).map_err(|_| ApiError::serialization(None))?;
-            millrace_wire::validate::validate_input("GetRecords", &value)?;
+            crate::json::validate("GetRecords", body)?;
             serde_json::from_slice(body).map_err(|_| ApiError::serialization(None))?
         }
     };
