@@ -299,19 +299,10 @@ impl Engine {
         next_token: Option<&str>,
     ) -> Result<ListStreamsPage, Error> {
         let now = now_ms();
-        let mut after = exclusive_start_stream_name.map(str::to_owned);
-        if let Some(token) = next_token {
-            let state = self
-                .tokens
-                .open_list_streams(token)
-                .ok_or_else(|| Error::InvalidArgument(format!("Invalid NextToken: {token}")))?;
-            if now.saturating_sub(state.issued_ms) > millrace_types::limits::ITERATOR_LIFETIME_MS {
-                return Err(Error::ExpiredNextToken(format!(
-                    "The NextToken has expired: {token}"
-                )));
-            }
-            after = Some(state.after_name);
-        }
+        let after = match next_token {
+            Some(token) => Some(self.resume_after(token, now)?),
+            None => exclusive_start_stream_name.map(str::to_owned),
+        };
         let mut records: Vec<StreamRecord> = self
             .all_streams()
             .iter()
@@ -342,6 +333,16 @@ impl Engine {
             has_more,
             next_token,
         })
+    }
+
+    /// The name a ListStreams or ListStreamConsumers NextToken resumes after.
+    pub(crate) fn resume_after(&self, token: &str, now_ms: u64) -> Result<String, Error> {
+        let state = self
+            .tokens
+            .open_list_streams(token)
+            .ok_or_else(|| Error::InvalidArgument(format!("Invalid NextToken: {token}")))?;
+        check_token_age(state.issued_ms, now_ms, token)?;
+        Ok(state.after_name)
     }
 
     /// IncreaseStreamRetentionPeriod.
@@ -596,6 +597,16 @@ impl Engine {
             .set_setting(ACCOUNT_SETTINGS_KEY, &encode_settings(&view))?;
         Ok(view)
     }
+}
+
+/// Checks a pagination token's age: tokens live as long as shard iterators.
+pub(crate) fn check_token_age(issued_ms: u64, now_ms: u64, token: &str) -> Result<(), Error> {
+    if now_ms.saturating_sub(issued_ms) > millrace_types::limits::ITERATOR_LIFETIME_MS {
+        return Err(Error::ExpiredNextToken(format!(
+            "The NextToken has expired: {token}"
+        )));
+    }
+    Ok(())
 }
 
 fn looks_like_json_object(policy: &str) -> Option<()> {

@@ -11,7 +11,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use millrace_catalog::{ConsumerRecord, StreamStatus};
-use millrace_types::limits::ITERATOR_LIFETIME_MS;
 use millrace_types::{SequenceNumber, ShardId};
 use tokio::sync::watch;
 
@@ -309,19 +308,9 @@ impl Engine {
             .lookup(region, stream)
             .ok_or_else(|| self.stream_not_found(stream))?;
         let record = found.snapshot();
-        let mut after: Option<String> = None;
-        if let Some(token) = next_token {
-            let state = self
-                .tokens
-                .open_list_streams(token)
-                .ok_or_else(|| Error::InvalidArgument(format!("Invalid NextToken: {token}")))?;
-            if now.saturating_sub(state.issued_ms) > ITERATOR_LIFETIME_MS {
-                return Err(Error::ExpiredNextToken(format!(
-                    "The NextToken has expired: {token}"
-                )));
-            }
-            after = Some(state.after_name);
-        }
+        let after = next_token
+            .map(|token| self.resume_after(token, now))
+            .transpose()?;
         let stream_arn = self.stream_arn(region, stream);
         let mut consumers: Vec<ConsumerView> = record
             .consumers

@@ -1,7 +1,6 @@
 //! ListShards: shard filters, paging and pagination tokens.
 
 use millrace_catalog::{ShardRecord, StreamRecord};
-use millrace_types::limits::ITERATOR_LIFETIME_MS;
 use millrace_types::ShardId;
 
 use crate::clock::now_ms;
@@ -108,11 +107,7 @@ impl Engine {
                     .tokens
                     .open_list_shards(token)
                     .ok_or_else(|| Error::InvalidArgument(format!("Invalid NextToken: {token}")))?;
-                if now.saturating_sub(state.issued_ms) > ITERATOR_LIFETIME_MS {
-                    return Err(Error::ExpiredNextToken(format!(
-                        "The NextToken has expired: {token}"
-                    )));
-                }
+                crate::control::check_token_age(state.issued_ms, now, token)?;
                 let filter = ShardFilterType::ALL
                     .get(usize::from(state.filter))
                     .copied()
