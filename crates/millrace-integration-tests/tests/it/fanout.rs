@@ -28,6 +28,13 @@ fn http2_client(server: &Server) -> Client {
     server.kinesis_tls(http)
 }
 
+fn position(kind: ShardIteratorType) -> StartingPosition {
+    StartingPosition::builder()
+        .r#type(kind)
+        .build()
+        .expect("a starting position with a type")
+}
+
 async fn consumer(client: &Client, stream_arn: &str, name: &str) -> String {
     client
         .register_stream_consumer()
@@ -52,12 +59,7 @@ async fn receive(
         .subscribe_to_shard()
         .consumer_arn(consumer_arn)
         .shard_id(shard)
-        .starting_position(
-            StartingPosition::builder()
-                .r#type(ShardIteratorType::TrimHorizon)
-                .build()
-                .expect("position"),
-        )
+        .starting_position(position(ShardIteratorType::TrimHorizon))
         .send()
         .await
         .expect("subscribe");
@@ -190,24 +192,14 @@ async fn consumers_receive_every_record_in_order_over_http2() {
         .subscribe_to_shard()
         .consumer_arn(&consumers[0])
         .shard_id("shardId-000000000000")
-        .starting_position(
-            StartingPosition::builder()
-                .r#type(ShardIteratorType::Latest)
-                .build()
-                .expect("position"),
-        )
+        .starting_position(position(ShardIteratorType::Latest))
         .send()
         .await;
     let first_live = client
         .subscribe_to_shard()
         .consumer_arn(&consumers[0])
         .shard_id("shardId-000000000000")
-        .starting_position(
-            StartingPosition::builder()
-                .r#type(ShardIteratorType::Latest)
-                .build()
-                .expect("position"),
-        )
+        .starting_position(position(ShardIteratorType::Latest))
         .send()
         .await;
     let refused = match (again, first_live) {
@@ -260,12 +252,7 @@ async fn a_subscriber_that_stops_reading_stalls_nobody() {
         .subscribe_to_shard()
         .consumer_arn(&stalled)
         .shard_id("shardId-000000000000")
-        .starting_position(
-            StartingPosition::builder()
-                .r#type(ShardIteratorType::TrimHorizon)
-                .build()
-                .expect("position"),
-        )
+        .starting_position(position(ShardIteratorType::TrimHorizon))
         .send()
         .await
         .expect("subscribe");
