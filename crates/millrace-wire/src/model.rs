@@ -3,7 +3,9 @@
 //! The tables hold what request checking and body transcoding need: operations with their input
 //! shape, output shape and modelled errors, and for every shape reachable from an input, an
 //! output or an error its type, members, required members, bounds, pattern, enum values and the
-//! exception / event-stream traits. Shapes refer to each other by index into [`ServiceModel::shapes`]; the generator
+//! exception / event-stream / error traits, and what the awsQuery protocol needs besides (the
+//! service's protocol and XML namespace, each output's result wrapper, flattened lists and maps,
+//! XML item and entry names). Shapes refer to each other by index into [`ServiceModel::shapes`]; the generator
 //! guarantees the indices are in range (and a test re-checks it), but lookups still go through
 //! [`ServiceModel::shape`] so that a broken table degrades to "nothing to check" instead of a panic.
 
