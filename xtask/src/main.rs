@@ -1,12 +1,13 @@
 //! Workspace automation, run as `cargo xtask <command>`.
 //!
 //! Commands:
-//! - `codegen [--check] [--model PATH --output PATH]`: regenerate the shape tables of every
+//! - `codegen [--check] [--model PATH] [--output PATH]`: regenerate the shape tables of every
 //!   service in [`SERVICES`], `crates/millrace-wire/src/generated/<service>_model.rs`, from the
 //!   botocore models in `../shared/aws-models/<service>/service-2.json` (relative to the
-//!   workspace root). With `--model` and `--output`, generate that one file instead (the static is
-//!   named after the model's `serviceId`). With `--check`, write nothing and exit non-zero if a
-//!   file on disk is out of date.
+//!   workspace root). With `--model` or `--output`, generate that one file instead (the missing
+//!   one defaults to the Kinesis model or file; the static is named after the model's
+//!   `serviceId`). With `--check`, write nothing and exit non-zero if a file on disk is out of
+//!   date.
 
 mod codegen;
 mod ordered_json;
@@ -16,7 +17,7 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 
-const USAGE: &str = "usage: cargo xtask codegen [--check] [--model PATH --output PATH]";
+const USAGE: &str = "usage: cargo xtask codegen [--check] [--model PATH] [--output PATH]";
 
 /// The generated models: directory under `shared/aws-models/` (also the file stem of
 /// `generated/<dir>_model.rs`) and the name of the `ServiceModel` static.
@@ -97,8 +98,14 @@ fn codegen_command(mut args: impl Iterator<Item = String>) -> Result<Outcome> {
                 )
             })
             .collect(),
-        (Some(model), Some(output)) => vec![(model, output, None)],
-        _ => bail!("parse arguments: --model and --output go together\n{USAGE}"),
+        // One file; as before there were several services, a missing half defaults to Kinesis.
+        (model, output) => vec![(
+            model.unwrap_or_else(|| root.join("../shared/aws-models/kinesis/service-2.json")),
+            output.unwrap_or_else(|| {
+                root.join("crates/millrace-wire/src/generated/kinesis_model.rs")
+            }),
+            None,
+        )],
     };
 
     let mut messages = Vec::new();

@@ -138,7 +138,7 @@ fn operations_without_parameters_and_unknown_parameters() {
 }
 
 #[test]
-fn maps_are_read_from_entries() {
+fn maps_timestamps_and_doubles() {
     // No IAM or STS input has a map; a one-operation model shows the form.
     use crate::model::{Member, Operation, Protocol, Shape, ShapeKind};
     static SHAPES: &[Shape] = &[
@@ -148,6 +148,9 @@ fn maps_are_read_from_entries() {
             ShapeKind::Structure(&[
                 Member::optional("Attributes", 0),
                 Member::optional("Flat", 4),
+                Member::optional("At", 5),
+                Member::optional("Since", 5),
+                Member::optional("Ratio", 6),
             ]),
         ),
         Shape::new("Number", ShapeKind::Integer),
@@ -155,6 +158,8 @@ fn maps_are_read_from_entries() {
         Shape::new("Flat", ShapeKind::Map { key: 3, value: 3 })
             .flattened()
             .entry_names("Name", "Value"),
+        Shape::new("When", ShapeKind::Timestamp),
+        Shape::new("Ratio", ShapeKind::Double),
     ];
     static OPERATIONS: &[Operation] = &[Operation {
         name: "Set",
@@ -177,9 +182,17 @@ fn maps_are_read_from_entries() {
         &DEMO,
         "Action=Set&Attributes.entry.2.key=b&Attributes.entry.2.value=2\
          &Attributes.entry.1.key=a&Attributes.entry.1.value=1\
-         &Flat.1.Name=x&Flat.1.Value=y",
+         &Flat.1.Name=x&Flat.1.Value=y&At=2026-12-01T08%3A00%3A00.5Z&Since=1796112000\
+         &Ratio=0.25",
         "Set",
-        json!({"Attributes": {"a": 1, "b": 2}, "Flat": {"x": "y"}}),
+        json!({"Attributes": {"a": 1, "b": 2}, "Flat": {"x": "y"},
+               "At": 1_796_112_000.5, "Since": 1_796_112_000, "Ratio": 0.25}),
+    );
+    check_error(
+        &DEMO,
+        "Action=Set&At=yesterday",
+        "MalformedQueryString",
+        "Value yesterday for parameter At is not a valid timestamp",
     );
 }
 
