@@ -8,7 +8,8 @@
 #        DURATION=3 RESTART_GB=1 bench/compare.sh   a shorter run
 # Knobs (environment): DURATION (s per timed workload, default 12), GET_RECORDS (records drained, default 500000;
 # kinesalite drains KINESALITE_GET_RECORDS, default 100000), SHARD_STREAMS x SHARD_COUNT (default 10 x 1000),
-# SCALING_SHARDS (default "1 10 100 1000"; empty skips), RESTART_GB (default 10; 0 skips), FERRO_RESTART_GB (default 0.1: its durable mode fills at about 2 MB/s),
+# SCALING_SHARDS (default "1 10 100 1000"; empty skips), AUTH_ROWS (default 1: Millrace with --auth enforce;
+# 0 skips), RESTART_GB (default 10; 0 skips), FERRO_RESTART_GB (default 0.1: its durable mode fills at about 2 MB/s),
 # SERVERS (default "millrace-always millrace-never ferrokinesis-memory ferrokinesis-durable kinesalite ceiling"),
 # ONLY (per-server workloads to run, default "put-1k put-100b put-single get mixed shards"), RESULTS (add to an
 # existing results directory instead of starting a new run; its machine.json is kept), SKIP_BUILD=1 (reuse the
@@ -115,6 +116,14 @@ start() {
             MILLRACE_THROUGHPUT_LIMITS=off start_listening_server "$prefix" "$MILLRACE" serve \
                 --listen 127.0.0.1:0 --data-dir "$data" --fsync "${name#millrace-}" --shard-limit 100000
             ;;
+        millrace-enforce)
+            # Signatures verified and every request authorized by policy; the load generator's
+            # credentials are the root's, so each request runs the whole evaluation (no identity
+            # policy needed for root, the stream's resource policy still consulted).
+            MILLRACE_THROUGHPUT_LIMITS=off start_listening_server "$prefix" "$MILLRACE" serve \
+                --listen 127.0.0.1:0 --data-dir "$data" --fsync always --shard-limit 100000 \
+                --auth enforce --root-access-key-id AKIDMILLRACEBENCH --root-secret-access-key bench-secret-key
+            ;;
         ceiling)
             start_listening_server "$prefix" "$BENCH" ceiling-server --listen 127.0.0.1:0
             ;;
@@ -175,6 +184,12 @@ for server in $SERVERS; do
         --duration "$DURATION"
     bench "$server" shards shards --streams "$SHARD_STREAMS" --shards "$SHARD_COUNT" --connections 4 --touch
 done
+
+# --- Millrace: authentication and authorization cost (enforce against the open row above) ----------------
+if [[ " $SERVERS " == *" millrace-always "* && "${AUTH_ROWS:-1}" == 1 ]]; then
+    bench millrace-enforce put-1k put --batch 500 --record-size 1024 --connections 8 --shards 4 --duration "$DURATION"
+    bench millrace-enforce put-single put-single --record-size 100 --connections 16 --shards 4 --duration "$DURATION"
+fi
 
 # --- Millrace: throughput against shard count ----------------------------------------------------------------
 for shards in $SCALING_SHARDS; do

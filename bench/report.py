@@ -17,6 +17,7 @@ END = "<!-- measured:end -->"
 SERVERS = [
     ("millrace-always", "Millrace, fsync always"),
     ("millrace-never", "Millrace, fsync never"),
+    ("millrace-enforce", "Millrace, fsync always, --auth enforce"),
     ("ferrokinesis-memory", "ferrokinesis, in memory"),
     ("ferrokinesis-durable", "ferrokinesis, durable (--state-dir)"),
     ("kinesalite", "kinesalite, in memory"),
@@ -196,6 +197,12 @@ def targets(runs, lines):
             f"| {verdict(put / ceiling >= 0.6)} |"
         )
     compare("ferrokinesis-memory", "get", 2.0, "GetRecords drain >= 2x ferrokinesis (in memory)")
+    enforce = rate(runs, "millrace-enforce", "put-1k")
+    if put and enforce:
+        lines.append(
+            f"| PutRecords with --auth enforce >= 95 % of open | {100 * enforce / put:.1f} % ({num(enforce)} vs "
+            f"{num(put)} rec/s) | {verdict(enforce / put >= 0.95)} |"
+        )
     shards = runs.get(("millrace-always", "shards"))
     if shards:
         fresh = shards.get("server_rss_mb_idle_after")

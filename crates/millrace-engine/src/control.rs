@@ -518,6 +518,10 @@ impl Engine {
             ));
         }
         self.store.set_policy(arn, Some(policy))?;
+        self.policy_cache
+            .write()
+            .expect("lock")
+            .insert(arn.to_owned(), Some(std::sync::Arc::from(policy)));
         Ok(())
     }
 
@@ -539,6 +543,10 @@ impl Engine {
             )));
         }
         self.store.set_policy(arn, None)?;
+        self.policy_cache
+            .write()
+            .expect("lock")
+            .insert(arn.to_owned(), None);
         Ok(())
     }
 

@@ -1,9 +1,5 @@
 //! The order of request checks and the single dispatch table keyed by `X-Amz-Target`.
 
-use std::sync::Arc;
-
-use millrace_engine::Engine;
-
 use crate::auth;
 use crate::error::ApiError;
 use crate::handlers::{self, Context};
@@ -41,15 +37,148 @@ pub enum Reply {
     EventStream(tokio::sync::mpsc::Receiver<bytes::Bytes>),
 }
 
+/// Kinesis operations on no particular resource: authorized on `*`.
+const ACCOUNT_OPERATIONS: &[&str] = &[
+    "ListStreams",
+    "DescribeLimits",
+    "DescribeAccountSettings",
+    "UpdateAccountSettings",
+];
+
+/// Kinesis operations that change nothing, or only records, which the audit log leaves out
+/// unless they are denied.
+const DATA_PLANE: &[&str] = &[
+    "PutRecord",
+    "PutRecords",
+    "GetRecords",
+    "GetShardIterator",
+    "SubscribeToShard",
+];
+
+/// What the request path knows about the connection.
+pub struct Peer {
+    pub ip: String,
+    pub secure: bool,
+}
+
+/// The account a request addresses: the account of an ARN member when the body names one of
+/// another account, else the caller's. A body without `arn:` anywhere is not parsed for it.
+fn addressed_account(body: &[u8]) -> Option<String> {
+    if !body.windows(4).any(|w| w == b"arn:") {
+        return None;
+    }
+    #[derive(serde::Deserialize)]
+    struct Arns<'a> {
+        #[serde(borrow, rename = "StreamARN")]
+        stream: Option<std::borrow::Cow<'a, str>>,
+        #[serde(borrow, rename = "ConsumerARN")]
+        consumer: Option<std::borrow::Cow<'a, str>>,
+        #[serde(borrow, rename = "ResourceARN")]
+        resource: Option<std::borrow::Cow<'a, str>>,
+    }
+    let arns: Arns<'_> = serde_json::from_slice(body).ok()?;
+    let arn = arns.stream.or(arns.consumer).or(arns.resource)?;
+    crate::authz::arn_account(&arn).map(str::to_owned)
+}
+
+/// The condition keys of a request: who, from where, when, and the tags it asks for.
+pub fn context_keys(
+    caller: &millrace_iam::Caller,
+    peer: &Peer,
+    request_tags: &[(String, String)],
+) -> millrace_iam::ContextKeys {
+    let mut keys = millrace_iam::ContextKeys::new();
+    keys.insert("aws:SourceIp", peer.ip.clone());
+    keys.insert(
+        "aws:SecureTransport",
+        if peer.secure { "true" } else { "false" },
+    );
+    keys.insert("aws:PrincipalArn", caller.arn.clone());
+    keys.insert("aws:PrincipalAccount", caller.account.clone());
+    keys.insert("aws:userid", caller.user_id.clone());
+    if let millrace_iam::CallerKind::User { name } = &caller.kind {
+        keys.insert("aws:username", name.clone());
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    keys.insert("aws:EpochTime", now.to_string());
+    let compact = crate::sigv4::format_amz_date(now);
+    keys.insert(
+        "aws:CurrentTime",
+        format!(
+            "{}-{}-{}T{}:{}:{}Z",
+            &compact[0..4],
+            &compact[4..6],
+            &compact[6..8],
+            &compact[9..11],
+            &compact[11..13],
+            &compact[13..15]
+        ),
+    );
+    keys.insert(
+        "aws:PrincipalType",
+        match caller.kind {
+            millrace_iam::CallerKind::Root => "Account",
+            millrace_iam::CallerKind::User { .. } => "User",
+            millrace_iam::CallerKind::AssumedRole { .. } => "AssumedRole",
+        },
+    );
+    if !request_tags.is_empty() {
+        for (key, value) in request_tags {
+            keys.insert(&format!("aws:RequestTag/{key}"), value.clone());
+        }
+        keys.insert_many(
+            "aws:TagKeys",
+            request_tags.iter().map(|(k, _)| k.clone()).collect(),
+        );
+    }
+    keys
+}
+
+/// The tags a Kinesis request asks to add (CreateStream, AddTagsToStream, TagResource).
+fn kinesis_request_tags(operation: &str, body: &[u8]) -> Vec<(String, String)> {
+    if !matches!(
+        operation,
+        "CreateStream" | "AddTagsToStream" | "TagResource"
+    ) {
+        return Vec::new();
+    }
+    let Ok(value) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return Vec::new();
+    };
+    value
+        .get("Tags")
+        .and_then(|t| t.as_object())
+        .map(|tags| {
+            tags.iter()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_owned()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Everything the Kinesis path needs from the server.
+pub struct Services<'a> {
+    pub accounts: &'a crate::accounts::Accounts,
+    pub config: &'a ServerConfig,
+    pub rate_limiter: &'a crate::rate_limit::RateLimiter,
+    pub authenticator: &'a crate::auth::Authenticator,
+    pub policies: &'a crate::authz::PolicyCache,
+    pub audit: Option<&'a crate::audit::AuditLog>,
+}
+
 /// Runs the service's checks in its order, then the operation; returns the reply.
 pub async fn route(
-    engine: &Arc<Engine>,
-    config: &ServerConfig,
-    rate_limiter: &crate::rate_limit::RateLimiter,
+    services: &Services<'_>,
+    peer: &Peer,
+    request_id: &str,
     parts: &http::request::Parts,
     target: &str,
-    body: &[u8],
+    raw_body: &[u8],
 ) -> Result<Reply, ApiError> {
+    let config = services.config;
     if parts.method != http::Method::POST {
         return Err(ApiError::new(
             "AccessDeniedException",
@@ -59,7 +188,7 @@ pub async fn route(
     }
     let (prefix, operation) = target.split_once('.').unwrap_or(("", ""));
     let known = prefix == KINESIS_PREFIX && millrace_wire::validate::operation_exists(operation);
-    if body.is_empty() {
+    if raw_body.is_empty() {
         return Err(if known {
             ApiError::serialization(None)
         } else {
@@ -74,9 +203,9 @@ pub async fn route(
     // reply is transcoded back by the caller.
     let transcoded;
     let body = match format {
-        Format::Json => body,
+        Format::Json => raw_body,
         Format::Cbor => {
-            let document = millrace_wire::cbor::request_to_json(operation, body)
+            let document = millrace_wire::cbor::request_to_json(operation, raw_body)
                 .map_err(|_| ApiError::serialization(None))?;
             transcoded = serde_json::to_vec(&document).expect("json values serialize");
             &transcoded[..]
@@ -92,28 +221,101 @@ pub async fn route(
             ApiError::serialization(None)
         });
     }
-    let caller = match auth::check(&parts.headers, parts.uri.query()) {
-        Ok(caller) => caller,
-        Err(error) if parses() => return Err(error),
+    let signed = match auth::parse(&parts.headers, parts.uri.query()) {
+        Ok(signed) => signed,
+        Err(error) if parses() => return Err(error.json()),
         Err(_) => return Err(ApiError::serialization(None)),
     };
-    let region = caller
-        .region
-        .unwrap_or_else(|| config.default_region.clone());
+    let incoming = auth::Incoming {
+        parts,
+        body: raw_body,
+        service: "kinesis",
+    };
+    let caller = services
+        .authenticator
+        .authenticate(&signed, &incoming)
+        .map_err(|failure| failure.json())?;
+    let region = if signed.region.is_empty() {
+        config.default_region.clone()
+    } else {
+        signed.region.clone()
+    };
     if config.rate_limits {
-        rate_limiter.admit(&region, operation)?;
+        services.rate_limiter.admit(&region, operation)?;
     }
+    let account = addressed_account(body).unwrap_or_else(|| caller.account.clone());
+    let engine = services
+        .accounts
+        .get(&account)
+        .or_else(|| services.accounts.get(&caller.account))
+        .unwrap_or_else(|| services.accounts.default_engine());
+    let mode = services.authenticator.mode;
+    let keys = if mode == auth::AuthMode::Enforce {
+        context_keys(&caller, peer, &kinesis_request_tags(operation, body))
+    } else {
+        millrace_iam::ContextKeys::new()
+    };
+    let authz = crate::authz::Authz::new(
+        mode,
+        caller.clone(),
+        &services.authenticator.iam,
+        services.policies,
+        format!("kinesis:{operation}"),
+        keys,
+    );
     let context = Context {
         engine,
-        region,
+        region: region.clone(),
         format,
+        authz: &authz,
     };
-    if operation == "SubscribeToShard" {
-        return handlers::fanout::subscribe_to_shard(&context, body)
+    let outcome = async {
+        if ACCOUNT_OPERATIONS.contains(&operation) {
+            authz.check(engine, "*", None)?;
+        }
+        if operation == "SubscribeToShard" {
+            return handlers::fanout::subscribe_to_shard(&context, body)
+                .await
+                .map(Reply::EventStream);
+        }
+        handlers::call(&context, operation, body)
             .await
-            .map(Reply::EventStream);
+            .map(Reply::Body)
     }
-    handlers::call(&context, operation, body)
-        .await
-        .map(Reply::Body)
+    .await;
+    if outcome.is_ok() && !authz.was_checked() {
+        // Every operation names its resource before it acts; one that did not is a defect.
+        tracing::error!(operation, "operation ran without an authorization check");
+    }
+    if let Some(audit) = services.audit {
+        let denied = matches!(&outcome, Err(e) if e.code == "AccessDeniedException");
+        if denied || !DATA_PLANE.contains(&operation) {
+            let parameters = serde_json::from_slice::<serde_json::Value>(body).ok();
+            let error = outcome.as_ref().err();
+            audit.record(&crate::audit::AuditEvent {
+                event_source: "kinesis.amazonaws.com",
+                event_name: operation,
+                region: &region,
+                source_ip: &peer.ip,
+                user_arn: &caller.arn,
+                account: &caller.account,
+                access_key_id: caller.access_key_id.as_deref(),
+                identity_type: identity_type(&caller),
+                request_parameters: parameters.as_ref(),
+                error_code: error.map(|e| e.code),
+                error_message: error.and_then(|e| e.message.as_deref()),
+                request_id,
+            });
+        }
+    }
+    outcome
+}
+
+/// CloudTrail's `userIdentity.type` of a caller.
+pub fn identity_type(caller: &millrace_iam::Caller) -> &'static str {
+    match caller.kind {
+        millrace_iam::CallerKind::Root => "Root",
+        millrace_iam::CallerKind::User { .. } => "IAMUser",
+        millrace_iam::CallerKind::AssumedRole { .. } => "AssumedRole",
+    }
 }

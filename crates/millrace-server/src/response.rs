@@ -116,6 +116,14 @@ pub fn error(request_id: &str, error: &ApiError, format: Format) -> Response<Res
         .expect("static headers are valid")
 }
 
+/// An awsQuery reply (IAM, STS): XML, success or `ErrorResponse`.
+pub fn xml(request_id: &str, status: u16, body: Vec<u8>) -> Response<ResponseBody> {
+    builder(request_id, status)
+        .header(http::header::CONTENT_TYPE, millrace_wire::xml::CONTENT_TYPE)
+        .body(full(body))
+        .expect("static headers are valid")
+}
+
 /// The answer to a browser's CORS preflight.
 pub fn cors_preflight(request_id: &str) -> Response<ResponseBody> {
     builder(request_id, 200)

@@ -1,0 +1,170 @@
+//! Authorization in `enforce` mode: each operation's IAM action on its resource ARN, decided by
+//! the caller's identity policies and the resource's policy, with AWS's denial messages.
+//!
+//! Handlers call [`Authz::check`] as soon as they know the resource (every stream-addressed
+//! operation does it through `handlers::stream_target` / `resource_target`), before anything
+//! is read or changed; operations on no particular resource are checked against `*` before the
+//! handler runs.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+
+use millrace_engine::Engine;
+use millrace_iam::{Caller, ContextKeys, Decision, Iam};
+use millrace_policy::Policy;
+
+use crate::auth::AuthMode;
+use crate::error::ApiError;
+
+/// Parsed resource policies by their text, so a request does not parse JSON again.
+#[derive(Default)]
+pub struct PolicyCache {
+    parsed: RwLock<HashMap<String, Option<Arc<Policy>>>>,
+}
+
+const POLICY_CACHE_LIMIT: usize = 1024;
+
+impl PolicyCache {
+    fn get(&self, text: &str) -> Option<Arc<Policy>> {
+        if let Some(found) = self
+            .parsed
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(text)
+        {
+            return found.clone();
+        }
+        let parsed = Policy::parse_resource(text)
+            .or_else(|_| Policy::parse(text))
+            .ok()
+            .map(Arc::new);
+        let mut map = self.parsed.write().unwrap_or_else(|p| p.into_inner());
+        if map.len() >= POLICY_CACHE_LIMIT {
+            map.clear();
+        }
+        map.insert(text.to_owned(), parsed.clone());
+        parsed
+    }
+}
+
+/// One request's authorization state.
+pub struct Authz<'a> {
+    pub mode: AuthMode,
+    pub caller: Arc<Caller>,
+    pub iam: &'a Iam,
+    pub policies: &'a PolicyCache,
+    /// `kinesis:PutRecord`.
+    pub action: String,
+    /// The request's condition keys (source IP, transport, principal, request tags).
+    pub context: ContextKeys,
+    checked: AtomicBool,
+}
+
+/// The account of a Kinesis ARN (`arn:aws:kinesis:<region>:<account>:…`).
+pub fn arn_account(arn: &str) -> Option<&str> {
+    let mut parts = arn.splitn(6, ':');
+    let (_, _, _, _, account) = (
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+    );
+    parts.next()?;
+    Some(account)
+}
+
+impl<'a> Authz<'a> {
+    pub fn new(
+        mode: AuthMode,
+        caller: Arc<Caller>,
+        iam: &'a Iam,
+        policies: &'a PolicyCache,
+        action: String,
+        context: ContextKeys,
+    ) -> Authz<'a> {
+        Authz {
+            mode,
+            caller,
+            iam,
+            policies,
+            action,
+            context,
+            checked: AtomicBool::new(false),
+        }
+    }
+
+    /// Whether some check already ran for this request.
+    pub fn was_checked(&self) -> bool {
+        self.checked.load(Ordering::Relaxed)
+    }
+
+    /// Decides the request's action on `resource`; `stream` names the stream whose tags are the
+    /// `aws:ResourceTag/*` keys. Allowed in `open` and `verify` modes without looking.
+    pub fn check(
+        &self,
+        engine: &Engine,
+        resource: &str,
+        stream: Option<(&str, &str)>,
+    ) -> Result<(), ApiError> {
+        self.checked.store(true, Ordering::Relaxed);
+        if self.mode != AuthMode::Enforce {
+            return Ok(());
+        }
+        let resource_account = if resource == "*" {
+            self.caller.account.as_str()
+        } else {
+            arn_account(resource).unwrap_or(self.caller.account.as_str())
+        };
+        let policy_text = if resource == "*" {
+            None
+        } else {
+            engine.resource_policy(resource).map_err(ApiError::from)?
+        };
+        let policy = policy_text
+            .as_deref()
+            .and_then(|text| self.policies.get(text));
+        let mut context = self.context.clone();
+        if let Some((region, name)) = stream {
+            for (key, value) in engine.stream_tags(region, name) {
+                context.insert(&format!("aws:ResourceTag/{key}"), value);
+            }
+        }
+        let decision = self.iam.authorize(
+            &self.caller,
+            &self.action,
+            resource,
+            resource_account,
+            policy.as_deref(),
+            &context,
+        );
+        if decision == Decision::Allow {
+            return Ok(());
+        }
+        let reason = match decision {
+            Decision::ExplicitDenyIdentity => {
+                "with an explicit deny in an identity-based policy".to_owned()
+            }
+            Decision::ExplicitDenyResource => {
+                "with an explicit deny in a resource-based policy".to_owned()
+            }
+            Decision::NoResourceAllow => format!(
+                "because no resource-based policy allows the {} action",
+                self.action
+            ),
+            _ => format!(
+                "because no identity-based policy allows the {} action",
+                self.action
+            ),
+        };
+        tracing::debug!(caller = %self.caller.arn, action = %self.action, %resource, "denied");
+        Err(ApiError::new(
+            "AccessDeniedException",
+            format!(
+                "User: {} is not authorized to perform: {} on resource: {} {reason}",
+                self.caller.arn, self.action, resource
+            ),
+        ))
+    }
+}
