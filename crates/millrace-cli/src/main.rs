@@ -9,7 +9,8 @@ use clap::{Parser, Subcommand};
 use millrace_server::accounts::Accounts;
 use millrace_server::audit::AuditConfig;
 use millrace_server::auth::AuthMode;
-use millrace_server::{EngineConfig, FsyncPolicy, Iam, RootCredentials, ServerConfig};
+use millrace_server::json_services::JsonServices;
+use millrace_server::{Backends, EngineConfig, FsyncPolicy, Iam, RootCredentials, ServerConfig};
 
 #[derive(Parser)]
 #[command(
@@ -333,10 +334,14 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             keep_files: args.audit_keep.max(1),
         }),
     };
-    millrace_server::serve(
-        listener,
+    let backends = Backends {
         accounts,
         iam,
+        json_services: JsonServices::new(Vec::new()),
+    };
+    millrace_server::serve(
+        listener,
+        backends,
         ServerConfig {
             auth: mode,
             audit,

@@ -100,6 +100,41 @@ impl<'a> Authz<'a> {
         self.checked.load(Ordering::Relaxed)
     }
 
+    /// Decides `action` on `resource` given the resource's own policy text (services other than
+    /// Kinesis keep theirs, e.g. key policies); the denial uses the service's code.
+    pub fn check_action(
+        &self,
+        action: &str,
+        resource: &str,
+        resource_policy: Option<&str>,
+    ) -> Result<(), (String, String)> {
+        self.checked.store(true, Ordering::Relaxed);
+        if self.mode != AuthMode::Enforce {
+            return Ok(());
+        }
+        let resource_account = if resource == "*" {
+            self.caller.account.as_str()
+        } else {
+            arn_account(resource).unwrap_or(self.caller.account.as_str())
+        };
+        let policy = resource_policy.and_then(|text| self.policies.get(text));
+        let decision = self.iam.authorize(
+            &self.caller,
+            action,
+            resource,
+            resource_account,
+            policy.as_deref(),
+            &self.context,
+        );
+        if decision == Decision::Allow {
+            return Ok(());
+        }
+        Err((
+            "AccessDeniedException".to_owned(),
+            denial_message(&self.caller.arn, action, resource, &decision),
+        ))
+    }
+
     /// Decides the request's action on `resource`; `stream` names the stream whose tags are the
     /// `aws:ResourceTag/*` keys. Allowed in `open` and `verify` modes without looking.
     pub fn check(
@@ -142,29 +177,41 @@ impl<'a> Authz<'a> {
         if decision == Decision::Allow {
             return Ok(());
         }
-        let reason = match decision {
-            Decision::ExplicitDenyIdentity => {
-                "with an explicit deny in an identity-based policy".to_owned()
-            }
-            Decision::ExplicitDenyResource => {
-                "with an explicit deny in a resource-based policy".to_owned()
-            }
-            Decision::NoResourceAllow => format!(
-                "because no resource-based policy allows the {} action",
-                self.action
-            ),
-            _ => format!(
-                "because no identity-based policy allows the {} action",
-                self.action
-            ),
-        };
         tracing::debug!(caller = %self.caller.arn, action = %self.action, %resource, "denied");
         Err(ApiError::new(
             "AccessDeniedException",
-            format!(
-                "User: {} is not authorized to perform: {} on resource: {} {reason}",
-                self.caller.arn, self.action, resource
-            ),
+            denial_message(&self.caller.arn, &self.action, resource, &decision),
         ))
+    }
+}
+
+/// AWS's text for a denied request.
+pub fn denial_message(caller: &str, action: &str, resource: &str, decision: &Decision) -> String {
+    let reason = match decision {
+        Decision::ExplicitDenyIdentity => {
+            "with an explicit deny in an identity-based policy".to_owned()
+        }
+        Decision::ExplicitDenyResource => {
+            "with an explicit deny in a resource-based policy".to_owned()
+        }
+        Decision::NoResourceAllow => {
+            format!("because no resource-based policy allows the {action} action")
+        }
+        _ => format!("because no identity-based policy allows the {action} action"),
+    };
+    format!(
+        "User: {caller} is not authorized to perform: {action} on resource: {resource} {reason}"
+    )
+}
+
+impl millrace_service::Authorizer for Authz<'_> {
+    fn check(
+        &self,
+        action: &str,
+        resource: &str,
+        resource_policy: Option<&str>,
+    ) -> Result<(), millrace_service::ServiceError> {
+        self.check_action(action, resource, resource_policy)
+            .map_err(|(code, message)| millrace_service::ServiceError::client(&code, message))
     }
 }

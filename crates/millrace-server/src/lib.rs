@@ -15,6 +15,7 @@ mod dispatch;
 mod error;
 mod handlers;
 mod json;
+pub mod json_services;
 mod query;
 mod rate_limit;
 mod response;
@@ -24,4 +25,4 @@ pub mod tls;
 
 pub use millrace_engine::{Engine, EngineConfig, FsyncPolicy};
 pub use millrace_iam::{Iam, RootCredentials};
-pub use server::{serve, ServerConfig};
+pub use server::{serve, Backends, ServerConfig};

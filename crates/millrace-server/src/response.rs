@@ -116,6 +116,21 @@ pub fn error(request_id: &str, error: &ApiError, format: Format) -> Response<Res
         .expect("static headers are valid")
 }
 
+/// A reply of a JSON service beside Kinesis.
+pub fn json_service(
+    request_id: &str,
+    reply: crate::json_services::JsonReply,
+) -> Response<ResponseBody> {
+    let mut response =
+        builder(request_id, reply.status).header(http::header::CONTENT_TYPE, reply.content_type);
+    if let Some(error_type) = reply.error_type {
+        response = response.header("x-amzn-ErrorType", error_type);
+    }
+    response
+        .body(full(reply.body))
+        .expect("static headers are valid")
+}
+
 /// An awsQuery reply (IAM, STS): XML, success or `ErrorResponse`.
 pub fn xml(request_id: &str, status: u16, body: Vec<u8>) -> Response<ResponseBody> {
     builder(request_id, status)

@@ -37,8 +37,17 @@ pub struct ServerConfig {
     pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
+/// Everything the server serves: the accounts' Kinesis engines, the identity service and the
+/// JSON services beside Kinesis.
+pub struct Backends {
+    pub accounts: crate::accounts::Accounts,
+    pub iam: Arc<Iam>,
+    pub json_services: crate::json_services::JsonServices,
+}
+
 struct Shared {
     accounts: crate::accounts::Accounts,
+    json_services: crate::json_services::JsonServices,
     config: ServerConfig,
     rate_limiter: crate::rate_limit::RateLimiter,
     authenticator: crate::auth::Authenticator,
@@ -62,8 +71,7 @@ impl Shared {
 /// Serves requests on `listener` until `shutdown` resolves, then lets open requests finish.
 pub async fn serve(
     listener: TcpListener,
-    accounts: crate::accounts::Accounts,
-    iam: Arc<Iam>,
+    backends: Backends,
     config: ServerConfig,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
@@ -71,8 +79,14 @@ pub async fn serve(
         Some(audit) => Some(crate::audit::AuditLog::start(audit.clone())?),
         None => None,
     };
+    let Backends {
+        accounts,
+        iam,
+        json_services,
+    } = backends;
     let shared = Arc::new(Shared {
         accounts,
+        json_services,
         authenticator: crate::auth::Authenticator::new(config.auth, iam),
         config,
         rate_limiter: Default::default(),
@@ -137,6 +151,9 @@ pub async fn serve(
     drop(listener);
     for engine in shared.accounts.all() {
         engine.stop_subscriptions();
+    }
+    for service in shared.json_services.all() {
+        service.shutdown();
     }
     tokio::select! {
         _ = graceful.shutdown() => {}
@@ -207,6 +224,21 @@ async fn handle_parts(
     if crate::query::is_query_request(&parts) {
         let reply = crate::query::route(&services, &peer, &request_id, &parts, &body);
         return response::xml(&request_id, reply.status, reply.body);
+    }
+    if let Some((prefix, operation)) = target.split_once('.') {
+        if let Some(service) = shared.json_services.by_prefix(prefix) {
+            let reply = crate::json_services::route(
+                &services,
+                service.as_ref(),
+                &peer,
+                &request_id,
+                &parts,
+                operation,
+                &body,
+            )
+            .await;
+            return response::json_service(&request_id, reply);
+        }
     }
     let outcome = dispatch::route(&services, &peer, &request_id, &parts, &target, &body).await;
     match outcome {
