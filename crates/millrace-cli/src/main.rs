@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use anyhow::{bail, Context as _};
 use clap::{Parser, Subcommand};
+
+mod tools;
 use millrace_server::accounts::Accounts;
 use millrace_server::audit::AuditConfig;
 use millrace_server::auth::AuthMode;
@@ -26,7 +28,13 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the server.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
+    /// Put records (arguments, or one per line of standard input) through the producer library.
+    Put(tools::PutArgs),
+    /// Print a stream's records from every shard, parents before children, de-aggregated.
+    Tail(tools::TailArgs),
+    /// List, describe, create, delete or scale streams.
+    Streams(tools::StreamsArgs),
 }
 
 #[derive(Parser)]
@@ -190,13 +198,33 @@ fn main() -> anyhow::Result<()> {
                 .enable_all()
                 .build()
                 .context("start the async runtime")?;
-            if let Err(error) = runtime.block_on(serve(args)) {
+            if let Err(error) = runtime.block_on(serve(*args)) {
                 tracing::error!("failed to {error:#}");
                 return Err(error);
             }
             Ok(())
         }
+        Command::Put(args) => run_tool(tools::put(args)),
+        Command::Tail(args) => run_tool(tools::tail(args)),
+        Command::Streams(args) => run_tool(tools::streams(args)),
     }
+}
+
+/// Runs a client command; an error is printed in plain words and the exit code is 1.
+fn run_tool(future: impl std::future::Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("start the async runtime")?;
+    if let Err(error) = runtime.block_on(future) {
+        #[allow(clippy::print_stderr)]
+        {
+            eprintln!("millrace: {error:#}");
+        }
+        std::process::exit(1);
+    }
+    Ok(())
 }
 
 /// Root credentials of the default account and of every further account.
