@@ -129,3 +129,24 @@ def test_streams_commands_and_tail_across_a_split(server):
     assert missing.returncode == 1
     assert "ResourceNotFoundException" in missing.stderr
     assert millrace(server, "streams", "delete", "cli-s").returncode == 0
+
+
+def test_put_and_tail_over_tls_with_aws_ca_bundle(server_factory):
+    srv = server_factory(args=["--tls", "self-signed"], name="tls")
+    cert = srv.data_dir / "self-signed-cert.pem"
+    endpoint = srv.endpoint.replace("http://127.0.0.1", "https://localhost", 1)
+    env = dict(os.environ, RUST_LOG="warn", AWS_CA_BUNDLE=str(cert))
+
+    def run(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+        cmd = [str(millrace_bin()), args[0], "--endpoint-url", endpoint, *args[1:]]
+        return subprocess.run(cmd, input=stdin, capture_output=True, text=True, timeout=120, env=env)
+
+    assert run("streams", "create", "tls-s").returncode == 0
+    proc = run("put", "--stream", "tls-s", "--partition-key", "k", stdin="one\ntwo\n")
+    assert proc.returncode == 0, proc.stderr
+    assert run("tail", "tls-s", "--from", "trim-horizon").stdout.split() == ["one", "two"]
+    # Without the bundle the self-signed certificate is refused, in plain words.
+    env.pop("AWS_CA_BUNDLE")
+    refused = run("streams", "list")
+    assert refused.returncode == 1
+    assert "millrace:" in refused.stderr

@@ -19,12 +19,12 @@ use serde_json::{json, Value};
 pub struct Endpoint {
     /// The endpoint, e.g. `http://127.0.0.1:4567` (default: `AWS_ENDPOINT_URL_KINESIS`,
     /// `AWS_ENDPOINT_URL`, then AWS's regional endpoint).
-    #[arg(long)]
+    #[arg(long, global = true)]
     endpoint_url: Option<String>,
-    #[arg(long)]
+    #[arg(long, global = true)]
     region: Option<String>,
     /// A profile of `~/.aws/credentials` and `~/.aws/config`.
-    #[arg(long)]
+    #[arg(long, global = true)]
     profile: Option<String>,
 }
 

@@ -1,10 +1,13 @@
 //! A small Kinesis client: awsJson1.1 `POST /` requests, SigV4-signed with the core in
-//! `millrace_wire::sigv4`, over hyper's pooled HTTP/1.1 client.
+//! `millrace_wire::sigv4`, over hyper's pooled HTTP/1.1 client, in cleartext or over TLS
+//! (rustls with ring; the platform's trusted roots plus the PEM file named by `AWS_CA_BUNDLE`,
+//! as the AWS CLI reads it).
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::{connect::HttpConnector, Client as HyperClient};
 use hyper_util::rt::TokioExecutor;
 use millrace_wire::sigv4::{self, Credentials};
@@ -63,7 +66,7 @@ impl ApiError {
 /// Where a client sends requests and how it signs them.
 #[derive(Debug, Clone)]
 pub struct ClientConfig {
-    /// `http://host:port` (HTTPS endpoints are not supported by this client yet).
+    /// `http://host:port` or `https://host[:port]`.
     pub endpoint: String,
     pub region: String,
     pub credentials: Credentials,
@@ -104,7 +107,7 @@ pub struct KinesisClient {
     config: std::sync::Arc<ClientConfig>,
     host: String,
     uri: http::Uri,
-    http: HyperClient<HttpConnector, Full<Bytes>>,
+    http: HyperClient<HttpsConnector<HttpConnector>, Full<Bytes>>,
 }
 
 impl KinesisClient {
@@ -113,9 +116,9 @@ impl KinesisClient {
             .endpoint
             .parse()
             .map_err(|e| ApiError::Config(format!("endpoint {:?}: {e}", config.endpoint)))?;
-        if uri.scheme_str() != Some("http") {
+        if !matches!(uri.scheme_str(), Some("http" | "https")) {
             return Err(ApiError::Config(format!(
-                "endpoint {:?}: only http:// endpoints are supported",
+                "endpoint {:?}: must start with http:// or https://",
                 config.endpoint
             )));
         }
@@ -123,8 +126,14 @@ impl KinesisClient {
             .authority()
             .map(|a| a.as_str().to_owned())
             .ok_or_else(|| ApiError::Config("endpoint has no host".into()))?;
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
+        let mut http_connector = HttpConnector::new();
+        http_connector.set_nodelay(true);
+        http_connector.enforce_http(false);
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls_config()?)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http_connector);
         let http = HyperClient::builder(TokioExecutor::new())
             .pool_max_idle_per_host(max_connections.max(1))
             .build(connector);
@@ -241,6 +250,35 @@ impl KinesisClient {
         }
         Ok(shards)
     }
+}
+
+/// TLS settings: the platform's roots and, if set, the certificates in `AWS_CA_BUNDLE`.
+fn tls_config() -> Result<rustls::ClientConfig, ApiError> {
+    use rustls_pki_types::pem::PemObject as _;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_native_certs::load_native_certs().certs {
+        let _ = roots.add(cert);
+    }
+    if let Some(bundle) = std::env::var_os("AWS_CA_BUNDLE").filter(|v| !v.is_empty()) {
+        let pem = std::fs::read(&bundle).map_err(|e| {
+            ApiError::Config(format!(
+                "read AWS_CA_BUNDLE {}: {e}",
+                bundle.to_string_lossy()
+            ))
+        })?;
+        for cert in rustls_pki_types::CertificateDer::pem_slice_iter(&pem) {
+            let cert = cert.map_err(|e| ApiError::Config(format!("AWS_CA_BUNDLE: {e}")))?;
+            roots
+                .add(cert)
+                .map_err(|e| ApiError::Config(format!("AWS_CA_BUNDLE: {e}")))?;
+        }
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| ApiError::Config(format!("TLS: {e}")))?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
 }
 
 /// One shard as ListShards describes it.

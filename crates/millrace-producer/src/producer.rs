@@ -155,6 +155,7 @@ impl KinesisRecord {
 enum Command {
     Put(String, UserRecord),
     Flush(oneshot::Sender<()>),
+    Shutdown,
 }
 
 enum Event {
@@ -375,11 +376,12 @@ impl Producer {
         }
     }
 
-    /// Flushes, then stops the worker. Every record put before has its outcome.
+    /// Flushes, then stops the worker (for every clone of this handle). Every record put
+    /// before has its outcome; later puts fail with `Closed`.
     pub async fn shutdown(self) {
         self.flush().await;
         let handle = self.worker.lock().unwrap_or_else(|p| p.into_inner()).take();
-        drop(self.commands);
+        let _ = self.commands.send(Command::Shutdown);
         if let Some(handle) = handle {
             let _ = handle.await;
         }
@@ -422,6 +424,10 @@ impl Worker {
                                     self.flush_waiters.push(waiter);
                                     self.flushing = true;
                                 }
+                                Command::Shutdown => {
+                                    open = false;
+                                    self.flushing = true;
+                                }
                             }
                         }
                     }
@@ -429,7 +435,7 @@ impl Worker {
                         self.flush_waiters.push(waiter);
                         self.flushing = true;
                     }
-                    None => {
+                    Some(Command::Shutdown) | None => {
                         open = false;
                         self.flushing = true;
                     }
@@ -444,6 +450,7 @@ impl Worker {
             let now = Instant::now();
             self.seal_due(now);
             self.expire_unrouted(now);
+            self.expire_queued(now);
             self.load_maps(&events_tx, now);
             self.send(&events_tx, now);
             if self.outstanding == 0 {
@@ -538,6 +545,43 @@ impl Worker {
                 .partition(|r| now.saturating_duration_since(r.arrival) >= ttl);
             state.unrouted = keep;
             expired.extend(old);
+        }
+        for record in expired {
+            self.fail(record, true);
+        }
+    }
+
+    /// Fails queued user records older than RecordTtl (a shard held back by its rate limit or
+    /// by retries can keep records waiting that long).
+    fn expire_queued(&mut self, now: Instant) {
+        let ttl = self.config.record_ttl;
+        let aggregate = self.config.aggregation_enabled;
+        let mut expired = Vec::new();
+        for state in self.streams.values_mut() {
+            for (shard, queue) in state.queues.iter_mut() {
+                let mut kept_front = Vec::new();
+                while let Some(front) = queue.front() {
+                    let oldest = front.members.first().map(|m| m.arrival);
+                    if oldest.is_none_or(|t| now.saturating_duration_since(t) < ttl) {
+                        break;
+                    }
+                    let record = queue.pop_front().expect("front");
+                    let not_before = record.not_before;
+                    let (old, keep): (Vec<_>, Vec<_>) = record
+                        .members
+                        .into_iter()
+                        .partition(|m| now.saturating_duration_since(m.arrival) >= ttl);
+                    expired.extend(old);
+                    if !keep.is_empty() {
+                        let mut sealed = seal(shard, keep, aggregate);
+                        sealed.not_before = not_before;
+                        kept_front.push(sealed);
+                    }
+                }
+                for record in kept_front.into_iter().rev() {
+                    queue.push_front(record);
+                }
+            }
         }
         for record in expired {
             self.fail(record, true);

@@ -337,10 +337,8 @@ async fn throttled_records_are_retried_and_expired_ones_reported() {
     producer.flush().await;
     let mut expired = 0;
     for receiver in receivers {
-        if let Err(millrace_producer::PutError::Expired { attempts }) =
-            receiver.await.expect("outcome")
-        {
-            assert!(!attempts.is_empty());
+        // Expired while waiting for the shard's budget, or after throttled attempts.
+        if let Err(millrace_producer::PutError::Expired { .. }) = receiver.await.expect("outcome") {
             expired += 1;
         }
     }
