@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 use millrace_server::accounts::Accounts;
 use millrace_server::audit::AuditConfig;
 use millrace_server::auth::AuthMode;
+use millrace_server::cloudwatch::{CloudWatch, Metrics, MetricsConfig};
 use millrace_server::json_services::JsonServices;
 use millrace_server::{Backends, EngineConfig, FsyncPolicy, Iam, RootCredentials, ServerConfig};
 
@@ -143,6 +144,16 @@ struct ServeArgs {
     /// Testing knob: how many real milliseconds one second of an STS session's duration lasts.
     #[arg(long, env = "MILLRACE_SESSION_SECOND_MS", default_value_t = 1000)]
     session_second_ms: u64,
+    /// Kinesis metrics and the CloudWatch API: `on` or `off` (no counting, no CloudWatch, no
+    /// `/metrics`).
+    #[arg(long, env = "MILLRACE_METRICS", default_value = "on", value_parser = ["on", "off"])]
+    metrics: String,
+    /// How many days one-minute datapoints are kept.
+    #[arg(long, env = "MILLRACE_METRICS_RETENTION_DAYS", default_value_t = 15)]
+    metrics_retention_days: u32,
+    /// How often alarms are evaluated, in milliseconds.
+    #[arg(long, env = "MILLRACE_ALARM_EVALUATION_MS", default_value_t = 60_000)]
+    alarm_evaluation_ms: u64,
     /// Size at which a shard's log segment is rolled, in bytes.
     #[arg(long, env = "MILLRACE_SEGMENT_BYTES", default_value_t = 64 * 1024 * 1024)]
     segment_bytes: u64,
@@ -334,10 +345,30 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             keep_files: args.audit_keep.max(1),
         }),
     };
+    let metrics = if args.metrics == "on" {
+        let path = args.data_dir.join("metrics.redb");
+        let config = MetricsConfig {
+            retention_days: args.metrics_retention_days.max(1),
+            alarm_evaluation: Duration::from_millis(args.alarm_evaluation_ms.max(100)),
+        };
+        let metrics = tokio::task::spawn_blocking(move || Metrics::open(&path, config))
+            .await
+            .context("open the metrics store")?
+            .context("open the metrics store")?;
+        metrics.start_background();
+        Some(metrics)
+    } else {
+        None
+    };
+    let mut services: Vec<std::sync::Arc<dyn millrace_server::JsonService>> = Vec::new();
+    if let Some(metrics) = &metrics {
+        services.push(std::sync::Arc::new(CloudWatch::new(metrics.clone())));
+    }
     let backends = Backends {
         accounts,
         iam,
-        json_services: JsonServices::new(Vec::new()),
+        json_services: JsonServices::new(services),
+        metrics,
     };
     millrace_server::serve(
         listener,

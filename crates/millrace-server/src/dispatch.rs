@@ -167,6 +167,7 @@ pub struct Services<'a> {
     pub authenticator: &'a crate::auth::Authenticator,
     pub policies: &'a crate::authz::PolicyCache,
     pub audit: Option<&'a crate::audit::AuditLog>,
+    pub metrics: Option<&'a millrace_cloudwatch::Metrics>,
 }
 
 /// Runs the service's checks in its order, then the operation; returns the reply.
@@ -268,6 +269,7 @@ pub async fn route(
         region: region.clone(),
         format,
         authz: &authz,
+        metrics: services.metrics,
     };
     let outcome = async {
         if ACCOUNT_OPERATIONS.contains(&operation) {

@@ -23,6 +23,8 @@ mod server;
 mod sigv4;
 pub mod tls;
 
+pub use millrace_cloudwatch as cloudwatch;
 pub use millrace_engine::{Engine, EngineConfig, FsyncPolicy};
 pub use millrace_iam::{Iam, RootCredentials};
+pub use millrace_service::JsonService;
 pub use server::{serve, Backends, ServerConfig};

@@ -43,6 +43,8 @@ pub struct Backends {
     pub accounts: crate::accounts::Accounts,
     pub iam: Arc<Iam>,
     pub json_services: crate::json_services::JsonServices,
+    /// The metrics the Kinesis handlers record into and `GET /metrics` shows; `None` keeps none.
+    pub metrics: Option<Arc<millrace_cloudwatch::Metrics>>,
 }
 
 struct Shared {
@@ -53,6 +55,7 @@ struct Shared {
     authenticator: crate::auth::Authenticator,
     policies: crate::authz::PolicyCache,
     audit: Option<crate::audit::AuditLog>,
+    metrics: Option<Arc<millrace_cloudwatch::Metrics>>,
 }
 
 impl Shared {
@@ -64,6 +67,7 @@ impl Shared {
             authenticator: &self.authenticator,
             policies: &self.policies,
             audit: self.audit.as_ref(),
+            metrics: self.metrics.as_deref(),
         }
     }
 }
@@ -83,6 +87,7 @@ pub async fn serve(
         accounts,
         iam,
         json_services,
+        metrics,
     } = backends;
     let shared = Arc::new(Shared {
         accounts,
@@ -92,6 +97,7 @@ pub async fn serve(
         rate_limiter: Default::default(),
         policies: Default::default(),
         audit,
+        metrics,
     });
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let builder = auto::Builder::new(TokioExecutor::new());
@@ -221,7 +227,50 @@ async fn handle_parts(
         }
     };
     let services = shared.services();
+    if parts.method == http::Method::GET && parts.uri.path() == "/metrics" {
+        if let Some(metrics) = &shared.metrics {
+            return response::prometheus(
+                &request_id,
+                millrace_cloudwatch::prometheus::render(metrics),
+            );
+        }
+    }
+    // Smithy RPC v2 CBOR (CloudWatch's first protocol): the service and operation are in the path.
+    if let Some((service_name, operation)) = crate::json_services::rpc_v2_path(parts.uri.path()) {
+        if let Some(service) = shared.json_services.by_prefix(service_name) {
+            let reply = crate::json_services::route_rpc_v2(
+                &services,
+                service.as_ref(),
+                &peer,
+                &request_id,
+                &parts,
+                operation,
+                &body,
+            )
+            .await;
+            return response::json_service(&request_id, reply);
+        }
+    }
     if crate::query::is_query_request(&parts) {
+        // awsQuery for a JSON service (CloudWatch), recognised by the credential scope's service.
+        let scope = crate::auth::parse(&parts.headers, parts.uri.query())
+            .ok()
+            .map(|signed| signed.service);
+        if let Some(service) = scope
+            .as_deref()
+            .and_then(|name| shared.json_services.by_signing_name(name))
+        {
+            let reply = crate::json_services::route_query(
+                &services,
+                service.as_ref(),
+                &peer,
+                &request_id,
+                &parts,
+                &body,
+            )
+            .await;
+            return response::xml(&request_id, reply.status, reply.body);
+        }
         let reply = crate::query::route(&services, &peer, &request_id, &parts, &body);
         return response::xml(&request_id, reply.status, reply.body);
     }

@@ -56,7 +56,8 @@ fn build(
 
 /// Decodes CBOR produced by the encoders back to JSON with the shape the encoder used.
 fn decode_with(shape: Option<&'static Shape>, cbor: &[u8]) -> Value {
-    decode::document(&KINESIS, shape, cbor).expect("decode our own output")
+    decode::document(&KINESIS, shape, cbor, super::TimestampUnit::Millis)
+        .expect("decode our own output")
 }
 
 fn check_request(operation: &str, cbor: &[u8], expected: Value) {
