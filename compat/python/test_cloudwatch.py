@@ -16,6 +16,7 @@ from pathlib import Path
 
 import boto3
 import botocore.config
+import botocore.exceptions
 import botocore.session
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -345,3 +346,67 @@ def test_aws_cli_cloudwatch(loaded):
     out = cli("list-metrics", "--namespace", "AWS/Kinesis", "--metric-name", "IncomingBytes")
     assert out["Metrics"] == [{"Namespace": "AWS/Kinesis", "MetricName": "IncomingBytes",
                                "Dimensions": [{"Name": "StreamName", "Value": "watched"}]}]
+
+
+def test_cloudwatch_is_authorized_in_enforce_mode(server_factory):
+    """In `enforce`, a caller without policies is denied every CloudWatch operation (and nothing changes);
+    a policy on cloudwatch:PutMetricData / an alarm's ARN allows exactly that."""
+    root_key, root_secret = "AKIAMILLRACEROOT0009", "root-secret-for-the-cloudwatch-tests"
+    server = server_factory(args=["--auth", "enforce", "--root-access-key-id", root_key,
+                                  "--root-secret-access-key", root_secret])
+
+    def client_for(service, key, secret):
+        return boto3.client(service, endpoint_url=server.endpoint, region_name=REGION, aws_access_key_id=key,
+                            aws_secret_access_key=secret,
+                            config=botocore.config.Config(retries={"max_attempts": 1, "mode": "standard"}))
+
+    iam = client_for("iam", root_key, root_secret)
+
+    def user(name, policy=None):
+        iam.create_user(UserName=name)
+        if policy:
+            iam.put_user_policy(UserName=name, PolicyName="p", PolicyDocument=json.dumps(policy))
+        key = iam.create_access_key(UserName=name)["AccessKey"]
+        return client_for("cloudwatch", key["AccessKeyId"], key["SecretAccessKey"])
+
+    admin = client_for("cloudwatch", root_key, root_secret)
+    admin.put_metric_alarm(AlarmName="guarded", Namespace="App", MetricName="M", Statistic="Sum", Period=60,
+                           EvaluationPeriods=1, Threshold=1, ComparisonOperator="GreaterThanThreshold")
+    nobody = user("nobody")
+    start, end = window()
+    calls = [
+        ("put_metric_data", {"Namespace": "App", "MetricData": [{"MetricName": "M", "Value": 1}]}),
+        ("get_metric_statistics", {"Namespace": "App", "MetricName": "M", "StartTime": start, "EndTime": end,
+                                   "Period": 60, "Statistics": ["Sum"]}),
+        ("get_metric_data", {"StartTime": start, "EndTime": end, "MetricDataQueries": [
+            {"Id": "m", "MetricStat": {"Metric": {"Namespace": "App", "MetricName": "M"}, "Period": 60, "Stat": "Sum"}}]}),
+        ("list_metrics", {}),
+        ("describe_alarms", {}),
+        ("describe_alarms_for_metric", {"Namespace": "App", "MetricName": "M"}),
+        ("describe_alarm_history", {"AlarmName": "guarded"}),
+        ("put_metric_alarm", {"AlarmName": "other", "Namespace": "App", "MetricName": "M", "Statistic": "Sum",
+                              "Period": 60, "EvaluationPeriods": 1, "Threshold": 1,
+                              "ComparisonOperator": "GreaterThanThreshold"}),
+        ("set_alarm_state", {"AlarmName": "guarded", "StateValue": "ALARM", "StateReason": "x"}),
+        ("disable_alarm_actions", {"AlarmNames": ["guarded"]}),
+        ("enable_alarm_actions", {"AlarmNames": ["guarded"]}),
+        ("delete_alarms", {"AlarmNames": ["guarded"]}),
+    ]
+    for operation, params in calls:
+        with pytest.raises(botocore.exceptions.ClientError) as raised:
+            getattr(nobody, operation)(**params)
+        error = raised.value.response["Error"]
+        assert error["Code"] == "AccessDenied" or error["Code"] == "AccessDeniedException", (operation, error)
+        assert "is not authorized to perform: cloudwatch:" in error["Message"], (operation, error)
+    alarms = admin.describe_alarms()["MetricAlarms"]
+    assert [(a["AlarmName"], a["StateValue"]) for a in alarms] == [("guarded", "INSUFFICIENT_DATA")]
+    assert admin.list_metrics()["Metrics"] == []
+    publisher = user("publisher", {"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "cloudwatch:PutMetricData", "Resource": "*"},
+        {"Effect": "Allow", "Action": "cloudwatch:SetAlarmState",
+         "Resource": f"arn:aws:cloudwatch:{REGION}:000000000000:alarm:guarded"}]})
+    publisher.put_metric_data(Namespace="App", MetricData=[{"MetricName": "M", "Value": 1}])
+    publisher.set_alarm_state(AlarmName="guarded", StateValue="OK", StateReason="manual")
+    with pytest.raises(botocore.exceptions.ClientError):
+        publisher.list_metrics()
+    assert [m["MetricName"] for m in admin.list_metrics()["Metrics"]] == ["M"]

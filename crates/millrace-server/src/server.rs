@@ -193,10 +193,21 @@ async fn handle(
         .unwrap_or("")
         .to_owned();
     let operation = target.rsplit('.').next().unwrap_or("").to_owned();
-    let span = tracing::debug_span!("request", %request_id, operation = %operation);
-    handle_parts(shared, peer, request_id, parts, body, target)
-        .instrument(span)
-        .await
+    let span = tracing::info_span!("request", %request_id, operation = %operation);
+    let started = std::time::Instant::now();
+    let response = handle_parts(shared, peer, request_id, parts, body, target)
+        .instrument(span.clone())
+        .await;
+    // The request log: one DEBUG line per request, inside the span that carries the request id
+    // (the one `x-amzn-RequestId` returns).
+    span.in_scope(|| {
+        tracing::debug!(
+            status = response.status().as_u16(),
+            micros = started.elapsed().as_micros() as u64,
+            "request finished"
+        )
+    });
+    response
 }
 
 async fn handle_parts(
