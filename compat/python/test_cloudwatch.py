@@ -410,3 +410,37 @@ def test_cloudwatch_is_authorized_in_enforce_mode(server_factory):
     with pytest.raises(botocore.exceptions.ClientError):
         publisher.list_metrics()
     assert [m["MetricName"] for m in admin.list_metrics()["Metrics"]] == ["M"]
+
+
+def test_consumer_metrics_of_enhanced_fan_out(server_factory):
+    """SubscribeToShard and its events are counted with the StreamName and ConsumerName dimensions."""
+    server = server_factory()
+    kinesis = kinesis_client(server.endpoint)
+    create_stream(kinesis, "fanned")
+    arn = kinesis.describe_stream_summary(StreamName="fanned")["StreamDescriptionSummary"]["StreamARN"]
+    consumer = kinesis.register_stream_consumer(StreamARN=arn, ConsumerName="reader")["Consumer"]["ConsumerARN"]
+    deadline = time.monotonic() + 15
+    while kinesis.describe_stream_consumer(ConsumerARN=consumer)["ConsumerDescription"]["ConsumerStatus"] != "ACTIVE":
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    kinesis.put_records(StreamName="fanned", Records=[{"PartitionKey": str(i), "Data": b"e"} for i in range(4)])
+    response = kinesis.subscribe_to_shard(ConsumerARN=consumer, ShardId=SHARD0,
+                                          StartingPosition={"Type": "TRIM_HORIZON"})
+    received = 0
+    for event in response["EventStream"]:
+        received += len(event["SubscribeToShardEvent"]["Records"])
+        if received >= 4:
+            break
+    response["EventStream"].close()
+    cw = cloudwatch(server.endpoint)
+    start, end = window()
+    dimensions = [{"Name": "StreamName", "Value": "fanned"}, {"Name": "ConsumerName", "Value": "reader"}]
+
+    def total(metric):
+        out = cw.get_metric_statistics(Namespace="AWS/Kinesis", MetricName=metric, Dimensions=dimensions,
+                                       StartTime=start, EndTime=end, Period=60, Statistics=["Sum"])
+        return sum(p["Sum"] for p in out["Datapoints"])
+
+    assert total("SubscribeToShard.Success") == 1
+    assert total("SubscribeToShardEvent.Records") == 4
+    assert total("SubscribeToShardEvent.Bytes") == 4 * 2  # data and partition key

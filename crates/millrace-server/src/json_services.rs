@@ -440,3 +440,30 @@ fn api_to_service(error: crate::error::ApiError) -> ServiceError {
         message: error.message,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rpc_v2_paths() {
+        assert_eq!(
+            rpc_v2_path("/service/GraniteServiceVersion20100801/operation/GetMetricData"),
+            Some(("GraniteServiceVersion20100801", "GetMetricData"))
+        );
+        assert_eq!(rpc_v2_path("/service//operation/X"), None);
+        assert_eq!(rpc_v2_path("/service/S/operation/"), None);
+        assert_eq!(rpc_v2_path("/service/S/operation/A/B"), None);
+        assert_eq!(rpc_v2_path("/"), None);
+    }
+
+    #[test]
+    fn query_error_header_comes_from_the_model() {
+        let model = &millrace_wire::generated::cloudwatch_model::CLOUDWATCH;
+        assert_eq!(
+            query_error(model, "InvalidParameterValueException").as_deref(),
+            Some("InvalidParameterValue;Sender")
+        );
+        assert_eq!(query_error(model, "AccessDeniedException"), None);
+    }
+}

@@ -192,7 +192,12 @@ async fn handle(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_owned();
-    let operation = target.rsplit('.').next().unwrap_or("").to_owned();
+    let mut operation = target.rsplit('.').next().unwrap_or("").to_owned();
+    if operation.is_empty() {
+        if let Some((_, op)) = crate::json_services::rpc_v2_path(parts.uri.path()) {
+            operation = op.to_owned();
+        }
+    }
     let span = tracing::info_span!("request", %request_id, operation = %operation);
     let started = std::time::Instant::now();
     let response = handle_parts(shared, peer, request_id, parts, body, target)

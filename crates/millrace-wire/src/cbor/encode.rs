@@ -122,7 +122,13 @@ impl Writer<'_> {
             Some(ShapeKind::Timestamp) if self.unit == TimestampUnit::Seconds => {
                 // Smithy RPC v2: tag 1 and the seconds, an integer when whole.
                 self.head(MAJOR_TAG, TIMESTAMP_TAG);
-                match number.as_i64() {
+                let whole = number.as_i64().or_else(|| {
+                    number
+                        .as_f64()
+                        .filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15)
+                        .map(|f| f as i64)
+                });
+                match whole {
                     Some(whole) => self.integer(i128::from(whole)),
                     None => self.number(number, None),
                 }
