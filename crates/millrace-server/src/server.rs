@@ -54,6 +54,7 @@ struct Shared {
     rate_limiter: crate::rate_limit::RateLimiter,
     authenticator: crate::auth::Authenticator,
     policies: crate::authz::PolicyCache,
+    decisions: crate::authz::DecisionCache,
     audit: Option<crate::audit::AuditLog>,
     metrics: Option<Arc<millrace_cloudwatch::Metrics>>,
 }
@@ -66,6 +67,7 @@ impl Shared {
             rate_limiter: &self.rate_limiter,
             authenticator: &self.authenticator,
             policies: &self.policies,
+            decisions: &self.decisions,
             audit: self.audit.as_ref(),
             metrics: self.metrics.as_deref(),
         }
@@ -96,6 +98,7 @@ pub async fn serve(
         config,
         rate_limiter: Default::default(),
         policies: Default::default(),
+        decisions: Default::default(),
         audit,
         metrics,
     });
