@@ -259,6 +259,24 @@ def test_alarm_operations(server_factory):
     assert cw.describe_alarms()["MetricAlarms"] == []
 
 
+def test_metric_math_alarm(server_factory):
+    server = server_factory(args=["--alarm-evaluation-ms", "300"])
+    cw = cloudwatch(server.endpoint)
+    cw.put_metric_alarm(AlarmName="error-rate", EvaluationPeriods=1, Threshold=10,
+                        ComparisonOperator="GreaterThanThreshold", Metrics=[
+                            {"Id": "errors", "ReturnData": False, "MetricStat": {
+                                "Metric": {"Namespace": "App", "MetricName": "Errors"}, "Period": 60, "Stat": "Sum"}},
+                            {"Id": "requests", "ReturnData": False, "MetricStat": {
+                                "Metric": {"Namespace": "App", "MetricName": "Requests"}, "Period": 60, "Stat": "Sum"}},
+                            {"Id": "rate", "Expression": "100 * errors / requests", "Label": "error %"}])
+    cw.put_metric_data(Namespace="App", MetricData=[{"MetricName": "Errors", "Value": 3},
+                                                    {"MetricName": "Requests", "Value": 20}])
+    assert wait_alarm(cw, "error-rate", "ALARM")["StateReason"].startswith("Threshold Crossed")
+    with pytest.raises(cw.exceptions.InvalidParameterValueException):
+        cw.put_metric_alarm(AlarmName="bad", EvaluationPeriods=1, Threshold=1, ComparisonOperator="LessThanThreshold",
+                            Metrics=[{"Id": "a", "Expression": "1"}, {"Id": "b", "Expression": "2"}])
+
+
 def test_metrics_and_alarms_survive_restarts(server_factory):
     server = server_factory()
     kinesis = kinesis_client(server.endpoint)

@@ -165,17 +165,27 @@ fn put_metric_alarm(
     input: &Value,
 ) -> Result<Value, ServiceError> {
     let name = input["AlarmName"].as_str().unwrap_or("").to_owned();
-    if input.get("Metrics").is_some() {
-        return Err(invalid_combination(
-            "Metric math alarms (Metrics) are not supported by this server.",
-        ));
-    }
-    if input.get("MetricName").is_none() || input.get("Namespace").is_none() {
+    if let Some(queries) = input.get("Metrics").and_then(Value::as_array) {
+        if input.get("MetricName").is_some() || input.get("Statistic").is_some() {
+            return Err(invalid_combination(
+                "MetricName, Namespace, Statistic and Dimensions cannot be set together with Metrics.",
+            ));
+        }
+        let returned = queries
+            .iter()
+            .filter(|q| q.get("ReturnData").and_then(Value::as_bool) != Some(false))
+            .count();
+        if returned != 1 {
+            return Err(invalid_value(
+                "Exactly one element of the Metrics list must have ReturnData set to true.",
+            ));
+        }
+    } else if input.get("MetricName").is_none() || input.get("Namespace").is_none() {
         return Err(crate::missing("The parameter MetricName is required."));
     }
     let has_statistic = input.get("Statistic").is_some();
     let has_extended = input.get("ExtendedStatistic").is_some();
-    if has_statistic == has_extended {
+    if input.get("Metrics").is_none() && has_statistic == has_extended {
         return Err(invalid_combination(
             "Exactly one of Statistic or ExtendedStatistic must be specified.",
         ));
@@ -697,7 +707,7 @@ fn evaluate(
     let mut parts = key[2..].splitn(3, '\u{1f}');
     let account = parts.next()?;
     let region = parts.next()?;
-    let period = alarm["Period"].as_i64().unwrap_or(60).max(60);
+    let period = alarm_period(alarm);
     let n = alarm["EvaluationPeriods"].as_i64().unwrap_or(1).max(1);
     let m = alarm
         .get("DatapointsToAlarm")
@@ -714,6 +724,96 @@ fn evaluate(
         .get("TreatMissingData")
         .and_then(Value::as_str)
         .unwrap_or("missing");
+    let now_s = now.div_euclid(1000);
+    let current = now_s.div_euclid(period) * period;
+    let first = current - (n - 1) * period;
+    let values = match alarm.get("Metrics") {
+        Some(queries) => math_values(
+            metrics,
+            Scope { account, region },
+            queries,
+            first,
+            current + period,
+            period,
+            n,
+        ),
+        None => metric_values(metrics, account, region, alarm, statistic, first, period, n),
+    };
+    judge(
+        &values, n, m, threshold, operator, statistic, treat, period, now_s,
+    )
+}
+
+/// The alarm's period: its own, or that of its metric math queries.
+fn alarm_period(alarm: &Value) -> i64 {
+    let from_queries = alarm
+        .get("Metrics")
+        .and_then(Value::as_array)
+        .and_then(|queries| {
+            queries.iter().find_map(|q| {
+                q.get("MetricStat")
+                    .and_then(|s| s.get("Period"))
+                    .or_else(|| q.get("Period"))
+                    .and_then(Value::as_i64)
+            })
+        });
+    from_queries
+        .or_else(|| alarm["Period"].as_i64())
+        .unwrap_or(60)
+        .max(60)
+}
+
+/// The values of a metric math alarm's returned query in each of the `n` periods from `first`.
+fn math_values(
+    metrics: &Metrics,
+    scope: Scope<'_>,
+    queries: &Value,
+    first: i64,
+    end: i64,
+    period: i64,
+    n: i64,
+) -> Vec<(i64, Option<f64>)> {
+    let input = json!({
+        "MetricDataQueries": queries,
+        "StartTime": first as f64,
+        "EndTime": end as f64,
+    });
+    let result = crate::ops::call(metrics, scope, "GetMetricData", input).ok();
+    let series: BTreeMap<i64, f64> = result
+        .as_ref()
+        .and_then(|r| r["MetricDataResults"].as_array())
+        .and_then(|results| results.first())
+        .map(|r| {
+            let times = r["Timestamps"].as_array().cloned().unwrap_or_default();
+            let values = r["Values"].as_array().cloned().unwrap_or_default();
+            times
+                .iter()
+                .zip(values.iter())
+                .filter_map(|(t, v)| Some((t.as_f64()? as i64, v.as_f64()?)))
+                .collect()
+        })
+        .unwrap_or_default();
+    (0..n)
+        .map(|i| {
+            let start = first + i * period;
+            (start, series.get(&start).copied())
+        })
+        .collect()
+}
+
+/// The values of a single-metric alarm's statistic in each of the `n` periods from `first`.
+#[allow(clippy::too_many_arguments)]
+fn metric_values(
+    metrics: &Metrics,
+    account: &str,
+    region: &str,
+    alarm: &Value,
+    statistic: &str,
+    first: i64,
+    period: i64,
+    n: i64,
+) -> Vec<(i64, Option<f64>)> {
+    let current = first + (n - 1) * period;
     let series = SeriesKey::new(
         account,
         region,
@@ -721,9 +821,6 @@ fn evaluate(
         alarm["MetricName"].as_str().unwrap_or(""),
         dimensions_of(alarm.get("Dimensions")),
     );
-    let now_s = now.div_euclid(1000);
-    let current = now_s.div_euclid(period) * period;
-    let first = current - (n - 1) * period;
     let points = metrics.datapoints(
         &series,
         first.div_euclid(60),
@@ -748,6 +845,22 @@ fn evaluate(
         }
         values.push((start, stat.and_then(|s| s.statistic(statistic))));
     }
+    values
+}
+
+/// The state `M` of `N` periods call for, with its reason and reason data.
+#[allow(clippy::too_many_arguments)]
+fn judge(
+    values: &[(i64, Option<f64>)],
+    n: i64,
+    m: i64,
+    threshold: f64,
+    operator: &str,
+    statistic: &str,
+    treat: &str,
+    period: i64,
+    now_s: i64,
+) -> Option<(String, String, String)> {
     let present: Vec<(i64, f64)> = values
         .iter()
         .filter_map(|(t, v)| v.map(|v| (*t, v)))

@@ -480,7 +480,8 @@ pub fn evaluate(
     end: f64,
 ) -> Result<Series, Error> {
     let period = period.max(1);
-    let first = (start as i64).div_euclid(period) * period;
+    // The same grid as the metric stats: from StartTime rounded down to the minute.
+    let first = (start as i64).div_euclid(60) * 60;
     let grid: Vec<i64> = (0..)
         .map(|i| first + i * period)
         .take_while(|t| (*t as f64) < end)

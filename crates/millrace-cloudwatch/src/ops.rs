@@ -186,9 +186,11 @@ fn put_metric_data(
     Ok(json!({}))
 }
 
-/// One period's merged statistics, keyed by the period's start (epoch seconds).
+/// One period's merged statistics, keyed by the period's start (epoch seconds). Periods start at
+/// the request's StartTime rounded down to the minute, as CloudWatch aligns them.
 fn periods(
     points: &BTreeMap<i64, (String, Stat)>,
+    origin_s: i64,
     period_s: i64,
     unit: Option<&str>,
 ) -> BTreeMap<i64, (String, Stat)> {
@@ -197,7 +199,7 @@ fn periods(
         if unit.is_some_and(|u| u != point_unit) {
             continue;
         }
-        let start = (minute * 60).div_euclid(period_s) * period_s;
+        let start = origin_s + (minute * 60 - origin_s).div_euclid(period_s) * period_s;
         out.entry(start)
             .or_insert_with(|| (point_unit.clone(), Stat::set(0.0, 0.0, 0.0, 0.0)))
             .1
@@ -291,7 +293,7 @@ fn get_metric_statistics(
     let points = metrics.datapoints(&key, first, last);
     let unit = str_of(input, "Unit");
     let mut datapoints = Vec::new();
-    for (period_start, (point_unit, stat)) in periods(&points, period, unit) {
+    for (period_start, (point_unit, stat)) in periods(&points, first * 60, period, unit) {
         let mut point = Map::new();
         point.insert("Timestamp".into(), json!(period_start as f64));
         for statistic in &statistics {
@@ -350,7 +352,8 @@ pub(crate) fn metric_stat_series(
     let (first, last) = minutes_of(start, end);
     let points = metrics.datapoints(&key, first, last);
     let mut series = Series::new();
-    for (period_start, (_, stat)) in periods(&points, period, str_of(stat_spec, "Unit")) {
+    for (period_start, (_, stat)) in periods(&points, first * 60, period, str_of(stat_spec, "Unit"))
+    {
         if let Some(value) = stat.statistic(statistic) {
             series.insert(period_start, value);
         }
