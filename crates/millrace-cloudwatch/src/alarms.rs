@@ -213,7 +213,12 @@ fn put_metric_alarm(
             "The parameter Period must be 10, 30 or a multiple of 60.",
         ));
     }
-    if input.get("Threshold").is_none() && input.get("ThresholdMetricId").is_none() {
+    if input.get("ThresholdMetricId").is_some() {
+        return Err(invalid_combination(
+            "Anomaly detection alarms (ThresholdMetricId) are not supported by this server.",
+        ));
+    }
+    if input.get("Threshold").is_none() {
         return Err(crate::missing("The parameter Threshold is required."));
     }
     let now = crate::now_ms();

@@ -129,15 +129,13 @@ impl Metrics {
             }
         };
         let live = self.live_minute.load(Ordering::Relaxed);
-        if key.namespace == recorder::KINESIS_NAMESPACE && live >= start && live < end {
-            for (live_key, unit, stat) in self.recorder.peek() {
-                if &live_key == key {
-                    points
-                        .entry(live)
-                        .or_insert_with(|| (unit.to_owned(), Stat::set(0.0, 0.0, 0.0, 0.0)))
-                        .1
-                        .merge(&stat);
-                }
+        if live >= start && live < end {
+            if let Some((unit, stat)) = self.recorder.peek_series(key) {
+                points
+                    .entry(live)
+                    .or_insert_with(|| (unit.to_owned(), Stat::set(0.0, 0.0, 0.0, 0.0)))
+                    .1
+                    .merge(&stat);
             }
         }
         points

@@ -307,6 +307,23 @@ impl Recorder {
         self.read(false)
     }
 
+    /// The running minute of one series, without copying the others.
+    pub fn peek_series(&self, key: &SeriesKey) -> Option<(&'static str, Stat)> {
+        if key.namespace != KINESIS_NAMESPACE {
+            return None;
+        }
+        let metric = KinesisMetric::ALL.iter().find(|m| m.name() == key.metric)?;
+        let handles = self.handles.read().expect("handle map is never poisoned");
+        let handle = handles.values().find(|h| {
+            h.account == key.account
+                && h.region == key.region
+                && h.dimensions.len() == key.dimensions.len()
+                && h.dimensions.iter().all(|d| key.dimensions.contains(d))
+        })?;
+        let stat = handle.counters[*metric as usize].read(false)?;
+        Some((metric.unit(), stat))
+    }
+
     /// Totals since the start, the running minute included.
     pub fn totals(&self) -> Vec<(SeriesKey, String, Stat)> {
         let mut totals: HashMap<SeriesKey, (String, Stat)> = self
