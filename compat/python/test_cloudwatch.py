@@ -257,6 +257,18 @@ def test_alarm_operations(server_factory):
     assert len(for_metric) == 2
     cw.delete_alarms(AlarmNames=["a-one", "a-two"])
     assert cw.describe_alarms()["MetricAlarms"] == []
+    # Alarm changes are audited, metric data calls (CloudTrail data events) are not.
+    cw.put_metric_data(Namespace="App", MetricData=[{"MetricName": "Errors", "Value": 1}])
+    audit = Path(server.data_dir) / "audit" / "audit.log"
+    deadline = time.monotonic() + 10
+    while True:
+        events = [json.loads(line) for line in audit.read_text().splitlines()] if audit.exists() else []
+        names = [e["eventName"] for e in events if e["eventSource"] == "monitoring.amazonaws.com"]
+        if "DeleteAlarms" in names or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert names.count("PutMetricAlarm") == 2 and "DeleteAlarms" in names
+    assert "PutMetricData" not in names and "DescribeAlarms" in names
 
 
 def test_metric_math_alarm(server_factory):

@@ -281,6 +281,13 @@ impl JsonService for CloudWatch {
     fn shutdown(&self) {
         self.metrics.stop();
     }
+    fn audits(&self, operation: &str) -> bool {
+        // CloudTrail logs these as data events, off by default.
+        !matches!(
+            operation,
+            "PutMetricData" | "GetMetricData" | "GetMetricStatistics" | "ListMetrics"
+        )
+    }
 }
 
 /// An error of the CloudWatch model: the JSON `__type` is the shape's name; the server adds the

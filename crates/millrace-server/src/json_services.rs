@@ -187,7 +187,8 @@ async fn run(
     if outcome.is_ok() && !authz.was_checked() {
         tracing::error!(operation, "operation ran without an authorization check");
     }
-    if let Some(audit) = services.audit {
+    let audited = outcome.is_err() || service.audits(operation);
+    if let Some(audit) = services.audit.filter(|_| audited) {
         let error = outcome.as_ref().err();
         audit.record(&crate::audit::AuditEvent {
             event_source: &format!("{}.amazonaws.com", service.signing_name()),
