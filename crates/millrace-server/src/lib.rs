@@ -11,6 +11,7 @@ pub mod accounts;
 pub mod audit;
 pub mod auth;
 mod authz;
+mod console;
 mod dispatch;
 mod error;
 mod handlers;

@@ -156,6 +156,19 @@ pub fn prometheus(request_id: &str, body: String) -> Response<ResponseBody> {
         .expect("static headers are valid")
 }
 
+/// A console asset.
+pub fn static_asset(
+    request_id: &str,
+    content_type: &'static str,
+    body: &'static str,
+) -> Response<ResponseBody> {
+    builder(request_id, 200)
+        .header(http::header::CONTENT_TYPE, content_type)
+        .header(http::header::CACHE_CONTROL, "no-cache")
+        .body(full(Bytes::from_static(body.as_bytes())))
+        .expect("static headers are valid")
+}
+
 /// The answer to a browser's CORS preflight.
 pub fn cors_preflight(request_id: &str) -> Response<ResponseBody> {
     builder(request_id, 200)

@@ -246,6 +246,11 @@ async fn handle_parts(
         }
     };
     let services = shared.services();
+    if parts.method == http::Method::GET {
+        if let Some((content_type, asset)) = crate::console::asset(parts.uri.path()) {
+            return response::static_asset(&request_id, content_type, asset);
+        }
+    }
     if parts.method == http::Method::GET && parts.uri.path() == "/metrics" {
         if let Some(metrics) = &shared.metrics {
             return response::prometheus(
