@@ -96,22 +96,26 @@ def test_console_shows_streams_records_lag_and_alarms(server_factory, browser):
     put.find_element(By.NAME, "key").send_keys("same-key")
     put.find_element(By.NAME, "data").send_keys("hello from the console")
     put.find_element(By.TAG_NAME, "button").click()
-    # The record went to the shard that owns "same-key"; read both shards from TRIM_HORIZON.
-    found = False
-    for shard in ("shardId-000000000000", "shardId-000000000001"):
-        browse = browser.find_element(By.ID, "browse")
-        Select(browse.find_element(By.NAME, "shard")).select_by_visible_text(shard)
-        browse.find_element(By.TAG_NAME, "button").click()
-        table = wait_for(browser, "#record-table")
-        deadline = time.monotonic() + 5
-        while "hello from the console" not in table.text and time.monotonic() < deadline:
-            time.sleep(0.2)
-            table = browser.find_element(By.ID, "record-table")
-        if "hello from the console" in table.text:
-            found = True
-            break
-    assert found, "the record put from the console is not shown"
+    result = WebDriverWait(browser, 15).until(
+        lambda d: d.find_element(By.ID, "put-result") if d.find_element(By.ID, "put-result").text else False)
+    shard = result.get_attribute("data-shard")
+    browse = browser.find_element(By.ID, "browse")
+    Select(browse.find_element(By.NAME, "shard")).select_by_visible_text(shard)
+    browse.find_element(By.TAG_NAME, "button").click()
+    WebDriverWait(browser, 15).until(
+        lambda d: "hello from the console" in d.find_element(By.ID, "records").text)
     shot(browser, "stream")
+
+    # Split the first shard from the console: three shards, the parent closed, lineage shown.
+    browser.find_element(By.CSS_SELECTOR, 'button[data-split="shardId-000000000000"]').click()
+    deadline = time.monotonic() + 15
+    while len(browser.find_elements(By.CSS_SELECTOR, "#shards tr[data-shard]")) != 4:
+        assert time.monotonic() < deadline, "the split did not show"
+        time.sleep(0.2)
+    children = [r.text for r in browser.find_elements(By.CSS_SELECTOR, "#shards tr[data-shard]")]
+    assert sum("closed" in r for r in children) == 1 and sum("shardId-000000000000" in r for r in children) == 3, children
+    assert len(kinesis.list_shards(StreamName="web")["Shards"]) == 4
+    shot(browser, "split")
 
     browser.get(f"{server.endpoint}/console#/alarms")
     alarm = wait_for(browser, "#alarms td")

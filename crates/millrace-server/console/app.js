@@ -102,22 +102,44 @@ async function streamPage(name) {
   const summary = (await kinesis("DescribeStreamSummary", { StreamName: name })).StreamDescriptionSummary;
   const consumers = (await kinesis("ListStreamConsumers", { StreamARN: summary.StreamARN })).Consumers || [];
   const rows = [];
+  const open = shards.filter((s) => !s.SequenceNumberRange.EndingSequenceNumber);
   for (const s of shards) {
+    const closed = Boolean(s.SequenceNumberRange.EndingSequenceNumber);
+    // Per-shard charts exist once EnableEnhancedMonitoring turned the shard-level metrics on.
+    const dims = { StreamName: name, ShardId: s.ShardId };
+    const incoming = await series("IncomingBytes", dims).catch(() => []);
+    const throttled = await series("WriteProvisionedThroughputExceeded", dims).catch(() => []);
+    // The open shard whose range starts right after this one's: the one MergeShards accepts.
+    const after = (BigInt(s.HashKeyRange.EndingHashKey) + 1n).toString();
+    const next = open.find((o) => o.HashKeyRange.StartingHashKey === after);
+    const actions = closed ? "" : `<button data-split="${esc(s.ShardId)}">split</button>` +
+      (next ? ` <button data-merge="${esc(s.ShardId)}" data-with="${esc(next.ShardId)}">merge with next</button>` : "");
     rows.push(`<tr data-shard="${esc(s.ShardId)}"><td>${esc(s.ShardId)}</td><td>${esc(s.ParentShardId || "")}` +
       `${s.AdjacentParentShardId ? ", " + esc(s.AdjacentParentShardId) : ""}</td>` +
-      `<td>${s.SequenceNumberRange.EndingSequenceNumber ? "closed" : "open"}</td>` +
-      `<td><code>${esc(s.HashKeyRange.StartingHashKey)}–${esc(s.HashKeyRange.EndingHashKey)}</code></td></tr>`);
+      `<td>${closed ? "closed" : "open"}</td>` +
+      `<td><code>${esc(s.HashKeyRange.StartingHashKey)}–${esc(s.HashKeyRange.EndingHashKey)}</code></td>` +
+      `<td>${sparkline(incoming, 100)}</td><td>${sparkline(throttled, 100)}</td><td>${actions}</td></tr>`);
+  }
+  const consumerRows = [];
+  for (const c of consumers) {
+    const behind = await series("SubscribeToShardEvent.MillisBehindLatest",
+      { StreamName: name, ConsumerName: c.ConsumerName }, "Maximum").catch(() => []);
+    consumerRows.push(`<tr data-consumer="${esc(c.ConsumerName)}"><td>${esc(c.ConsumerName)}</td>` +
+      `<td>${esc(c.ConsumerStatus)}</td><td>${sparkline(behind)}</td></tr>`);
   }
   const lag = await series("GetRecords.IteratorAgeMilliseconds", { StreamName: name }, "Maximum").catch(() => []);
   main.innerHTML = `<h1>${esc(name)}</h1>
     <p>${esc(summary.StreamStatus)}, ${esc(summary.StreamModeDetails.StreamMode)}, retention ${summary.RetentionPeriodHours} h</p>
     ${keyspace(shards)}
-    <table id="shards"><tr><th>shard</th><th>parents</th><th>state</th><th>hash keys</th></tr>${rows.join("")}</table>
+    <table id="shards"><tr><th>shard</th><th>parents</th><th>state</th><th>hash keys</th>
+    <th>incoming bytes (shard level)</th><th>write throttles (shard level)</th><th></th></tr>${rows.join("")}</table>
     <h2>Consumer lag (GetRecords.IteratorAgeMilliseconds, maximum)</h2><div id="lag">${sparkline(lag, 400, 60)}</div>
-    <h2>Consumers</h2><ul>${consumers.map((c) => `<li>${esc(c.ConsumerName)} (${esc(c.ConsumerStatus)})</li>`).join("")}</ul>
+    <h2>Consumers</h2><table id="consumers"><tr><th>consumer</th><th>status</th>
+    <th>MillisBehindLatest (maximum per minute)</th></tr>${consumerRows.join("")}</table>
     <h2>Put a test record</h2>
     <form id="put"><input name="key" placeholder="partition key" value="console" required>
     <input name="data" placeholder="data" required size="40"> <button>Put record</button></form>
+    <p id="put-result"></p>
     <h2>Records</h2>
     <form id="browse"><select name="shard">${shards.map((s) => `<option>${esc(s.ShardId)}</option>`).join("")}</select>
     <select name="type"><option>TRIM_HORIZON</option><option>LATEST</option><option>AT_SEQUENCE_NUMBER</option>
@@ -131,7 +153,12 @@ async function streamPage(name) {
     event.preventDefault();
     const form = new FormData(event.target);
     const data = btoa(String.fromCharCode(...new TextEncoder().encode(form.get("data"))));
-    await run(() => kinesis("PutRecord", { StreamName: name, PartitionKey: form.get("key"), Data: data }));
+    const out = await run(() => kinesis("PutRecord", { StreamName: name, PartitionKey: form.get("key"), Data: data }));
+    if (out) {
+      const result = document.getElementById("put-result");
+      result.dataset.shard = out.ShardId;
+      result.textContent = `Put to ${out.ShardId} as ${out.SequenceNumber}`;
+    }
   };
   document.getElementById("browse").onsubmit = async (event) => {
     event.preventDefault();
@@ -153,6 +180,22 @@ async function streamPage(name) {
     const count = Number(new FormData(event.target).get("count"));
     await run(() => kinesis("UpdateShardCount", { StreamName: name, TargetShardCount: count, ScalingType: "UNIFORM_SCALING" }));
   };
+  for (const button of main.querySelectorAll("button[data-split]")) {
+    button.onclick = async () => {
+      const shard = shards.find((s) => s.ShardId === button.dataset.split);
+      const start = BigInt(shard.HashKeyRange.StartingHashKey);
+      const middle = start + (BigInt(shard.HashKeyRange.EndingHashKey) - start + 1n) / 2n;
+      await run(() => kinesis("SplitShard", { StreamName: name, ShardToSplit: shard.ShardId, NewStartingHashKey: middle.toString() }));
+      setTimeout(route, 300);
+    };
+  }
+  for (const button of main.querySelectorAll("button[data-merge]")) {
+    button.onclick = async () => {
+      await run(() => kinesis("MergeShards", { StreamName: name, ShardToMerge: button.dataset.merge,
+        AdjacentShardToMerge: button.dataset.with }));
+      setTimeout(route, 300);
+    };
+  }
   document.getElementById("delete").onclick = async () => {
     await run(() => kinesis("DeleteStream", { StreamName: name }));
     location.hash = "#/streams";
