@@ -4,6 +4,7 @@ points, the alarms) and saving screenshots to target/test-artifacts/console/."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import time
@@ -40,6 +41,29 @@ def browser():
         yield driver
     finally:
         driver.quit()
+
+
+def varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte = n & 0x7F
+        n >>= 7
+        out.append(byte | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def field(number: int, payload: bytes) -> bytes:
+    return varint(number << 3 | 2) + varint(len(payload)) + payload
+
+
+def kpl_aggregate(records: list[tuple[str, bytes]]) -> bytes:
+    """The KPL's aggregated record format: magic, protobuf AggregatedRecord, MD5 of the protobuf."""
+    keys = [key for key, _ in records]
+    body = b"".join(field(1, key.encode()) for key in keys)
+    for index, (_, data) in enumerate(records):
+        body += field(3, varint(1 << 3 | 0) + varint(index) + field(3, data))
+    return b"\xf3\x89\x9a\xc2" + body + hashlib.md5(body).digest()
 
 
 def shot(driver, name: str) -> None:
@@ -105,6 +129,13 @@ def test_console_shows_streams_records_lag_and_alarms(server_factory, browser):
     WebDriverWait(browser, 15).until(
         lambda d: "hello from the console" in d.find_element(By.ID, "records").text)
     shot(browser, "stream")
+
+    # A KPL-aggregated record is shown as its user records.
+    kinesis.put_record(StreamName="web", PartitionKey="same-key", Data=kpl_aggregate([("ka", b"first"), ("kb", b"second")]))
+    browse.find_element(By.TAG_NAME, "button").click()
+    WebDriverWait(browser, 15).until(lambda d: "KPL aggregate of 2 records" in d.find_element(By.ID, "records").text)
+    text = browser.find_element(By.ID, "records").text
+    assert "[0] ka: first" in text and "[1] kb: second" in text, text
 
     # Split the first shard from the console: three shards, the parent closed, lineage shown.
     browser.find_element(By.CSS_SELECTOR, 'button[data-split="shardId-000000000000"]').click()

@@ -87,8 +87,78 @@ function keyspace(shards) {
   return `<svg class="keyspace" width="${width}" height="${shards.length * 14}">${bars.join("")}</svg>`;
 }
 
+/**
+ * The user records of a KPL-aggregated record (magic F3 89 9A C2, protobuf AggregatedRecord, 16-byte
+ * MD5 trailer, which is not checked here), or null when `bytes` is not one.
+ */
+export function deaggregate(bytes) {
+  const magic = [0xf3, 0x89, 0x9a, 0xc2];
+  if (bytes.length < 20 || magic.some((b, i) => bytes[i] !== b)) return null;
+  const body = bytes.subarray(4, bytes.length - 16);
+  const fields = (buf) => {
+    const out = [];
+    let at = 0;
+    const varint = () => {
+      let value = 0n;
+      for (let shift = 0n; ; shift += 7n) {
+        if (at >= buf.length || shift > 63n) throw new Error("bad varint");
+        const byte = buf[at++];
+        value |= BigInt(byte & 0x7f) << shift;
+        if (!(byte & 0x80)) return value;
+      }
+    };
+    while (at < buf.length) {
+      const key = Number(varint());
+      const type = key & 7;
+      if (type === 0) out.push([key >> 3, varint()]);
+      else if (type === 2) {
+        const length = Number(varint());
+        if (at + length > buf.length) throw new Error("bad length");
+        out.push([key >> 3, buf.subarray(at, at + length)]);
+        at += length;
+      } else throw new Error("unexpected wire type");
+    }
+    return out;
+  };
+  try {
+    const text = new TextDecoder();
+    const keys = [];
+    const records = [];
+    for (const [field, value] of fields(body)) {
+      if (field === 1) keys.push(text.decode(value));
+      if (field === 3) {
+        const record = { keyIndex: 0, data: new Uint8Array() };
+        for (const [f, v] of fields(value)) {
+          if (f === 1) record.keyIndex = Number(v);
+          if (f === 3) record.data = v;
+        }
+        records.push(record);
+      }
+    }
+    // The key table may follow the records in the encoding: resolve indices once all are read.
+    const resolved = records.map((r) => ({ key: keys[r.keyIndex] ?? "", data: r.data }));
+    return resolved.length ? resolved : null;
+  } catch {
+    return null;
+  }
+}
+
+function render(bytes, mode) {
+  if (mode === "hex") return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join(" ");
+  const text = new TextDecoder().decode(bytes);
+  if (mode === "json") {
+    try { return JSON.stringify(JSON.parse(text), null, 2); } catch { return text; }
+  }
+  return text;
+}
+
 function show(data, mode) {
   const bytes = Uint8Array.from(atob(data), (c) => c.charCodeAt(0));
+  const users = deaggregate(bytes);
+  if (users) {
+    return `KPL aggregate of ${users.length} records:\n` +
+      users.map((u, i) => `[${i}] ${u.key}: ${render(u.data, mode)}`).join("\n");
+  }
   if (mode === "hex") return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join(" ");
   const text = new TextDecoder().decode(bytes);
   if (mode === "json") {
