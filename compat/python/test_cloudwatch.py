@@ -83,6 +83,8 @@ def loaded(server_factory):
     server = server_factory(args=["--alarm-evaluation-ms", "300", "--throughput-limits", "on"])
     kinesis = kinesis_client(server.endpoint)
     create_stream(kinesis_client(server.endpoint, retries=True), "watched")
+    kinesis_client(server.endpoint, retries=True).enable_enhanced_monitoring(
+        StreamName="watched", ShardLevelMetrics=["IncomingRecords", "WriteProvisionedThroughputExceeded"])
     accepted = 0
     for batch in range(3):
         out = kinesis.put_records(StreamName="watched", Records=[
@@ -108,6 +110,13 @@ def test_kinesis_metrics_after_a_known_load(loaded, protocol, tmp_path):
     assert stream_sum(cw, "WriteProvisionedThroughputExceeded", "watched") == throttled
     assert stream_sum(cw, "PutRecords.ThrottledRecords", "watched") == throttled
     assert stream_sum(cw, "PutRecords.TotalRecords", "watched") == total
+    start, end = window()
+    for metric, expected in (("IncomingRecords", accepted), ("WriteProvisionedThroughputExceeded", throttled)):
+        out = cw.get_metric_statistics(Namespace="AWS/Kinesis", MetricName=metric, StartTime=start, EndTime=end,
+                                       Period=60, Statistics=["Sum"],
+                                       Dimensions=[{"Name": "StreamName", "Value": "watched"},
+                                                   {"Name": "ShardId", "Value": SHARD0}])
+        assert sum(p["Sum"] for p in out["Datapoints"]) == expected, metric
     names = {m["MetricName"] for m in cw.list_metrics(Namespace="AWS/Kinesis")["Metrics"]}
     assert {"IncomingBytes", "IncomingRecords", "PutRecords.Latency", "PutRecords.Success"} <= names
     start, end = window()

@@ -57,6 +57,13 @@ fn shard_enabled(stream: &Handle, metric: &str) -> bool {
     shard_level_bit(metric).is_some_and(|bit| stream.shard_level().unwrap_or(0) & bit != 0)
 }
 
+/// Records a shard-level metric when EnableEnhancedMonitoring turned that metric on.
+fn record_shard(stream: &Handle, shard: &Handle, metric: M, value: u64) {
+    if shard_enabled(stream, metric.name()) {
+        shard.record(metric, value);
+    }
+}
+
 fn millis_since(start: Instant) -> u64 {
     start.elapsed().as_millis() as u64
 }
@@ -86,7 +93,9 @@ pub fn put_records(
     let mut failed = 0;
     let per_shard =
         shard_enabled(&stream, "IncomingBytes") || shard_enabled(&stream, "IncomingRecords");
+    let throttles_per_shard = shard_enabled(&stream, "WriteProvisionedThroughputExceeded");
     let mut shards: Vec<(String, u64, u64)> = Vec::new();
+    let mut throttled_shards: Vec<(String, u64)> = Vec::new();
     for (outcome, size) in outcomes.iter().zip(sizes) {
         match outcome {
             Ok(outcome) => {
@@ -104,7 +113,15 @@ pub fn put_records(
                 }
             }
             Err(failure) if failure.error_code == "ProvisionedThroughputExceededException" => {
-                throttled += 1
+                throttled += 1;
+                if throttles_per_shard {
+                    if let Some(shard) = throttled_shard(&failure.error_message) {
+                        match throttled_shards.iter_mut().find(|(s, _)| s == shard) {
+                            Some(entry) => entry.1 += 1,
+                            None => throttled_shards.push((shard.to_owned(), 1)),
+                        }
+                    }
+                }
             }
             Err(_) => failed += 1,
         }
@@ -122,6 +139,18 @@ pub fn put_records(
     stream.record(M::PutRecordsFailedRecords, failed);
     stream.record(M::PutRecordsThrottledRecords, throttled);
     stream.record(M::WriteProvisionedThroughputExceeded, throttled);
+    for (shard, count) in throttled_shards {
+        if let Some(handle) = shard_handle(
+            context,
+            &stream,
+            region,
+            name,
+            &shard,
+            &["WriteProvisionedThroughputExceeded"],
+        ) {
+            handle.record(M::WriteProvisionedThroughputExceeded, count);
+        }
+    }
     for (shard, bytes, records) in shards {
         if let Some(handle) = shard_handle(
             context,
@@ -131,20 +160,28 @@ pub fn put_records(
             &shard,
             &["IncomingBytes", "IncomingRecords"],
         ) {
-            handle.record(M::IncomingBytes, bytes);
-            handle.record(M::IncomingRecords, records);
+            record_shard(&stream, &handle, M::IncomingBytes, bytes);
+            record_shard(&stream, &handle, M::IncomingRecords, records);
         }
     }
 }
 
-/// One PutRecord request: `Ok(shard)` when written, `Err(true)` when throttled.
+/// The shard a throttling message names (`Rate exceeded for shard <id> in stream …`).
+pub fn throttled_shard(message: &str) -> Option<&str> {
+    let rest = message.split_once("for shard ")?.1;
+    let shard = rest.split(' ').next()?;
+    shard.starts_with("shardId-").then_some(shard)
+}
+
+/// One PutRecord request: `Ok(shard)` when written, `Err(Some(shard))` when throttled (with the
+/// shard when the message names it), `Err(None)` for other failures.
 pub fn put_record(
     context: &Context<'_>,
     region: &str,
     name: &str,
     started: Instant,
     size: u64,
-    outcome: Result<&str, bool>,
+    outcome: Result<&str, Option<Option<&str>>>,
 ) {
     let Some(stream) = stream_handle(context, region, name) else {
         return;
@@ -165,14 +202,27 @@ pub fn put_record(
                 shard,
                 &["IncomingBytes", "IncomingRecords"],
             ) {
-                handle.record(M::IncomingBytes, size);
-                handle.record(M::IncomingRecords, 1);
+                record_shard(&stream, &handle, M::IncomingBytes, size);
+                record_shard(&stream, &handle, M::IncomingRecords, 1);
             }
         }
         Err(throttled) => {
             stream.record(M::PutRecordSuccess, 0);
-            if throttled {
+            if let Some(shard) = throttled {
                 stream.record(M::WriteProvisionedThroughputExceeded, 1);
+                let handle = shard.and_then(|shard| {
+                    shard_handle(
+                        context,
+                        &stream,
+                        region,
+                        name,
+                        shard,
+                        &["WriteProvisionedThroughputExceeded"],
+                    )
+                });
+                if let Some(handle) = handle {
+                    handle.record(M::WriteProvisionedThroughputExceeded, 1);
+                }
             }
         }
     }
@@ -233,9 +283,9 @@ pub fn get_records(
             stream.record(M::GetRecordsIteratorAge, age);
             stream.record(M::ReadProvisionedThroughputExceeded, 0);
             if let Some(handle) = shard_handle {
-                handle.record(M::OutgoingBytes, bytes);
-                handle.record(M::OutgoingRecords, records.len() as u64);
-                handle.record(M::IteratorAgeMilliseconds, age);
+                record_shard(&stream, &handle, M::OutgoingBytes, bytes);
+                record_shard(&stream, &handle, M::OutgoingRecords, records.len() as u64);
+                record_shard(&stream, &handle, M::IteratorAgeMilliseconds, age);
             }
         }
         Err(throttled) => {
@@ -243,7 +293,7 @@ pub fn get_records(
             if throttled {
                 stream.record(M::ReadProvisionedThroughputExceeded, 1);
                 if let Some(handle) = shard_handle {
-                    handle.record(M::ReadProvisionedThroughputExceeded, 1);
+                    record_shard(&stream, &handle, M::ReadProvisionedThroughputExceeded, 1);
                 }
             }
         }

@@ -251,11 +251,10 @@ pub async fn put_record(context: &Context<'_>, body: &[u8]) -> Result<Vec<u8>, A
         let shard = result.as_ref().map(|o| o.shard_id.to_string());
         let outcome = match (&shard, &result) {
             (Ok(shard), _) => Ok(shard.as_str()),
-            (_, Err(error)) => Err(matches!(
-                error,
-                EngineError::ProvisionedThroughputExceeded(_)
-            )),
-            _ => Err(false),
+            (_, Err(EngineError::ProvisionedThroughputExceeded(message))) => {
+                Err(Some(metrics::throttled_shard(message)))
+            }
+            _ => Err(None),
         };
         // Requests for streams that do not exist are not counted (no series per bad name).
         if !matches!(&result, Err(EngineError::ResourceNotFound(_))) {
