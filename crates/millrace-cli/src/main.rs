@@ -100,6 +100,10 @@ struct ServeArgs {
     /// Size at which a shard's log segment is rolled, in bytes.
     #[arg(long, env = "MILLRACE_SEGMENT_BYTES", default_value_t = 64 * 1024 * 1024)]
     segment_bytes: u64,
+    /// Size at which the shared journal starts a new file; the old one is deleted once every
+    /// shard's segment files hold its records durably.
+    #[arg(long, env = "MILLRACE_JOURNAL_FILE_BYTES", default_value_t = 64 * 1024 * 1024)]
+    journal_file_bytes: u64,
 }
 
 fn parse_fsync(value: &str) -> anyhow::Result<FsyncPolicy> {
@@ -163,6 +167,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     config.retention_hour_ms = args.retention_hour_ms.max(1);
     config.retention_check_ms = args.retention_check_ms;
     config.segment_bytes = args.segment_bytes;
+    config.journal_file_bytes = args.journal_file_bytes;
     config.throughput_limits = args.throughput_limits == "on";
     config.on_demand_scale_window_ms = args.on_demand_scale_window_ms;
     config.max_scaling_per_day = args.max_scaling_per_day;

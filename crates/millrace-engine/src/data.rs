@@ -245,9 +245,21 @@ impl Engine {
                 })
                 .collect();
             let limits = self.config.throughput_limits;
-            let round = tokio::task::spawn_blocking(move || append_groups(jobs, limits))
-                .await
-                .map_err(|e| Error::Internal(format!("append task failed: {e}")))??;
+            // Without group commit, the journal is written (not forced) before the reply, so
+            // an acknowledged record survives a crash of the process.
+            let write_through = match self.config.fsync {
+                FsyncPolicy::Always => None,
+                FsyncPolicy::Never | FsyncPolicy::Interval(_) => self.group_sync.clone(),
+            };
+            let round = tokio::task::spawn_blocking(move || {
+                let round = append_groups(jobs, limits)?;
+                if let Some(group) = write_through.filter(|_| !round.placements.is_empty()) {
+                    group.write()?;
+                }
+                Ok::<_, Error>(round)
+            })
+            .await
+            .map_err(|e| Error::Internal(format!("append task failed: {e}")))??;
             placements.extend(round.placements);
             throttled.extend(round.throttled);
             pending = unrouted;

@@ -178,7 +178,8 @@ impl ShardLog {
             return Ok(Attempt::SegmentVanished);
         };
         let path = disk::segment_path(&self.dir, view.base);
-        let mut cursor = FrameCursor::new(&file, &path, view.limit, chunk, READ_CHUNK_MAX);
+        let mut cursor = FrameCursor::new(&file, &path, view.limit, chunk, READ_CHUNK_MAX)
+            .with_tail(&self.tail, view.base);
         let (mut expected, mut offset) = (view.scan_position, view.scan_offset);
         while expected < view.end {
             let header = expect_frame(&mut cursor, &path, offset, expected)?;
@@ -249,7 +250,8 @@ impl ShardLog {
         };
         let path = disk::segment_path(&self.dir, view.base);
         let chunk = (self.index_interval as usize).clamp(READ_CHUNK_MIN, READ_CHUNK_MAX);
-        let mut cursor = FrameCursor::new(&file, &path, view.limit, chunk, READ_CHUNK_MAX);
+        let mut cursor = FrameCursor::new(&file, &path, view.limit, chunk, READ_CHUNK_MAX)
+            .with_tail(&self.tail, view.base);
         let (mut expected, mut offset) = (view.scan_position, view.scan_offset);
         while expected < view.end && offset < view.limit {
             let header = expect_frame(&mut cursor, &path, offset, expected)?;
