@@ -227,6 +227,7 @@ impl Engine {
     pub fn open(config: EngineConfig) -> Result<Arc<Engine>, Error> {
         std::fs::create_dir_all(&config.data_dir)
             .map_err(|e| Error::Internal(format!("create data directory: {e}")))?;
+        crate::open_files::raise_open_file_limit();
         let store = Catalog::open(&config.data_dir.join("catalog.redb"))?;
         let logs = LocalLogs::open(
             &config.data_dir,

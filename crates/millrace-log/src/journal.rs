@@ -419,12 +419,17 @@ impl Journal {
                 .chunks(chunk)
                 .map(|group| {
                     scope.spawn(move || {
-                        for (path, file) in group {
-                            if let Err(err) = file.sync_data() {
-                                return Some(LogError::io(
-                                    format!("sync segment {}", path.display()),
-                                    err,
-                                ));
+                        // Opened one at a time: the descriptor cache stays bounded. A descriptor
+                        // opened after the write still reports the write's errors (Linux 4.13+).
+                        for segment in group {
+                            let synced = segment.get().and_then(|file| {
+                                file.sync_data().map_err(|err| {
+                                    let path = segment.path().display();
+                                    LogError::io(format!("sync segment {path}"), err)
+                                })
+                            });
+                            if let Err(err) = synced {
+                                return Some(err);
                             }
                         }
                         None

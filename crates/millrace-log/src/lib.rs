@@ -83,8 +83,11 @@
 //! descriptor; the directory and first segment are created by the first append.
 //! A journaled log also holds up to 64 KiB of unwritten tail; all tails together hold at most
 //! about what the journal files since the last checkpoint hold.
-//! Between calls a log keeps at most two descriptors open: the active segment and the most
-//! recently read sealed segment. Memory use is dominated by the sparse index, about 16 bytes
+//! Segment files are opened through one process-wide descriptor cache that keeps at most
+//! [`open_file_budget`] files open ([`set_open_file_budget`]), closing the least recently used
+//! first, so a process can hold many more logs than its open-file limit; a log itself keeps no
+//! descriptor between calls. Running out of descriptors anyway is reported in the error (and
+//! logged at ERROR) as such. Memory use is dominated by the sparse index, about 16 bytes
 //! per `index_interval_bytes` of stored data (4 KiB per 1 MiB with the default interval).
 
 #![forbid(unsafe_code)]
@@ -101,6 +104,7 @@ mod segment;
 mod shard_log;
 mod tail;
 
+pub use crate::disk::{cached_open_files, open_file_budget, set_open_file_budget};
 pub use crate::error::LogError;
 pub use crate::journal::{Journal, JournalConfig, JournalReplay};
 pub use crate::shard_log::ShardLog;

@@ -4,9 +4,9 @@
 //! is on disk. An append writes its frames while holding only `writer`, then takes `state`
 //! briefly to publish them, so readers and `sync` never wait for a write to finish.
 
+use crate::disk::SegmentFile;
 use std::collections::VecDeque;
 use std::fmt;
-use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -38,8 +38,6 @@ pub struct ShardLog {
     trim: Mutex<()>,
     /// Set when a failed write, roll or sync left the files in an unknown state.
     poisoned: AtomicBool,
-    /// The most recently read sealed segment, so tailing old data does not reopen files.
-    sealed_reader: Mutex<Option<(u64, Arc<File>)>>,
     /// Frames not yet written to the active segment (journaled logs only; empty otherwise).
     pub(crate) tail: Arc<Tail>,
     /// The shared journal this log writes through, and its id there.
@@ -51,7 +49,7 @@ pub(crate) struct State {
     /// Segments, oldest first. All but the last are sealed and non-empty.
     pub(crate) segments: VecDeque<SegmentMeta>,
     /// The last segment's file; `Some` exactly when `segments` is non-empty.
-    pub(crate) active: Option<Arc<File>>,
+    pub(crate) active: Option<SegmentFile>,
     pub(crate) next_position: u64,
 }
 
@@ -133,7 +131,7 @@ impl ShardLog {
             .map_or(first_position, |segment| segment.end);
         let state = State {
             segments: recovered.segments,
-            active: recovered.active.map(Arc::new),
+            active: recovered.active,
             next_position,
         };
         tracing::debug!(
@@ -153,7 +151,6 @@ impl ShardLog {
             }),
             trim: Mutex::new(()),
             poisoned: AtomicBool::new(false),
-            sealed_reader: Mutex::new(None),
             tail: Arc::new(Tail::new(dir.to_path_buf())),
             journal,
         })
@@ -232,12 +229,6 @@ impl ShardLog {
         self.writer
             .lock()
             .expect("shard log writer lock poisoned by a panic")
-    }
-
-    pub(crate) fn lock_sealed_reader(&self) -> MutexGuard<'_, Option<(u64, Arc<File>)>> {
-        self.sealed_reader
-            .lock()
-            .expect("shard log reader cache lock poisoned by a panic")
     }
 
     /// Appends `entries` without syncing and returns the position of the first one.
@@ -357,14 +348,17 @@ impl ShardLog {
                     self.poison(&err);
                 }
             }
-        } else if let Err(err) = file.write_all_at(&local, start_len) {
-            let path = disk::segment_path(&self.dir, base);
-            let err = LogError::io(format!("write segment {}", path.display()), err);
-            // A partial write must not stay behind the published length.
-            if file.set_len(start_len).is_err() {
-                self.poison(&err);
+        } else {
+            let file = file.get()?;
+            if let Err(err) = file.write_all_at(&local, start_len) {
+                let path = disk::segment_path(&self.dir, base);
+                let err = LogError::io(format!("write segment {}", path.display()), err);
+                // A partial write must not stay behind the published length.
+                if file.set_len(start_len).is_err() {
+                    self.poison(&err);
+                }
+                return Err(err);
             }
-            return Err(err);
         }
         // The tail holds the frames before they are published (lock order: tail, then state).
         drop(tail);
@@ -389,7 +383,7 @@ impl ShardLog {
     fn create_first_segment(&self) -> Result<(), LogError> {
         disk::create_dir(&self.dir)?;
         let base = self.read_state().next_position;
-        let file = Arc::new(disk::create_segment(&self.dir, base)?);
+        let file = disk::create_segment(&self.dir, base)?;
         disk::sync_dir(&self.dir)?;
         self.tail
             .reset(base, file.clone(), SegmentMeta::empty(base).len);
@@ -419,10 +413,11 @@ impl ShardLog {
         };
         let path = disk::segment_path(&self.dir, base);
         self.tail.write_back()?;
-        file.sync_data()
+        file.get()?
+            .sync_data()
             .map_err(|err| LogError::io(format!("sync segment {}", path.display()), err))?;
         disk::write_index_file(&self.dir, base, &index_file)?;
-        let new_file = Arc::new(disk::create_segment(&self.dir, next_position)?);
+        let new_file = disk::create_segment(&self.dir, next_position)?;
         disk::sync_dir(&self.dir)?;
         self.tail.reset(
             next_position,
@@ -452,8 +447,11 @@ impl ShardLog {
         }
         // Segments before the active one were synced when they were sealed.
         if let Some(file) = file {
-            if let Err(err) = file.sync_data() {
-                let err = LogError::io(format!("sync log {}", self.dir.display()), err);
+            let synced = file.get().and_then(|file| {
+                file.sync_data()
+                    .map_err(|err| LogError::io(format!("sync log {}", self.dir.display()), err))
+            });
+            if let Err(err) = synced {
                 self.poison(&err);
                 return Err(err);
             }
@@ -509,7 +507,6 @@ impl ShardLog {
                     _ => break,
                 }
             };
-            self.forget_sealed_reader(base);
             // Oldest first, one directory sync each: a crash never leaves a gap.
             disk::remove_file(&disk::segment_path(&self.dir, base))?;
             disk::remove_file(&disk::index_path(&self.dir, base))?;
@@ -525,17 +522,6 @@ impl ShardLog {
             );
         }
         Ok(deleted)
-    }
-
-    /// Closes the cached handle of segment `base`, if it is the cached one.
-    fn forget_sealed_reader(&self, base: u64) {
-        let mut cached = self.lock_sealed_reader();
-        if cached
-            .as_ref()
-            .is_some_and(|(cached_base, _)| *cached_base == base)
-        {
-            *cached = None;
-        }
     }
 
     /// Deletes the log and its directory.

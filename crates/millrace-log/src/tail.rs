@@ -7,12 +7,11 @@
 //! does `start` move forward, so a reader that does not find bytes in the tail finds them in
 //! the file.
 
-use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard};
 
-use crate::disk;
+use crate::disk::{self, SegmentFile};
 use crate::error::LogError;
 
 /// A log's tail is written back once it holds this many bytes.
@@ -26,7 +25,7 @@ pub(crate) struct Tail {
 pub(crate) struct TailInner {
     /// Base position of the segment the tail belongs to; `None` before the first segment.
     pub(crate) base: Option<u64>,
-    pub(crate) file: Option<Arc<File>>,
+    pub(crate) file: Option<SegmentFile>,
     /// Offset in the segment file of `bytes[0]`.
     pub(crate) start: u64,
     pub(crate) bytes: Vec<u8>,
@@ -55,7 +54,7 @@ impl Tail {
     }
 
     /// Points the (empty) tail at a new active segment whose data ends at `len`.
-    pub(crate) fn reset(&self, base: u64, file: Arc<File>, len: u64) {
+    pub(crate) fn reset(&self, base: u64, file: SegmentFile, len: u64) {
         let mut inner = self.lock();
         debug_assert!(
             inner.bytes.is_empty(),
@@ -73,17 +72,14 @@ impl Tail {
     }
 
     /// Writes the tail back and, if the file was written since the last call, returns it
-    /// (with its path) for the caller to sync.
-    pub(crate) fn write_back_for_sync(&self) -> Result<Option<(PathBuf, Arc<File>)>, LogError> {
+    /// for the caller to sync.
+    pub(crate) fn write_back_for_sync(&self) -> Result<Option<SegmentFile>, LogError> {
         let mut inner = self.lock();
         inner.write_back(&self.dir)?;
         if !std::mem::take(&mut inner.dirty) {
             return Ok(None);
         }
-        let (Some(file), Some(base)) = (&inner.file, inner.base) else {
-            return Ok(None);
-        };
-        Ok(Some((disk::segment_path(&self.dir, base), file.clone())))
+        Ok(inner.file.clone())
     }
 
     /// Writes the tail to its segment file without syncing.
@@ -132,7 +128,7 @@ impl TailInner {
         let (Some(file), Some(base)) = (&self.file, self.base) else {
             return Ok(());
         };
-        if let Err(err) = file.write_all_at(&self.bytes, self.start) {
+        if let Err(err) = file.get()?.write_all_at(&self.bytes, self.start) {
             let path = disk::segment_path(dir, base);
             return Err(LogError::io(
                 format!("write back segment {}", path.display()),
