@@ -1,6 +1,7 @@
 //! Every filesystem operation of the log: file naming, creating, syncing and removing files.
 //!
-//! Keeping them in one place is the seam where a fault-injecting disk can be added later.
+//! Keeping them in one place is the IO seam: data writes and syncs go through
+//! [`write_all_at`] and [`sync_data`], where `faults` injects short writes and errors in tests.
 //!
 //! Segment files are opened through one process-wide descriptor cache ([`SegmentFile`]): at
 //! most [`open_file_budget`] of them stay open, least recently used first out, so the number
@@ -268,6 +269,25 @@ pub(crate) fn create_segment(dir: &Path, base: u64) -> Result<SegmentFile, LogEr
         .map_err(|err| LogError::io(context(), err))?;
     write_segment_header(&file, &path, base)?;
     Ok(SegmentFile::with_open(path, file))
+}
+
+/// Writes all of `buf` at `offset`, retrying short writes (through the fault-injection seam).
+pub(crate) fn write_all_at(file: &File, path: &Path, buf: &[u8], offset: u64) -> io::Result<()> {
+    let mut done = 0;
+    while done < buf.len() {
+        match crate::faults::write_at(file, path, &buf[done..], offset + done as u64) {
+            Ok(0) => return Err(io::Error::from(io::ErrorKind::WriteZero)),
+            Ok(n) => done += n,
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+            Err(err) => return Err(err),
+        }
+    }
+    Ok(())
+}
+
+/// `fdatasync` of `file` (through the fault-injection seam).
+pub(crate) fn sync_data(file: &File, path: &Path) -> io::Result<()> {
+    crate::faults::sync_data(file, path)
 }
 
 /// Hands a file opened by recovery to the descriptor cache.

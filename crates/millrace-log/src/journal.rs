@@ -318,15 +318,10 @@ impl Journal {
         if bytes.is_empty() {
             return Ok(());
         }
-        if let Err(err) = (&writer.file).write_all(&bytes) {
+        let path = journal_path(&self.dir, writer.sequence);
+        if let Err(err) = disk::write_all_at(&writer.file, &path, &bytes, writer.len) {
             // Part of the records may be in the file; nothing after them may follow.
-            let err = LogError::io(
-                format!(
-                    "write journal {}",
-                    journal_path(&self.dir, writer.sequence).display()
-                ),
-                err,
-            );
+            let err = LogError::io(format!("write journal {}", path.display()), err);
             self.poison(&err);
             return Err(err);
         }
@@ -339,14 +334,9 @@ impl Journal {
     pub fn sync(&self) -> Result<(), LogError> {
         let mut writer = Journal::lock(&self.writer, "writer");
         self.write_pending(&mut writer)?;
-        if let Err(err) = writer.file.sync_data() {
-            let err = LogError::io(
-                format!(
-                    "sync journal {}",
-                    journal_path(&self.dir, writer.sequence).display()
-                ),
-                err,
-            );
+        let path = journal_path(&self.dir, writer.sequence);
+        if let Err(err) = disk::sync_data(&writer.file, &path) {
+            let err = LogError::io(format!("sync journal {}", path.display()), err);
             self.poison(&err);
             return Err(err);
         }
@@ -423,7 +413,7 @@ impl Journal {
                         // opened after the write still reports the write's errors (Linux 4.13+).
                         for segment in group {
                             let synced = segment.get().and_then(|file| {
-                                file.sync_data().map_err(|err| {
+                                disk::sync_data(&file, segment.path()).map_err(|err| {
                                     let path = segment.path().display();
                                     LogError::io(format!("sync segment {path}"), err)
                                 })

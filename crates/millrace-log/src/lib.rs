@@ -95,6 +95,8 @@
 mod byte_reader;
 mod disk;
 mod error;
+#[doc(hidden)]
+pub mod faults;
 mod frame;
 mod index;
 mod journal;

@@ -7,7 +7,6 @@
 use crate::disk::SegmentFile;
 use std::collections::VecDeque;
 use std::fmt;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -350,8 +349,8 @@ impl ShardLog {
             }
         } else {
             let file = file.get()?;
-            if let Err(err) = file.write_all_at(&local, start_len) {
-                let path = disk::segment_path(&self.dir, base);
+            let path = disk::segment_path(&self.dir, base);
+            if let Err(err) = disk::write_all_at(&file, &path, &local, start_len) {
                 let err = LogError::io(format!("write segment {}", path.display()), err);
                 // A partial write must not stay behind the published length.
                 if file.set_len(start_len).is_err() {
@@ -413,8 +412,7 @@ impl ShardLog {
         };
         let path = disk::segment_path(&self.dir, base);
         self.tail.write_back()?;
-        file.get()?
-            .sync_data()
+        disk::sync_data(&*file.get()?, &path)
             .map_err(|err| LogError::io(format!("sync segment {}", path.display()), err))?;
         disk::write_index_file(&self.dir, base, &index_file)?;
         let new_file = disk::create_segment(&self.dir, next_position)?;
@@ -447,8 +445,8 @@ impl ShardLog {
         }
         // Segments before the active one were synced when they were sealed.
         if let Some(file) = file {
-            let synced = file.get().and_then(|file| {
-                file.sync_data()
+            let synced = file.get().and_then(|handle| {
+                disk::sync_data(&handle, file.path())
                     .map_err(|err| LogError::io(format!("sync log {}", self.dir.display()), err))
             });
             if let Err(err) = synced {

@@ -7,7 +7,6 @@
 //! does `start` move forward, so a reader that does not find bytes in the tail finds them in
 //! the file.
 
-use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard};
 
@@ -128,8 +127,8 @@ impl TailInner {
         let (Some(file), Some(base)) = (&self.file, self.base) else {
             return Ok(());
         };
-        if let Err(err) = file.get()?.write_all_at(&self.bytes, self.start) {
-            let path = disk::segment_path(dir, base);
+        let path = disk::segment_path(dir, base);
+        if let Err(err) = disk::write_all_at(&*file.get()?, &path, &self.bytes, self.start) {
             return Err(LogError::io(
                 format!("write back segment {}", path.display()),
                 err,
