@@ -77,7 +77,10 @@ async fn a_producer_above_a_mebibyte_per_second_is_throttled() {
         .send()
         .await
         .expect("put records");
-    assert_eq!(all_refused.failed_record_count, Some(5));
+    // The budget refills at 1 MiB/s up to 1 MiB, so on a slow machine (the SDK's debug build
+    // signing megabytes) one 600 KiB record may fit again before this request; never two.
+    let refused = all_refused.failed_record_count.unwrap_or(0);
+    assert!(refused == 5 || refused == 4, "{refused} of 5 refused");
     let first_failure = reply
         .records
         .iter()
