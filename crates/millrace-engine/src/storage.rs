@@ -33,6 +33,11 @@ pub trait ShardStorage: Send + Sync {
     fn position_at_timestamp(&self, timestamp_ms: u64) -> Result<u64, LogError>;
     /// Deletes whole segments older than `timestamp_ms`.
     fn trim_before_timestamp(&self, timestamp_ms: u64) -> Result<usize, LogError>;
+    /// Whether appending about `bytes` would only copy memory (no system call), so that it may
+    /// run on an async worker thread. A hint; `false` is always safe.
+    fn append_stays_in_memory(&self, _bytes: usize) -> bool {
+        false
+    }
 }
 
 impl ShardStorage for ShardLog {
@@ -65,6 +70,9 @@ impl ShardStorage for ShardLog {
     }
     fn trim_before_timestamp(&self, timestamp_ms: u64) -> Result<usize, LogError> {
         ShardLog::trim_before_timestamp(self, timestamp_ms)
+    }
+    fn append_stays_in_memory(&self, bytes: usize) -> bool {
+        ShardLog::append_stays_in_memory(self, bytes)
     }
 }
 

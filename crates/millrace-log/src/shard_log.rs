@@ -457,6 +457,25 @@ impl ShardLog {
         Ok(position)
     }
 
+    /// Whether appending about `bytes` of payload would, as things stand, only copy memory:
+    /// the log is journaled, its active segment exists and has room, and its tail would not
+    /// reach the write-back size. A hint for callers that avoid blocking (races make it wrong
+    /// now and then, which costs time, never correctness).
+    pub fn append_stays_in_memory(&self, bytes: usize) -> bool {
+        if self.journal.is_none() || self.poisoned.load(Ordering::Relaxed) {
+            return false;
+        }
+        let room = {
+            let state = self.read_state();
+            match (&state.active, state.segments.back()) {
+                (Some(_), Some(segment)) => self.segment_bytes.saturating_sub(segment.len),
+                _ => return false,
+            }
+        };
+        let bytes = bytes as u64 * 2 + 1024;
+        bytes < room && self.tail.len() as u64 + bytes < WRITE_BACK_BYTES as u64
+    }
+
     /// Position the next appended record gets.
     pub fn next_position(&self) -> u64 {
         self.read_state().next_position

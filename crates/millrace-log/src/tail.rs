@@ -65,6 +65,11 @@ impl Tail {
         inner.bytes = Vec::new();
     }
 
+    /// Bytes not yet written back.
+    pub(crate) fn len(&self) -> usize {
+        self.lock().bytes.len()
+    }
+
     /// Records that the active segment was written outside the tail (replay).
     pub(crate) fn mark_dirty(&self) {
         self.lock().dirty = true;
