@@ -120,6 +120,12 @@ pub struct GetRecordsOutput {
     pub child_shards: Vec<ChildShard>,
 }
 
+/// Payload bytes one GetRecords call returns at most (the service allows up to 10 MiB; a
+/// larger single record is still returned whole). Smaller replies keep a draining server's
+/// memory flat: each call holds its records and their JSON at once, per concurrent reader.
+const READ_BYTES_PER_CALL: usize = 4 << 20;
+const _: () = assert!(READ_BYTES_PER_CALL <= MAX_GET_RECORDS_BYTES);
+
 /// Requests up to this many shards and bytes per shard append on the async worker when their
 /// logs say the append only copies memory.
 const INLINE_APPEND_SHARDS: usize = 8;
@@ -560,7 +566,7 @@ impl Engine {
         let until = end.map_or(shard.visible_end(), |e| e.min(shard.visible_end()));
         let entries = if from < until {
             blocking(shard.clone(), move |s| {
-                s.log.read(from, until, limit, MAX_GET_RECORDS_BYTES)
+                s.log.read(from, until, limit, READ_BYTES_PER_CALL)
             })
             .await?
         } else {

@@ -92,7 +92,13 @@ struct JournalWriter {
     sequence: u64,
     file: File,
     len: u64,
+    /// The buffer the next write swaps in for `pending`, so that rounds reuse two buffers
+    /// instead of allocating (and fragmenting the heap with) a new one each time.
+    spare: Vec<u8>,
 }
+
+/// A spare journal buffer larger than this is released after its write.
+const MAX_SPARE_BYTES: usize = 16 << 20;
 
 /// Records found in the journal at open, to be replayed into their logs.
 #[derive(Debug, Default)]
@@ -252,6 +258,7 @@ impl Journal {
                 sequence,
                 file,
                 len: JOURNAL_HEADER_LEN as u64,
+                spare: Vec::new(),
             }),
             closed: Mutex::new(Vec::new()),
             recovered: Mutex::new(sequences),
@@ -314,8 +321,10 @@ impl Journal {
 
     fn write_pending(&self, writer: &mut JournalWriter) -> Result<(), LogError> {
         self.check_not_poisoned()?;
-        let bytes = std::mem::take(&mut *Journal::lock(&self.pending, "pending"));
+        let mut bytes = std::mem::take(&mut writer.spare);
+        std::mem::swap(&mut bytes, &mut *Journal::lock(&self.pending, "pending"));
         if bytes.is_empty() {
+            writer.spare = bytes;
             return Ok(());
         }
         let path = journal_path(&self.dir, writer.sequence);
@@ -326,6 +335,10 @@ impl Journal {
             return Err(err);
         }
         writer.len += bytes.len() as u64;
+        bytes.clear();
+        if bytes.capacity() <= MAX_SPARE_BYTES {
+            writer.spare = bytes;
+        }
         Ok(())
     }
 
@@ -351,12 +364,14 @@ impl Journal {
         let sequence = writer.sequence + 1;
         match create_journal_file(&self.dir, sequence) {
             Ok(file) => {
+                let spare = std::mem::take(&mut writer.spare);
                 let old = std::mem::replace(
                     writer,
                     JournalWriter {
                         sequence,
                         file,
                         len: JOURNAL_HEADER_LEN as u64,
+                        spare,
                     },
                 );
                 Journal::lock(&self.closed, "closed").push(old.sequence);
