@@ -432,8 +432,14 @@ impl Engine {
             }
             _ => {}
         }
-        let shown_id = ShardId::parse_lenient(request.shard_id)
-            .map_or_else(|| request.shard_id.to_owned(), |s| s.to_string());
+        let Some(parsed_id) = ShardId::parse_lenient(request.shard_id) else {
+            // An id that does not parse as one is named as given, in the service's other text.
+            return Err(Error::ResourceNotFound(format!(
+                "Could not find shard {} in stream {name} under account {}.",
+                request.shard_id, self.config.account_id
+            )));
+        };
+        let shown_id = parsed_id.to_string();
         let stream = self
             .lookup(region, name)
             .ok_or_else(|| self.shard_missing(&shown_id, name))?;
@@ -444,8 +450,8 @@ impl Engine {
         ) {
             return Err(self.shard_missing(&shown_id, name));
         }
-        let shard = ShardId::parse_lenient(request.shard_id)
-            .and_then(|id| stream.shard(id.0))
+        let shard = stream
+            .shard(parsed_id.0)
             .ok_or_else(|| self.shard_missing(&shown_id, name))?;
         let now = now_ms();
         let trim = self.trim_position(&shard, &record, now).await?;
