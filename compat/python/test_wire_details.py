@@ -48,3 +48,47 @@ def test_resharding_an_on_demand_stream(server):
     err = client_error(kinesis.update_shard_count, StreamName="od", TargetShardCount=8, ScalingType="UNIFORM_SCALING")
     assert err.response["Error"]["Message"] == f"Request is invalid. Stream od under account {ACCOUNT} is in On-Demand mode."
     assert len(kinesis.list_shards(StreamName="od")["Shards"]) == 4
+
+
+ACCESS_DENIED_XML = (b"<AccessDeniedException>\n  <Message>Unable to determine service/operation name to be authorized"
+                     b"</Message>\n</AccessDeniedException>\n")
+
+
+def test_other_methods_get_the_xml_access_denied(server):
+    for method in ("GET", "PUT", "DELETE"):
+        resp = raw_request(server.endpoint, None, b"", method=method, content_type=None)
+        assert resp.status == 403, (method, resp)
+        assert "content-type" not in resp.headers
+        assert resp.body == ACCESS_DENIED_XML
+
+
+def test_a_body_without_content_type(server):
+    resp = raw_request(server.endpoint, "ListStreams", b"{}", content_type=None)
+    assert (resp.status, resp.body) == (403, ACCESS_DENIED_XML)
+    assert "content-type" not in resp.headers
+    resp = raw_request(server.endpoint, "ListStreams", b"{}", content_type="text/plain")
+    assert (resp.status, resp.body) == (404, b"<UnknownOperationException/>\n")
+
+
+def test_application_json_gets_the_coral_envelope(server):
+    resp = raw_request(server.endpoint, "ListStreams", b"{}", content_type="application/json")
+    assert resp.status == 404
+    assert resp.json == {"Output": {"__type": "com.amazon.coral.service#UnknownOperationException"}, "Version": "1.0"}
+    resp = raw_request(server.endpoint, "ListStreams", b"{nope", content_type="application/json")
+    assert resp.status == 400
+    assert resp.json == {"Output": {"__type": "com.amazon.coral.service#SerializationException"}, "Version": "1.0"}
+
+
+def test_early_errors_are_cbor_unless_the_request_is_json_1_1(server):
+    from test_cbor import decode
+
+    for content_type in (None, "application/json", "application/x-amz-json-1.0", "application/x-amz-cbor-1.1"):
+        resp = raw_request(server.endpoint, "DescribeStream", b"", content_type=content_type)
+        assert resp.status == 400, (content_type, resp)
+        assert resp.headers["content-type"] == "application/x-amz-cbor-1.1"
+        assert decode(resp.body) == {"__type": "SerializationException"}
+    resp = raw_request(server.endpoint, "Frobnicate", b"", content_type="application/json")
+    assert decode(resp.body) == {"__type": "UnknownOperationException"}
+    resp = raw_request(server.endpoint, "DescribeStream", b"")
+    assert resp.headers["content-type"] == "application/x-amz-json-1.1"
+    assert resp.json == {"__type": "SerializationException"}
