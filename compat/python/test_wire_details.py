@@ -92,3 +92,17 @@ def test_early_errors_are_cbor_unless_the_request_is_json_1_1(server):
     resp = raw_request(server.endpoint, "DescribeStream", b"")
     assert resp.headers["content-type"] == "application/x-amz-json-1.1"
     assert resp.json == {"__type": "SerializationException"}
+
+
+def test_shard_iterators_have_the_services_shape(server):
+    import base64
+
+    kinesis = server.client()
+    for name in ("it", "a-much-longer-stream-name-" + "x" * 90):
+        create_stream(kinesis, name)
+        iterator = kinesis.get_shard_iterator(StreamName=name, ShardId="shardId-000000000000",
+                                              ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+        raw = base64.b64decode(iterator)
+        assert len(raw) >= 152 and (len(raw) - 152) % 16 == 0, len(raw)
+        assert iterator.startswith("AAAAAAAAAAE")
+        assert kinesis.get_records(ShardIterator=iterator)["Records"] == []
