@@ -78,3 +78,11 @@ else
     printf '%s\n' "$node_hash" >"$node_stamp"
     log "node done"
 fi
+
+# --- Go ---------------------------------------------------------------------------------------------
+if command -v go >/dev/null 2>&1; then
+    (cd "$repo_root/compat/go" && go mod download) && log "go modules ready (compat/go)"
+else
+    log "go not found: cannot run compat/go" >&2
+    exit 1
+fi

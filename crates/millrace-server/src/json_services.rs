@@ -14,7 +14,7 @@ use millrace_wire::model::ServiceModel;
 use serde_json::Value;
 
 use crate::auth;
-use crate::dispatch::{context_keys, identity_type, Peer, Services};
+use crate::dispatch::{context_keys, Peer, Services};
 
 /// The services registered with the server, looked up by target prefix.
 #[derive(Default, Clone)]
@@ -189,19 +189,17 @@ async fn run(
     }
     let audited = outcome.is_err() || service.audits(operation);
     if let Some(audit) = services.audit.filter(|_| audited) {
-        let error = outcome.as_ref().err();
-        audit.record(&crate::audit::AuditEvent {
+        audit.record_call(&crate::audit::Call {
             event_source: &format!("{}.amazonaws.com", service.signing_name()),
-            event_name: operation,
+            operation,
             region: &region,
             source_ip: &peer.ip,
-            user_arn: &caller.arn,
-            account: &caller.account,
-            access_key_id: caller.access_key_id.as_deref(),
-            identity_type: identity_type(&caller),
-            request_parameters: audit_input.as_ref(),
-            error_code: error.map(|e| e.code.as_str()),
-            error_message: error.and_then(|e| e.message.as_deref()),
+            caller: &caller,
+            parameters: audit_input.as_ref(),
+            error: outcome
+                .as_ref()
+                .err()
+                .map(|e| (e.code.as_str(), e.message.as_deref())),
             request_id,
         });
     }
