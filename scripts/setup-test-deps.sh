@@ -2,6 +2,7 @@
 # Installs the dependencies of the compat test suites into project-local folders:
 #   - /work/main/.venv            (python3 -m venv; boto3, awscli, pytest from compat/python/requirements.txt)
 #   - compat/node/node_modules    (npm ci from compat/node/package-lock.json; @aws-sdk/client-kinesis)
+#   - chromium and chromium-driver (apt, as root, when missing) for the web console's browser test
 # Idempotent and quiet: each part is skipped when a stamp file records the hash of the inputs it was
 # installed from. Set MILLRACE_FORCE_SETUP=1 to reinstall regardless.
 set -euo pipefail
@@ -40,6 +41,21 @@ else
         | awk '$1 ~ /^(boto3|botocore|awscli|pytest)$/ {printf "%s %s  ", $1, $2}')"
 fi
 
+# --- Browser (the web console's Selenium tests) ------------------------------------------------------
+# Headless Chromium and its driver from Debian; the rest of the suite does not need them.
+if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then
+    log "chromium and chromedriver present"
+elif command -v apt-get >/dev/null 2>&1 && [[ "$(id -u)" == "0" ]]; then
+    log "installing chromium and chromium-driver (apt)"
+    if ! { apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null 2>&1 \
+           || { apt-get update -qq >/dev/null 2>&1 \
+                && apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null 2>&1; }; }; then
+        log "could not install chromium: the console browser test will fail" >&2
+    fi
+else
+    log "chromium or chromedriver missing and apt-get is not usable: the console browser test will fail" >&2
+fi
+
 # --- Node -----------------------------------------------------------------------------------------
 if ! command -v npm >/dev/null 2>&1; then
     log "npm not found: cannot install compat/node dependencies" >&2
@@ -61,4 +77,20 @@ else
     # npm ci wipes node_modules first, so write the stamp afterwards.
     printf '%s\n' "$node_hash" >"$node_stamp"
     log "node done"
+fi
+
+# --- Go ---------------------------------------------------------------------------------------------
+if command -v go >/dev/null 2>&1; then
+    (cd "$repo_root/compat/go" && go mod download) && log "go modules ready (compat/go)"
+else
+    log "go not found: cannot run compat/go" >&2
+    exit 1
+fi
+
+# --- Java -------------------------------------------------------------------------------------------
+if command -v mvn >/dev/null 2>&1; then
+    (cd "$repo_root/compat/java" && mvn -B -q dependency:go-offline) && log "maven dependencies ready (compat/java)"
+else
+    log "mvn not found: cannot run compat/java" >&2
+    exit 1
 fi

@@ -158,6 +158,20 @@ impl SigningKeyCache {
     }
 }
 
+/// `yyyy-mm-ddThh:mm:ssZ` of Unix seconds (audit records, `aws:CurrentTime`).
+pub fn iso8601(secs: i64) -> String {
+    let c = format_amz_date(secs);
+    format!(
+        "{}-{}-{}T{}:{}:{}Z",
+        &c[0..4],
+        &c[4..6],
+        &c[6..8],
+        &c[9..11],
+        &c[11..13],
+        &c[13..15]
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
