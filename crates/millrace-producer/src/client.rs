@@ -149,17 +149,41 @@ impl KinesisClient {
         &self.config
     }
 
-    /// Calls `operation` (`PutRecords`, `ListShards`, …) with a JSON document.
+    /// Calls the Kinesis `operation` (`PutRecords`, `ListShards`, …) with a JSON document.
     pub async fn call(&self, operation: &str, input: &Value) -> Result<Value, ApiError> {
+        self.call_service(
+            "kinesis",
+            &format!("Kinesis_20131202.{operation}"),
+            "application/x-amz-json-1.1",
+            input,
+        )
+        .await
+    }
+
+    /// Calls a CloudWatch `operation` (awsJson 1.0, signing name `monitoring`) on the same
+    /// endpoint, as Millrace serves it (AWS's CloudWatch has its own endpoint).
+    pub async fn call_cloudwatch(&self, operation: &str, input: &Value) -> Result<Value, ApiError> {
+        self.call_service(
+            "monitoring",
+            &format!("GraniteServiceVersion20100801.{operation}"),
+            "application/x-amz-json-1.0",
+            input,
+        )
+        .await
+    }
+
+    async fn call_service(
+        &self,
+        service: &str,
+        target: &str,
+        content_type: &str,
+        input: &Value,
+    ) -> Result<Value, ApiError> {
         let body = serde_json::to_vec(input).map_err(|e| ApiError::Config(e.to_string()))?;
-        let target = format!("Kinesis_20131202.{operation}");
         let headers = vec![
             ("host".to_owned(), self.host.clone()),
-            (
-                "content-type".to_owned(),
-                "application/x-amz-json-1.1".to_owned(),
-            ),
-            ("x-amz-target".to_owned(), target),
+            ("content-type".to_owned(), content_type.to_owned()),
+            ("x-amz-target".to_owned(), target.to_owned()),
         ];
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -168,7 +192,7 @@ impl KinesisClient {
         let added = sigv4::sign_request(
             &self.config.credentials,
             &self.config.region,
-            "kinesis",
+            service,
             now,
             &sigv4::RequestToSign {
                 method: "POST",

@@ -11,6 +11,17 @@ pub enum WhenFull {
     Fail,
 }
 
+/// `MetricsLevel`: which metrics are published through CloudWatch's PutMetricData.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricsLevel {
+    /// Nothing is published (our default; the KPL's is `detailed`).
+    None,
+    /// The producer-wide metrics, without dimensions.
+    Summary,
+    /// As `Summary` for now (no per-stream or per-shard dimensions yet).
+    Detailed,
+}
+
 #[derive(Debug, Clone)]
 pub struct ProducerConfig {
     /// `AggregationEnabled` (true).
@@ -35,6 +46,13 @@ pub struct ProducerConfig {
     pub request_timeout: Duration,
     /// `FailIfThrottled` (false): a throttled record fails instead of being retried.
     pub fail_if_throttled: bool,
+    /// `MetricsLevel` (the KPL's default is `detailed`; ours is `None`, so that nothing is sent
+    /// to a CloudWatch the caller did not ask for).
+    pub metrics_level: MetricsLevel,
+    /// `MetricsNamespace` (`KinesisProducerLibrary`).
+    pub metrics_namespace: String,
+    /// `MetricsUploadDelay` (60000 ms).
+    pub metrics_upload_delay: Duration,
     /// Not a KPL setting: the most user records buffered or in flight at once (the KPL's buffer
     /// is unbounded); 100,000 by default.
     pub max_outstanding_records: usize,
@@ -59,6 +77,9 @@ impl Default for ProducerConfig {
             max_connections: 24,
             request_timeout: Duration::from_millis(6_000),
             fail_if_throttled: false,
+            metrics_level: MetricsLevel::None,
+            metrics_namespace: "KinesisProducerLibrary".to_owned(),
+            metrics_upload_delay: Duration::from_millis(60_000),
             max_outstanding_records: 100_000,
             when_full: WhenFull::Wait,
             min_backoff: Duration::from_millis(100),

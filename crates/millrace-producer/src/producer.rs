@@ -27,7 +27,7 @@ use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 
 use crate::aggregation::Aggregator;
 use crate::client::{ApiError, KinesisClient, ShardInfo};
-use crate::config::{ProducerConfig, WhenFull};
+use crate::config::{MetricsLevel, ProducerConfig, WhenFull};
 
 /// One try at putting a record that failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -276,7 +276,17 @@ impl Producer {
         let permits = Arc::new(Semaphore::new(config.max_outstanding_records.max(1)));
         let config = Arc::new(config);
         let metrics = Arc::new(Metrics::default());
+        let stopped = Arc::new(tokio::sync::Notify::new());
+        if config.metrics_level != MetricsLevel::None {
+            tokio::spawn(publish_metrics(
+                client.clone(),
+                config.clone(),
+                metrics.clone(),
+                stopped.clone(),
+            ));
+        }
         let worker = Worker {
+            stopped,
             client,
             config: config.clone(),
             metrics: metrics.clone(),
@@ -389,6 +399,8 @@ impl Producer {
 }
 
 struct Worker {
+    /// Told when the worker ends (the metrics publisher's last upload).
+    stopped: Arc<tokio::sync::Notify>,
     client: KinesisClient,
     config: Arc<ProducerConfig>,
     metrics: Arc<Metrics>,
@@ -459,6 +471,7 @@ impl Worker {
                     let _ = waiter.send(());
                 }
                 if !open {
+                    self.stopped.notify_one();
                     return;
                 }
             }
@@ -963,6 +976,75 @@ impl Worker {
                 "records landed in unexpected shards; reloading the shard map"
             );
             state.stale = true;
+        }
+    }
+}
+
+/// Publishes the counters' growth every `MetricsUploadDelay` (and once more when the producer
+/// stops) with PutMetricData, as the KPL's producer-wide metrics.
+async fn publish_metrics(
+    client: KinesisClient,
+    config: Arc<ProducerConfig>,
+    metrics: Arc<Metrics>,
+    stopped: Arc<tokio::sync::Notify>,
+) {
+    let mut previous = metrics.snapshot();
+    let mut previous_buffering = 0u64;
+    let mut previous_request_time = 0u64;
+    let mut previous_requests = 0u64;
+    let mut previous_retries = 0u64;
+    loop {
+        let last = tokio::select! {
+            _ = tokio::time::sleep(config.metrics_upload_delay) => false,
+            _ = stopped.notified() => true,
+        };
+        let now = metrics.snapshot();
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let (buffering, request_time, requests, retries) = (
+            get(&metrics.buffering_time_ms),
+            get(&metrics.request_time_ms),
+            get(&metrics.requests),
+            get(&metrics.retries),
+        );
+        let put = now.user_records_put - previous.user_records_put;
+        let kinesis = now.kinesis_records_put - previous.kinesis_records_put;
+        let ratio = |a: u64, b: u64| if b == 0 { 0.0 } else { a as f64 / b as f64 };
+        let count =
+            |name: &str, value: u64| json!({"MetricName": name, "Value": value, "Unit": "Count"});
+        let data = vec![
+            count(
+                "UserRecordsReceived",
+                now.user_records_received - previous.user_records_received,
+            ),
+            count("UserRecordsPut", put),
+            count("KinesisRecordsPut", kinesis),
+            json!({"MetricName": "KinesisRecordsDataPut", "Unit": "Bytes",
+                "Value": now.kinesis_records_data_put - previous.kinesis_records_data_put}),
+            count("AllErrors", now.all_errors - previous.all_errors),
+            count(
+                "UserRecordExpired",
+                now.user_record_expired - previous.user_record_expired,
+            ),
+            json!({"MetricName": "UserRecordsPerKinesisRecord", "Unit": "Count",
+                "Value": ratio(put, kinesis)}),
+            json!({"MetricName": "RetriesPerRecord", "Unit": "Count",
+                "Value": ratio(retries - previous_retries, put.max(1))}),
+            json!({"MetricName": "BufferingTime", "Unit": "Milliseconds",
+                "Value": ratio(buffering - previous_buffering, put)}),
+            json!({"MetricName": "RequestTime", "Unit": "Milliseconds",
+                "Value": ratio(request_time - previous_request_time, requests - previous_requests)}),
+        ];
+        let input = json!({ "Namespace": config.metrics_namespace, "MetricData": data });
+        if let Err(e) = client.call_cloudwatch("PutMetricData", &input).await {
+            tracing::warn!(error = %e, "PutMetricData failed");
+        }
+        previous = now;
+        previous_buffering = buffering;
+        previous_request_time = request_time;
+        previous_requests = requests;
+        previous_retries = retries;
+        if last {
+            return;
         }
     }
 }

@@ -403,3 +403,63 @@ async fn a_full_buffer_fails_fast_or_waits_and_flush_delivers_everything() {
     );
     producer.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_are_published_through_put_metric_data() {
+    let server = Server::start(&[]).expect("start server");
+    let client = server.kinesis();
+    client
+        .create_stream()
+        .stream_name("measured")
+        .shard_count(1)
+        .send()
+        .await
+        .expect("create");
+    let config = ProducerConfig {
+        metrics_level: millrace_producer::MetricsLevel::Summary,
+        metrics_upload_delay: Duration::from_secs(600),
+        ..ProducerConfig::default()
+    };
+    let kinesis = producer_client(&server);
+    let producer = Producer::new(kinesis.clone(), config);
+    for i in 0..100 {
+        producer
+            .submit("measured", &format!("k{i}"), b"x", None)
+            .await
+            .expect("submit");
+    }
+    // Shutdown uploads what was counted since the last upload.
+    producer.shutdown().await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    let mut sum = 0.0;
+    for _ in 0..50 {
+        let reply = kinesis
+            .call_cloudwatch(
+                "GetMetricStatistics",
+                &serde_json::json!({
+                    "Namespace": "KinesisProducerLibrary",
+                    "MetricName": "UserRecordsPut",
+                    "StartTime": now - 600,
+                    "EndTime": now + 600,
+                    "Period": 60,
+                    "Statistics": ["Sum"],
+                }),
+            )
+            .await
+            .expect("GetMetricStatistics");
+        sum = reply["Datapoints"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|d| d["Sum"].as_f64())
+            .sum();
+        if sum > 0.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(sum, 100.0);
+}
