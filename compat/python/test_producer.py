@@ -150,3 +150,20 @@ def test_put_and_tail_over_tls_with_aws_ca_bundle(server_factory):
     refused = run("streams", "list")
     assert refused.returncode == 1
     assert "millrace:" in refused.stderr
+
+
+def test_tail_follow_from_latest_sees_new_records(server):
+    assert millrace(server, "streams", "create", "follow-s", "--shards", "2").returncode == 0
+    assert millrace(server, "put", "--stream", "follow-s", "old").returncode == 0
+    cmd = [str(millrace_bin()), "tail", "--endpoint-url", server.endpoint, "follow-s", "--follow"]
+    tail = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=dict(os.environ, RUST_LOG="warn"))
+    try:
+        import time
+        time.sleep(1.5)  # let it take LATEST iterators before the new records
+        assert millrace(server, "put", "--stream", "follow-s", "new-1", "new-2").returncode == 0
+        lines = [tail.stdout.readline().strip() for _ in range(2)]
+        assert sorted(lines) == ["new-1", "new-2"]
+    finally:
+        tail.terminate()
+        tail.wait(timeout=10)
