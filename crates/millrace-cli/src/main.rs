@@ -334,10 +334,16 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             keep_files: args.audit_keep.max(1),
         }),
     };
+    let dynamodb_path = args.data_dir.join("dynamodb.redb");
+    let dynamodb =
+        tokio::task::spawn_blocking(move || millrace_dynamodb::DynamoDb::open(&dynamodb_path))
+            .await
+            .context("open the lease-table store")?
+            .context("open the lease-table store")?;
     let backends = Backends {
         accounts,
         iam,
-        json_services: JsonServices::new(Vec::new()),
+        json_services: JsonServices::new(vec![std::sync::Arc::new(dynamodb)]),
     };
     millrace_server::serve(
         listener,

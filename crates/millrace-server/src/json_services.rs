@@ -46,6 +46,9 @@ fn error_reply(content_type: &str, error: &ServiceError) -> JsonReply {
     if let Some(message) = &error.message {
         body.insert("message".into(), Value::String(message.clone()));
     }
+    for (name, value) in &error.fields {
+        body.insert(name.clone(), value.clone());
+    }
     JsonReply {
         status: error.status,
         content_type: content_type.to_owned(),
@@ -92,6 +95,7 @@ pub async fn route(
             code: "UnknownOperationException".into(),
             status: 400,
             message: None,
+            fields: serde_json::Map::new(),
         });
     }
     let input: Value = match serde_json::from_slice(if body.is_empty() { b"{}" } else { body }) {
@@ -101,6 +105,7 @@ pub async fn route(
                 code: "SerializationException".into(),
                 status: 400,
                 message: None,
+                fields: serde_json::Map::new(),
             })
         }
     };
@@ -194,5 +199,6 @@ fn api_to_service(error: crate::error::ApiError) -> ServiceError {
         code: error.code.to_owned(),
         status: error.status,
         message: error.message,
+        fields: serde_json::Map::new(),
     }
 }
