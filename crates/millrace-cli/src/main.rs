@@ -1,4 +1,7 @@
-//! The `millrace` binary: parses flags, sets up logging, binds and runs the server.
+//! The `millrace` binary: parses flags, sets up logging, binds and runs the server, or runs
+//! the KCL multi-language daemon (`millrace kcl`).
+
+mod kcl;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -24,9 +27,20 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
+// One value per process: the size difference between the variants does not matter.
+#[allow(clippy::large_enum_variant)]
 enum Command {
     /// Run the server.
     Serve(ServeArgs),
+    /// Run a KCL multi-language daemon worker (a drop-in for the Java MultiLangDaemon).
+    Kcl(KclArgs),
+}
+
+#[derive(Parser)]
+struct KclArgs {
+    /// The MultiLangDaemon `.properties` file.
+    #[arg(long = "properties", alias = "properties-file")]
+    properties: PathBuf,
 }
 
 #[derive(Parser)]
@@ -191,6 +205,17 @@ fn main() -> anyhow::Result<()> {
                 .build()
                 .context("start the async runtime")?;
             if let Err(error) = runtime.block_on(serve(args)) {
+                tracing::error!("failed to {error:#}");
+                return Err(error);
+            }
+            Ok(())
+        }
+        Command::Kcl(args) => {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("start the async runtime")?;
+            if let Err(error) = runtime.block_on(kcl::run(args.properties)) {
                 tracing::error!("failed to {error:#}");
                 return Err(error);
             }

@@ -1,0 +1,593 @@
+//! The worker: shard discovery into leases, lease taking (expired first, then stealing toward
+//! an even share), renewal, one shard consumer per held lease (polling GetRecords), parents
+//! before children, and cleanup of finished parents.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use serde_json::{json, Value};
+use tokio::sync::{watch, Mutex};
+use tokio::task::JoinHandle;
+
+use crate::aws::{AwsClient, AwsError};
+use crate::lease::{Lease, LeaseTable, Outcome, SHARD_END};
+use crate::processor::{
+    Checkpointer, InitializeInput, ProcessRecordsInput, ProcessorFactory, Record,
+};
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum InitialPosition {
+    TrimHorizon,
+    Latest,
+    /// Epoch seconds.
+    AtTimestamp(f64),
+}
+
+impl InitialPosition {
+    fn checkpoint(&self) -> &'static str {
+        match self {
+            InitialPosition::TrimHorizon => "TRIM_HORIZON",
+            InitialPosition::Latest => "LATEST",
+            InitialPosition::AtTimestamp(_) => "AT_TIMESTAMP",
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct WorkerConfig {
+    pub stream_name: String,
+    pub table_name: String,
+    pub worker_id: String,
+    pub initial_position: InitialPosition,
+    pub failover: Duration,
+    pub shard_sync_interval: Duration,
+    pub max_records: u32,
+    pub idle_between_reads: Duration,
+    pub max_leases_for_worker: usize,
+    pub max_leases_to_steal: usize,
+    pub call_process_records_even_for_empty: bool,
+}
+
+/// A lease this worker holds and the consumer working on it.
+struct Held {
+    lease: Arc<Mutex<Lease>>,
+    lost: Arc<AtomicBool>,
+    task: JoinHandle<ConsumerEnd>,
+}
+
+/// How a shard consumer stopped.
+#[derive(Debug, PartialEq)]
+enum ConsumerEnd {
+    Finished,
+    LeaseLost,
+    Shutdown,
+    Failed,
+}
+
+pub struct Worker {
+    config: WorkerConfig,
+    client: AwsClient,
+    table: LeaseTable,
+    factory: Arc<dyn ProcessorFactory>,
+}
+
+fn is_throttle(error: &AwsError) -> bool {
+    error.is("ProvisionedThroughputExceededException")
+        || error.is("LimitExceededException")
+        || error.is("ThrottlingException")
+}
+
+impl Worker {
+    /// `kinesis` reads the stream; `dynamodb` keeps the lease table (often the same endpoint).
+    pub fn new(
+        config: WorkerConfig,
+        kinesis: AwsClient,
+        dynamodb: AwsClient,
+        factory: Arc<dyn ProcessorFactory>,
+    ) -> Worker {
+        let table = LeaseTable::new(dynamodb, &config.table_name);
+        let client = kinesis;
+        Worker {
+            config,
+            client,
+            table,
+            factory,
+        }
+    }
+
+    /// Runs until `shutdown` turns true, then asks every processor to shut down and gives
+    /// the leases up.
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) -> Result<(), AwsError> {
+        self.table.ensure().await?;
+        let stopping = Arc::new(AtomicBool::new(false));
+        let mut held: BTreeMap<String, Held> = BTreeMap::new();
+        let mut observed: HashMap<String, (u64, Instant)> = HashMap::new();
+        let tick = (self.config.failover / 3).max(Duration::from_millis(100));
+        let mut last_sync: Option<Instant> = None;
+        let mut last_take: Option<Instant> = None;
+        loop {
+            if *shutdown.borrow() {
+                break;
+            }
+            if last_sync.is_none_or(|t| t.elapsed() >= self.config.shard_sync_interval) {
+                if let Err(error) = self.sync_shards().await {
+                    tracing::warn!(%error, "shard sync failed");
+                }
+                last_sync = Some(Instant::now());
+            }
+            self.renew(&mut held).await;
+            self.reap(&mut held).await;
+            if last_take.is_none_or(|t| t.elapsed() >= self.config.failover / 2) {
+                if let Err(error) = self.take(&mut held, &mut observed, &stopping).await {
+                    tracing::warn!(%error, "lease taking failed");
+                }
+                last_take = Some(Instant::now());
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(tick) => {}
+                _ = shutdown.changed() => {}
+            }
+        }
+        stopping.store(true, Ordering::SeqCst);
+        for (key, entry) in held {
+            let end = entry.task.await.unwrap_or(ConsumerEnd::Failed);
+            let mut lease = entry.lease.lock().await;
+            if end != ConsumerEnd::LeaseLost && !lease.is_finished() {
+                let _ = self.table.evict(&mut lease).await;
+            }
+            tracing::info!(lease = %key, ?end, "released lease at shutdown");
+        }
+        Ok(())
+    }
+
+    async fn list_shards(&self) -> Result<Vec<Value>, AwsError> {
+        let mut shards = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let request = match &token {
+                Some(token) => json!({"NextToken": token}),
+                None => json!({"StreamName": self.config.stream_name}),
+            };
+            let page = self.client.kinesis("ListShards", &request).await?;
+            shards.extend(
+                page.get("Shards")
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default(),
+            );
+            match page.get("NextToken").and_then(Value::as_str) {
+                Some(next) => token = Some(next.to_owned()),
+                None => return Ok(shards),
+            }
+        }
+    }
+
+    /// New leases for new shards; children recorded on parents; finished parents removed once
+    /// every child has checkpointed.
+    async fn sync_shards(&self) -> Result<(), AwsError> {
+        let shards = self.list_shards().await?;
+        let leases: BTreeMap<String, Lease> = self
+            .table
+            .list()
+            .await?
+            .into_iter()
+            .map(|l| (l.key.clone(), l))
+            .collect();
+        let ids: BTreeSet<String> = shards
+            .iter()
+            .filter_map(|s| s.get("ShardId").and_then(Value::as_str).map(str::to_owned))
+            .collect();
+        let mut parents_of: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        let mut children_of: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for shard in &shards {
+            let id = shard["ShardId"].as_str().unwrap_or_default().to_owned();
+            let parents: Vec<String> = ["ParentShardId", "AdjacentParentShardId"]
+                .iter()
+                .filter_map(|k| shard.get(*k).and_then(Value::as_str).map(str::to_owned))
+                .collect();
+            for parent in &parents {
+                children_of
+                    .entry(parent.clone())
+                    .or_default()
+                    .push(id.clone());
+            }
+            parents_of.insert(id, parents);
+        }
+        for shard in &shards {
+            let id = shard["ShardId"].as_str().unwrap_or_default().to_owned();
+            if leases.contains_key(&id) {
+                continue;
+            }
+            // A shard whose child already has a lease was finished and cleaned up.
+            let descendant_leased = children_of
+                .get(&id)
+                .is_some_and(|c| c.iter().any(|c| leases.contains_key(c)));
+            if descendant_leased {
+                continue;
+            }
+            let parents = parents_of.get(&id).cloned().unwrap_or_default();
+            let has_known_parent = parents
+                .iter()
+                .any(|p| ids.contains(p) || leases.contains_key(p));
+            let checkpoint = if has_known_parent {
+                "TRIM_HORIZON"
+            } else {
+                self.config.initial_position.checkpoint()
+            };
+            let lease = Lease {
+                key: id.clone(),
+                owner: None,
+                counter: 0,
+                checkpoint: checkpoint.to_owned(),
+                checkpoint_sub_sequence: 0,
+                owner_switches: 0,
+                parents,
+                children: Vec::new(),
+                hash_range: shard.get("HashKeyRange").map(|r| {
+                    (
+                        r["StartingHashKey"].as_str().unwrap_or_default().to_owned(),
+                        r["EndingHashKey"].as_str().unwrap_or_default().to_owned(),
+                    )
+                }),
+            };
+            if let Outcome::Done = self.table.create(&lease).await? {
+                tracing::info!(lease = %id, checkpoint, "created lease for new shard");
+            }
+        }
+        for (key, lease) in &leases {
+            let Some(children) = children_of.get(key) else {
+                continue;
+            };
+            if lease.children.is_empty() {
+                self.table.set_children(key, children).await?;
+            }
+            let children_started = children.iter().all(|c| {
+                leases.get(c).is_some_and(|l| {
+                    !matches!(
+                        l.checkpoint.as_str(),
+                        "TRIM_HORIZON" | "LATEST" | "AT_TIMESTAMP"
+                    )
+                })
+            });
+            if lease.is_finished() && children_started {
+                self.table.delete(key).await?;
+                tracing::info!(lease = %key, "removed finished parent lease");
+            }
+        }
+        Ok(())
+    }
+
+    async fn renew(&self, held: &mut BTreeMap<String, Held>) {
+        for (key, entry) in held.iter() {
+            if entry.lost.load(Ordering::SeqCst) {
+                continue;
+            }
+            let mut lease = entry.lease.lock().await;
+            match self.table.renew(&mut lease).await {
+                Ok(Outcome::Done) => {}
+                Ok(Outcome::Lost) => {
+                    tracing::info!(lease = %key, "lease lost");
+                    entry.lost.store(true, Ordering::SeqCst);
+                }
+                Err(error) => tracing::warn!(%error, lease = %key, "lease renewal failed"),
+            }
+        }
+    }
+
+    /// Drops finished consumers; a failed one gives its lease up.
+    async fn reap(&self, held: &mut BTreeMap<String, Held>) {
+        let done: Vec<String> = held
+            .iter()
+            .filter(|(_, h)| h.task.is_finished())
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in done {
+            let Some(entry) = held.remove(&key) else {
+                continue;
+            };
+            let end = entry.task.await.unwrap_or(ConsumerEnd::Failed);
+            tracing::info!(lease = %key, ?end, "shard consumer stopped");
+            if end == ConsumerEnd::Failed {
+                let mut lease = entry.lease.lock().await;
+                let _ = self.table.evict(&mut lease).await;
+            }
+        }
+    }
+
+    async fn take(
+        &self,
+        held: &mut BTreeMap<String, Held>,
+        observed: &mut HashMap<String, (u64, Instant)>,
+        stopping: &Arc<AtomicBool>,
+    ) -> Result<(), AwsError> {
+        let now = Instant::now();
+        let leases = self.table.list().await?;
+        let me = self.config.worker_id.as_str();
+        let mut expired = Vec::new();
+        let mut counts: BTreeMap<String, Vec<Lease>> = BTreeMap::new();
+        let mut active = 0usize;
+        for lease in &leases {
+            let seen = observed
+                .entry(lease.key.clone())
+                .or_insert((lease.counter, now));
+            if seen.0 != lease.counter {
+                *seen = (lease.counter, now);
+            }
+            if lease.is_finished() {
+                continue;
+            }
+            active += 1;
+            let stale = now.duration_since(seen.1) > self.config.failover;
+            match &lease.owner {
+                None => expired.push(lease.clone()),
+                Some(owner) if owner != me && stale => expired.push(lease.clone()),
+                Some(owner) => counts.entry(owner.clone()).or_default().push(lease.clone()),
+            }
+        }
+        observed.retain(|k, _| leases.iter().any(|l| &l.key == k));
+        counts.entry(me.to_owned()).or_default();
+        let workers = counts.len().max(1);
+        let target = active
+            .div_ceil(workers)
+            .min(self.config.max_leases_for_worker.max(1));
+        let mine = held.len();
+        if mine >= target {
+            return Ok(());
+        }
+        let mut wanted = target - mine;
+        let mut candidates: Vec<Lease> = expired;
+        if candidates.is_empty() {
+            // Steal from the most loaded worker, toward an even share.
+            let most = counts
+                .iter()
+                .filter(|(owner, _)| owner.as_str() != me)
+                .max_by_key(|(_, l)| l.len());
+            if let Some((_, theirs)) = most {
+                if theirs.len() > target {
+                    let spare = (theirs.len() - target).min(self.config.max_leases_to_steal.max(1));
+                    wanted = wanted.min(spare);
+                    candidates = theirs.clone();
+                }
+            }
+        }
+        for mut lease in candidates.into_iter().take(wanted) {
+            if held.contains_key(&lease.key) {
+                continue;
+            }
+            match self.table.take(&mut lease, me).await? {
+                Outcome::Done => {
+                    tracing::info!(lease = %lease.key, "took lease");
+                    let key = lease.key.clone();
+                    let shared = Arc::new(Mutex::new(lease));
+                    let lost = Arc::new(AtomicBool::new(false));
+                    let task = tokio::spawn(consume(
+                        self.config.clone(),
+                        self.client.clone(),
+                        self.table.clone(),
+                        self.factory.clone(),
+                        shared.clone(),
+                        lost.clone(),
+                        stopping.clone(),
+                    ));
+                    held.insert(
+                        key,
+                        Held {
+                            lease: shared,
+                            lost,
+                            task,
+                        },
+                    );
+                }
+                Outcome::Lost => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+fn iterator_request(
+    stream: &str,
+    shard: &str,
+    checkpoint: &str,
+    position: &InitialPosition,
+) -> Value {
+    let mut request = json!({"StreamName": stream, "ShardId": shard});
+    match checkpoint {
+        "TRIM_HORIZON" | "LATEST" => request["ShardIteratorType"] = json!(checkpoint),
+        "AT_TIMESTAMP" => {
+            request["ShardIteratorType"] = json!("AT_TIMESTAMP");
+            if let InitialPosition::AtTimestamp(at) = position {
+                request["Timestamp"] = json!(at);
+            }
+        }
+        sequence => {
+            request["ShardIteratorType"] = json!("AFTER_SEQUENCE_NUMBER");
+            request["StartingSequenceNumber"] = json!(sequence);
+        }
+    }
+    request
+}
+
+fn records_of(response: &Value) -> Vec<Record> {
+    let engine = base64::engine::general_purpose::STANDARD;
+    response
+        .get("Records")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .map(|r| Record {
+            data: engine
+                .decode(r.get("Data").and_then(Value::as_str).unwrap_or_default())
+                .unwrap_or_default(),
+            partition_key: r["PartitionKey"].as_str().unwrap_or_default().to_owned(),
+            sequence_number: r["SequenceNumber"].as_str().unwrap_or_default().to_owned(),
+            sub_sequence_number: 0,
+            approximate_arrival_millis: r
+                .get("ApproximateArrivalTimestamp")
+                .and_then(Value::as_f64)
+                .map(|s| (s * 1000.0) as i64)
+                .unwrap_or(0),
+        })
+        .collect()
+}
+
+/// One shard's consumer: waits for its parents, then reads and hands records over until the
+/// shard ends, the lease is lost or the worker stops.
+async fn consume(
+    config: WorkerConfig,
+    client: AwsClient,
+    table: LeaseTable,
+    factory: Arc<dyn ProcessorFactory>,
+    lease: Arc<Mutex<Lease>>,
+    lost: Arc<AtomicBool>,
+    stopping: Arc<AtomicBool>,
+) -> ConsumerEnd {
+    let (shard, parents, checkpoint, sub) = {
+        let l = lease.lock().await;
+        (
+            l.key.clone(),
+            l.parents.clone(),
+            l.checkpoint.clone(),
+            l.checkpoint_sub_sequence,
+        )
+    };
+    if checkpoint == SHARD_END {
+        return ConsumerEnd::Finished;
+    }
+    // Parents first: every parent lease is gone or checkpointed at SHARD_END.
+    loop {
+        if lost.load(Ordering::SeqCst) {
+            return ConsumerEnd::LeaseLost;
+        }
+        if stopping.load(Ordering::SeqCst) {
+            return ConsumerEnd::Shutdown;
+        }
+        let mut ready = true;
+        for parent in &parents {
+            match table.get(parent).await {
+                Ok(None) => {}
+                Ok(Some(p)) if p.is_finished() => {}
+                _ => ready = false,
+            }
+        }
+        if ready {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let mut processor = match factory.create(&shard) {
+        Ok(p) => p,
+        Err(error) => {
+            tracing::warn!(%error, %shard, "could not start a record processor");
+            return ConsumerEnd::Failed;
+        }
+    };
+    let mut checkpointer = Checkpointer::new(table.clone(), lease.clone());
+    let initialized = processor
+        .initialize(InitializeInput {
+            shard_id: shard.clone(),
+            sequence_number: checkpoint.clone(),
+            sub_sequence_number: sub,
+        })
+        .await;
+    if let Err(error) = initialized {
+        tracing::warn!(%error, %shard, "initialize failed");
+        return ConsumerEnd::Failed;
+    }
+    let mut iterator: Option<String> = None;
+    let mut last_sequence: Option<String> = None;
+    loop {
+        if lost.load(Ordering::SeqCst) {
+            let _ = processor.lease_lost().await;
+            return ConsumerEnd::LeaseLost;
+        }
+        if stopping.load(Ordering::SeqCst) {
+            if let Err(error) = processor.shutdown_requested(&mut checkpointer).await {
+                tracing::warn!(%error, %shard, "shutdown_requested failed");
+            }
+            return ConsumerEnd::Shutdown;
+        }
+        let current = match iterator.take() {
+            Some(it) => it,
+            None => {
+                let from = last_sequence.clone().unwrap_or_else(|| checkpoint.clone());
+                let request =
+                    iterator_request(&config.stream_name, &shard, &from, &config.initial_position);
+                match client.kinesis("GetShardIterator", &request).await {
+                    Ok(response) => match response.get("ShardIterator").and_then(Value::as_str) {
+                        Some(it) => it.to_owned(),
+                        None => break,
+                    },
+                    Err(error) => {
+                        tracing::warn!(%error, %shard, "GetShardIterator failed");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        continue;
+                    }
+                }
+            }
+        };
+        let response = client
+            .kinesis(
+                "GetRecords",
+                &json!({"ShardIterator": current, "Limit": config.max_records}),
+            )
+            .await;
+        let response = match response {
+            Ok(r) => r,
+            Err(error) if is_throttle(&error) => {
+                iterator = Some(current);
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                continue;
+            }
+            Err(error) => {
+                tracing::warn!(%error, %shard, "GetRecords failed");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                continue;
+            }
+        };
+        let records = records_of(&response);
+        let millis_behind = response
+            .get("MillisBehindLatest")
+            .and_then(Value::as_i64)
+            .unwrap_or(0);
+        let empty = records.is_empty();
+        for record in &records {
+            checkpointer.delivered(&record.sequence_number, record.sub_sequence_number);
+        }
+        if let Some(last) = records.last() {
+            last_sequence = Some(last.sequence_number.clone());
+        }
+        if !empty || config.call_process_records_even_for_empty {
+            let input = ProcessRecordsInput {
+                records,
+                millis_behind_latest: millis_behind,
+            };
+            if let Err(error) = processor.process_records(input, &mut checkpointer).await {
+                tracing::warn!(%error, %shard, "process_records failed");
+                return ConsumerEnd::Failed;
+            }
+        }
+        match response.get("NextShardIterator").and_then(Value::as_str) {
+            Some(next) => iterator = Some(next.to_owned()),
+            None => break,
+        }
+        if empty {
+            tokio::time::sleep(config.idle_between_reads).await;
+        }
+    }
+    // The shard has ended: the processor must checkpoint at SHARD_END.
+    checkpointer.set_shard_ended();
+    if let Err(error) = processor.shard_ended(&mut checkpointer).await {
+        tracing::warn!(%error, %shard, "shard_ended failed");
+        return ConsumerEnd::Failed;
+    }
+    let finished = lease.lock().await.is_finished();
+    if !finished {
+        tracing::warn!(%shard, "the record processor did not checkpoint at SHARD_END; the shard will be retried");
+        return ConsumerEnd::Failed;
+    }
+    ConsumerEnd::Finished
+}
