@@ -10,6 +10,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -164,37 +165,94 @@ def test_processes_and_checkpoints_every_record(server, kinesis, daemons):
     assert len(processed) == len(set(processed)), "a record was processed twice by one worker between checkpoints"
 
 
-def test_failover_after_kill9_and_rebalance(server, kinesis, daemons):
-    create_stream(kinesis, "failover", shards=4)
+# Tracing lines of the daemon (the sample writes records to stderr without newlines, so no anchors).
+STARTED = re.compile(r"(\d{4}-\d\d-\d\dT[\d:.]+Z)\s+INFO [^\n]*?shard consumer started shard=(\S+)")
+FINISHED = re.compile(r"(\d{4}-\d\d-\d\dT[\d:.]+Z)\s+INFO [^\n]*?checkpointed SHARD_END shard=(\S+)")
+
+
+class Producer(threading.Thread):
+    """Writes batches until stopped, recording every acknowledged sequence number."""
+
+    def __init__(self, kinesis, stream: str):
+        super().__init__(daemon=True)
+        self.kinesis, self.stream = kinesis, stream
+        self.acked: set[int] = set()
+        self.stopping = threading.Event()
+        self.batches = 0
+
+    def run(self) -> None:
+        while not self.stopping.is_set():
+            out = put_records(self.kinesis, self.stream, 20, f"p{self.batches}")
+            self.acked |= {seq for seqs in out.values() for seq in seqs}
+            self.batches += 1
+            time.sleep(0.1)
+
+    def stop(self) -> set[int]:
+        self.stopping.set()
+        self.join()
+        return self.acked
+
+
+def share(ddb, table: str) -> list[int]:
+    counts: dict[str, int] = {}
+    for owner in owners(ddb, table).values():
+        counts[owner] = counts.get(owner, 0) + 1
+    return sorted(counts.values())
+
+
+def test_three_workers_failover_rebalance_and_resharding(server, kinesis, daemons):
+    """The issue's scenario: 8 shards, producers writing, three workers; kill -9 one; start a fourth;
+    split and merge while running."""
+    create_stream(kinesis, "fleet", shards=8)
     ddb = ddb_client(server.endpoint)
-    first = daemons("wa", server.endpoint, "failover", "app2", str(SAMPLE))
-    second = daemons("wb", server.endpoint, "failover", "app2", str(SAMPLE))
-    split = wait_for(
-        lambda: (lambda o: o if len(o) == 4 and sorted(o.values()).count("wa") == 2 and sorted(o.values()).count("wb") == 2 else None)(
-            owners(ddb, "app2")
-        ),
-        40,
-        "two leases each",
-    )
-    assert set(split.values()) == {"wa", "wb"}
-    acked = put_records(kinesis, "failover", 200, "b")
-    expected = {seq for seqs in acked.values() for seq in seqs}
-    first.kill9()
+    producer = Producer(server.client(), "fleet")
+    producer.start()
+    workers = {name: daemons(name, server.endpoint, "fleet", "fleet-app", str(SAMPLE)) for name in ("w1", "w2", "w3")}
+    wait_for(lambda: len(owners(ddb, "fleet-app")) == 8 and share(ddb, "fleet-app") == [2, 3, 3], 60, "an even share of 8 leases")
+    held_by_w1 = [k for k, o in owners(ddb, "fleet-app").items() if o == "w1"]
+    workers["w1"].kill9()
     killed_at = time.monotonic()
-    wait_for(lambda: set(owners(ddb, "app2").values()) == {"wb"}, 30, "wb holding every lease")
+    wait_for(lambda: not any(o == "w1" for o in owners(ddb, "fleet-app").values()), 30, "w1's leases taken over")
     took = time.monotonic() - killed_at
-    # Failover time plus one taking interval (failover / 2), plus scheduling slack.
-    assert took < FAILOVER_MS / 1000 * 1.5 + 2.5, took
-    # Every acknowledged record is processed at least once across the workers.
-    wait_for(lambda: expected <= {s for _, s in first.processed()} | {s for _, s in second.processed()}, 60, "all records")
-    third = daemons("wc", server.endpoint, "failover", "app2", str(SAMPLE))
-    wait_for(
-        lambda: sorted(owners(ddb, "app2").values()) == ["wb", "wb", "wc", "wc"],
-        40,
-        "an even share after a new worker joins",
-    )
-    assert second.stop() == 0
-    assert third.stop() == 0
+    assert took < FAILOVER_MS / 1000 * 2 + 3, took  # failover + two taking intervals + slack
+    assert held_by_w1
+    workers["w4"] = daemons("w4", server.endpoint, "fleet", "fleet-app", str(SAMPLE))
+    wait_for(lambda: share(ddb, "fleet-app") == [2, 3, 3] and "w4" in owners(ddb, "fleet-app").values(), 60, "rebalanced with w4")
+
+    shards = kinesis.describe_stream(StreamName="fleet")["StreamDescription"]["Shards"]
+    first = shards[0]
+    low, high = int(first["HashKeyRange"]["StartingHashKey"]), int(first["HashKeyRange"]["EndingHashKey"])
+    kinesis.split_shard(StreamName="fleet", ShardToSplit=first["ShardId"], NewStartingHashKey=str((low + high) // 2))
+    wait_status(kinesis, "fleet")
+    kinesis.merge_shards(StreamName="fleet", ShardToMerge=shards[6]["ShardId"], AdjacentShardToMerge=shards[7]["ShardId"])
+    wait_status(kinesis, "fleet")
+    time.sleep(2)
+    acked = producer.stop()
+    live = [w for n, w in workers.items() if n != "w1"]
+    everything = lambda: {s for w in workers.values() for _, s in w.processed()}
+    wait_for(lambda: acked <= everything(), 90, "every acknowledged record processed at least once")
+
+    # No child started before every parent had finished at SHARD_END (timestamps of all workers' logs).
+    started: dict[str, str] = {}
+    finished: dict[str, str] = {}
+    for worker in workers.values():
+        for at, shard in STARTED.findall(worker.text()):
+            started.setdefault(shard, at)
+            started[shard] = min(started[shard], at)
+        for at, shard in FINISHED.findall(worker.text()):
+            finished.setdefault(shard, at)
+            finished[shard] = min(finished[shard], at)
+    lineage = {s["ShardId"]: [p for p in (s.get("ParentShardId"), s.get("AdjacentParentShardId")) if p]
+               for s in kinesis.list_shards(StreamName="fleet")["Shards"]}
+    children = [c for c, parents in lineage.items() if any(p in lineage for p in parents)]
+    assert len(children) == 3, lineage  # two from the split, one from the merge
+    for child in children:
+        assert child in started, f"{child} never started"
+        for parent in lineage[child]:
+            assert parent in finished, f"{parent} never finished"
+            assert finished[parent] < started[child], (parent, child)
+    for worker in live:
+        assert worker.stop() == 0
 
 
 def test_children_start_after_parents_end(server, kinesis, daemons):

@@ -247,7 +247,7 @@ impl ProcessorFactory for ChildFactory {
             .ok_or_else(|| ProcessorError("no stdout".into()))?;
         Ok(Box::new(ChildProcessor {
             child,
-            stdin,
+            stdin: Some(stdin),
             lines: BufReader::new(stdout).lines(),
             shard: shard_id.to_owned(),
             timeout: self.timeout,
@@ -257,7 +257,8 @@ impl ProcessorFactory for ChildFactory {
 
 struct ChildProcessor {
     child: Child,
-    stdin: ChildStdin,
+    /// Dropped (closed) when the child is told to finish.
+    stdin: Option<ChildStdin>,
     lines: Lines<BufReader<ChildStdout>>,
     shard: String,
     timeout: Option<Duration>,
@@ -271,11 +272,15 @@ impl ChildProcessor {
     async fn send(&mut self, message: &Value) -> Result<(), ProcessorError> {
         let mut line = serde_json::to_vec(message).map_err(failed)?;
         line.push(b'\n');
-        self.stdin
+        let stdin = self
+            .stdin
+            .as_mut()
+            .ok_or_else(|| failed("the child's stdin is closed"))?;
+        stdin
             .write_all(&line)
             .await
             .map_err(|e| failed(format!("write to the child: {e}")))?;
-        self.stdin
+        stdin
             .flush()
             .await
             .map_err(|e| failed(format!("write to the child: {e}")))
@@ -361,7 +366,8 @@ impl ChildProcessor {
 
     /// Closes stdin and waits briefly for the child to exit, then kills it.
     async fn finish(&mut self) {
-        let _ = self.stdin.shutdown().await;
+        // Closing stdin is the child's signal to exit (its read loop ends at EOF).
+        drop(self.stdin.take());
         if tokio::time::timeout(Duration::from_secs(5), self.child.wait())
             .await
             .is_err()

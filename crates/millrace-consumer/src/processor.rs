@@ -164,7 +164,12 @@ impl Checkpointer {
             .checkpoint(&mut lease, sequence, sub_sequence)
             .await
         {
-            Ok(Outcome::Done) => Ok(()),
+            Ok(Outcome::Done) => {
+                if sequence == SHARD_END {
+                    tracing::info!(shard = %lease.key, "checkpointed SHARD_END");
+                }
+                Ok(())
+            }
             Ok(Outcome::Lost) => Err(CheckpointError::Shutdown),
             Err(error) => {
                 tracing::warn!(%error, lease = %lease.key, "checkpoint failed");

@@ -478,6 +478,7 @@ async fn consume(
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+    tracing::info!(%shard, ?parents, "shard consumer started");
     let mut processor = match factory.create(&shard) {
         Ok(p) => p,
         Err(error) => {
@@ -589,5 +590,6 @@ async fn consume(
         tracing::warn!(%shard, "the record processor did not checkpoint at SHARD_END; the shard will be retried");
         return ConsumerEnd::Failed;
     }
+    tracing::info!(%shard, "shard finished at SHARD_END");
     ConsumerEnd::Finished
 }
