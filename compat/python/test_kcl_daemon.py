@@ -353,3 +353,25 @@ def test_protocol_edge_cases(server, kinesis, daemons, tmp_path):
     assert "did not checkpoint at SHARD_END" in ending.text()
     assert leases(ddb, "app6")[parent]["checkpoint"]["S"] != "SHARD_END"
     assert ending.stop() == 0
+
+
+NODE_APP = REPO / "compat" / "node" / "kcl_counter_app.cjs"
+
+
+def test_node_aws_kcl_processor(server, kinesis, daemons):
+    """The same daemon runs a processor on the unmodified `aws-kcl` npm package."""
+    create_stream(kinesis, "node", shards=4)
+    acked = put_records(kinesis, "node", 200, "n")
+    expected = {seq for seqs in acked.values() for seq in seqs}
+    ddb = ddb_client(server.endpoint)
+    first = daemons("n1", server.endpoint, "node", "node-app", f"node {NODE_APP}")
+    second = daemons("n2", server.endpoint, "node", "node-app", f"node {NODE_APP}")
+    wait_for(lambda: expected <= {s for w in (first, second) for _, s in w.processed()}, 60, "every record processed")
+    wait_for(lambda: share(ddb, "node-app") == [2, 2], 30, "two leases each")
+    first.kill9()
+    wait_for(lambda: set(owners(ddb, "node-app").values()) == {"n2"}, 20, "n2 holding every lease")
+    assert second.stop() == 0
+    assert "NODE shutdown requested" in second.text()
+    table = leases(ddb, "node-app")
+    for shard, seqs in acked.items():
+        assert table[shard]["checkpoint"]["S"] == str(max(seqs)), shard
