@@ -7,6 +7,7 @@
 #![deny(clippy::unwrap_used)]
 
 pub mod aws;
+pub mod deaggregate;
 pub mod lease;
 pub mod processor;
 pub mod worker;

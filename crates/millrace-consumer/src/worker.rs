@@ -392,6 +392,7 @@ fn iterator_request(
     stream: &str,
     shard: &str,
     checkpoint: &str,
+    inside_aggregate: bool,
     position: &InitialPosition,
 ) -> Value {
     let mut request = json!({"StreamName": stream, "ShardId": shard});
@@ -404,34 +405,73 @@ fn iterator_request(
             }
         }
         sequence => {
-            request["ShardIteratorType"] = json!("AFTER_SEQUENCE_NUMBER");
+            // A checkpoint inside an aggregate resumes at its record; the delivered part is skipped.
+            let kind = if inside_aggregate {
+                "AT_SEQUENCE_NUMBER"
+            } else {
+                "AFTER_SEQUENCE_NUMBER"
+            };
+            request["ShardIteratorType"] = json!(kind);
             request["StartingSequenceNumber"] = json!(sequence);
         }
     }
     request
 }
 
-fn records_of(response: &Value) -> Vec<Record> {
+/// The user records of a GetRecords reply: KPL aggregates are split (sub-sequence numbers
+/// count from 0 within each), and user records whose hash key lies outside the lease's range
+/// (possible for aggregates written before a reshard) are dropped, as the KCL does.
+fn records_of(response: &Value, range: Option<(u128, u128)>) -> Vec<Record> {
     let engine = base64::engine::general_purpose::STANDARD;
-    response
+    let mut out = Vec::new();
+    for r in response
         .get("Records")
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
-        .map(|r| Record {
-            data: engine
-                .decode(r.get("Data").and_then(Value::as_str).unwrap_or_default())
-                .unwrap_or_default(),
-            partition_key: r["PartitionKey"].as_str().unwrap_or_default().to_owned(),
-            sequence_number: r["SequenceNumber"].as_str().unwrap_or_default().to_owned(),
-            sub_sequence_number: 0,
-            approximate_arrival_millis: r
-                .get("ApproximateArrivalTimestamp")
-                .and_then(Value::as_f64)
-                .map(|s| (s * 1000.0) as i64)
-                .unwrap_or(0),
-        })
-        .collect()
+    {
+        let data = engine
+            .decode(r.get("Data").and_then(Value::as_str).unwrap_or_default())
+            .unwrap_or_default();
+        let partition_key = r["PartitionKey"].as_str().unwrap_or_default().to_owned();
+        let sequence_number = r["SequenceNumber"].as_str().unwrap_or_default().to_owned();
+        let arrival = r
+            .get("ApproximateArrivalTimestamp")
+            .and_then(Value::as_f64)
+            .map(|s| (s * 1000.0) as i64)
+            .unwrap_or(0);
+        let Some(parts) = crate::deaggregate::deaggregate(&data) else {
+            out.push(Record {
+                data,
+                partition_key,
+                sequence_number,
+                sub_sequence_number: 0,
+                approximate_arrival_millis: arrival,
+            });
+            continue;
+        };
+        for (index, part) in parts.into_iter().enumerate() {
+            let hash = crate::deaggregate::hash_key(
+                &part.partition_key,
+                part.explicit_hash_key.as_deref(),
+            );
+            let inside = match (range, hash) {
+                (Some((low, high)), Some(hash)) => low <= hash && hash <= high,
+                _ => true,
+            };
+            if !inside {
+                continue;
+            }
+            out.push(Record {
+                data: part.data,
+                partition_key: part.partition_key,
+                sequence_number: sequence_number.clone(),
+                sub_sequence_number: index as u64,
+                approximate_arrival_millis: arrival,
+            });
+        }
+    }
+    out
 }
 
 /// One shard's consumer: waits for its parents, then reads and hands records over until the
@@ -445,13 +485,18 @@ async fn consume(
     lost: Arc<AtomicBool>,
     stopping: Arc<AtomicBool>,
 ) -> ConsumerEnd {
-    let (shard, parents, checkpoint, sub) = {
+    let (shard, parents, checkpoint, sub, range) = {
         let l = lease.lock().await;
+        let range = l
+            .hash_range
+            .as_ref()
+            .and_then(|(a, b)| Some((a.parse::<u128>().ok()?, b.parse::<u128>().ok()?)));
         (
             l.key.clone(),
             l.parents.clone(),
             l.checkpoint.clone(),
             l.checkpoint_sub_sequence,
+            range,
         )
     };
     if checkpoint == SHARD_END {
@@ -514,9 +559,17 @@ async fn consume(
         let current = match iterator.take() {
             Some(it) => it,
             None => {
-                let from = last_sequence.clone().unwrap_or_else(|| checkpoint.clone());
-                let request =
-                    iterator_request(&config.stream_name, &shard, &from, &config.initial_position);
+                let (from, inside) = match &last_sequence {
+                    Some(last) => (last.clone(), false),
+                    None => (checkpoint.clone(), sub > 0),
+                };
+                let request = iterator_request(
+                    &config.stream_name,
+                    &shard,
+                    &from,
+                    inside,
+                    &config.initial_position,
+                );
                 match client.kinesis("GetShardIterator", &request).await {
                     Ok(response) => match response.get("ShardIterator").and_then(Value::as_str) {
                         Some(it) => it.to_owned(),
@@ -549,7 +602,10 @@ async fn consume(
                 continue;
             }
         };
-        let records = records_of(&response);
+        let mut records = records_of(&response, range);
+        if last_sequence.is_none() && sub > 0 {
+            records.retain(|r| !(r.sequence_number == checkpoint && r.sub_sequence_number <= sub));
+        }
         let millis_behind = response
             .get("MillisBehindLatest")
             .and_then(Value::as_i64)

@@ -11,6 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use base64::Engine as _;
 use millrace_consumer::{
     AwsClient, BoxFuture, Checkpointer, Endpoint, InitialPosition, InitializeInput,
     ProcessRecordsInput, ProcessorError, ProcessorFactory, RecordProcessor, Worker, WorkerConfig,
@@ -74,8 +75,8 @@ fn start_server() -> Server {
     }
 }
 
-/// (worker, shard, sequence number) of every record processed.
-type Seen = Arc<Mutex<Vec<(String, String, String)>>>;
+/// (worker, shard, sequence number, sub-sequence number, partition key) of every record processed.
+type Seen = Arc<Mutex<Vec<(String, String, String, u64, String)>>>;
 
 struct Collector {
     worker: String,
@@ -102,6 +103,8 @@ impl RecordProcessor for Collector {
                         self.worker.clone(),
                         self.shard.clone(),
                         record.sequence_number.clone(),
+                        record.sub_sequence_number,
+                        record.partition_key.clone(),
                     ));
                 }
             }
@@ -261,6 +264,34 @@ async fn two_rust_workers_share_process_and_hand_over() {
                 .insert(entry["SequenceNumber"].as_str().expect("seq").to_owned());
         }
     }
+    // One KPL aggregate on the first shard: two user records inside its hash range, one outside.
+    let sub = |key: &str, hash: &str| millrace_consumer::deaggregate::SubRecord {
+        partition_key: key.into(),
+        explicit_hash_key: Some(hash.into()),
+        data: b"user record".to_vec(),
+    };
+    let aggregate = millrace_consumer::deaggregate::aggregate(&[
+        sub("agg-0", "1"),
+        sub("agg-1", "2"),
+        sub("agg-outside", &u128::MAX.to_string()),
+    ]);
+    let put = client
+        .kinesis(
+            "PutRecord",
+            &json!({
+                "StreamName": "rust-consumer",
+                "PartitionKey": "agg",
+                "ExplicitHashKey": "1",
+                "Data": base64::engine::general_purpose::STANDARD.encode(&aggregate),
+            }),
+        )
+        .await
+        .expect("put the aggregate");
+    let aggregate_sequence = put["SequenceNumber"].as_str().expect("seq").to_owned();
+    acked
+        .entry(put["ShardId"].as_str().expect("shard").to_owned())
+        .or_default()
+        .insert(aggregate_sequence.clone());
     let seen: Seen = Arc::default();
     let mut stops = Vec::new();
     let mut runs = Vec::new();
@@ -302,7 +333,18 @@ async fn two_rust_workers_share_process_and_hand_over() {
     // Within one worker, no record is processed twice between checkpoints.
     {
         let seen = seen.lock().expect("lock");
-        let unique: BTreeSet<&(String, String, String)> = seen.iter().collect();
+        let parts: BTreeSet<(u64, String)> = seen
+            .iter()
+            .filter(|s| s.2 == aggregate_sequence)
+            .map(|s| (s.3, s.4.clone()))
+            .collect();
+        let expected_parts: BTreeSet<(u64, String)> =
+            [(0, "agg-0".to_owned()), (1, "agg-1".to_owned())].into();
+        assert_eq!(
+            parts, expected_parts,
+            "de-aggregated, outside-range record dropped"
+        );
+        let unique: BTreeSet<&(String, String, String, u64, String)> = seen.iter().collect();
         assert_eq!(
             unique.len(),
             seen.len(),
