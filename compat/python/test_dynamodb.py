@@ -537,3 +537,28 @@ def test_acknowledged_writes_survive_kill9(server_factory):
     assert table["GlobalSecondaryIndexes"][0]["IndexName"] == "LeaseOwnerToLeaseKeyIndex"
     assert ddb.get_item(TableName="durable", Key={"leaseKey": {"S": "k7"}})["Item"]["c"] == {"N": "7"}
     assert "Item" not in ddb.get_item(TableName="durable", Key={"leaseKey": {"S": "k0"}})
+
+
+def test_enforce_mode_authorizes_per_table(server_factory):
+    """Under --auth enforce a user may touch only the tables its policy names; a denied request
+    changes nothing."""
+    import test_auth
+
+    server = server_factory(args=test_auth.ENFORCE_ARGS, name="ddb-enforce")
+    root = test_auth.client(server, "dynamodb", test_auth.ROOT_KEY, test_auth.ROOT_SECRET)
+    lease_table(root, "allowed")
+    lease_table(root, "forbidden")
+    arn = f"arn:aws:dynamodb:{REGION}:{test_auth.ACCOUNT}:table/allowed"
+    key, secret = test_auth.make_user(
+        server, "lease-worker", test_auth.allow(["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query"], [arn, f"{arn}/index/*"])
+    )
+    worker = test_auth.client(server, "dynamodb", key, secret)
+    worker.put_item(TableName="allowed", Item={"leaseKey": {"S": "s1"}})
+    assert worker.get_item(TableName="allowed", Key={"leaseKey": {"S": "s1"}})["Item"]
+    code, message, _ = error_of(worker.put_item, TableName="forbidden", Item={"leaseKey": {"S": "s1"}})
+    assert code == "AccessDeniedException"
+    assert "dynamodb:PutItem" in message and "table/forbidden" in message
+    code, _, _ = error_of(worker.delete_item, TableName="allowed", Key={"leaseKey": {"S": "s1"}})
+    assert code == "AccessDeniedException"
+    assert "Item" not in root.get_item(TableName="forbidden", Key={"leaseKey": {"S": "s1"}})
+    assert root.get_item(TableName="allowed", Key={"leaseKey": {"S": "s1"}})["Item"]
