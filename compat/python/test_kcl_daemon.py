@@ -146,7 +146,7 @@ def _needs_kclpy():
 def test_processes_and_checkpoints_every_record(server, kinesis, daemons):
     create_stream(kinesis, "kclpy", shards=4)
     acked = put_records(kinesis, "kclpy", 400, "a")
-    daemon = daemons("w1", server.endpoint, "kclpy", "app1", str(SAMPLE))
+    daemon = daemons("w1", server.endpoint, "kclpy", "app1", str(SAMPLE), {"retrievalMode": "POLLING"})
     expected = {seq for seqs in acked.values() for seq in seqs}
     wait_for(lambda: expected <= {seq for _, seq in daemon.processed()}, 60, "every record processed")
     assert daemon.stop() == 0
@@ -258,7 +258,7 @@ def test_three_workers_failover_rebalance_and_resharding(server, kinesis, daemon
 def test_children_start_after_parents_end(server, kinesis, daemons):
     create_stream(kinesis, "reshard", shards=2)
     put_records(kinesis, "reshard", 100, "before")
-    daemon = daemons("wr", server.endpoint, "reshard", "app3", str(SAMPLE))
+    daemon = daemons("wr", server.endpoint, "reshard", "app3", str(SAMPLE), {"retrievalMode": "POLLING"})
     wait_for(lambda: len(daemon.processed()) >= 100, 60, "the first records")
     parent = shard_ids(kinesis, "reshard")[0]
     description = kinesis.describe_stream(StreamName="reshard")["StreamDescription"]
@@ -320,7 +320,7 @@ def test_protocol_edge_cases(server, kinesis, daemons, tmp_path):
     script.chmod(0o755)
     create_stream(kinesis, "edge", shards=1)
     acked = put_records(kinesis, "edge", 5, "e")
-    daemon = daemons("we", server.endpoint, "edge", "app4", str(script))
+    daemon = daemons("we", server.endpoint, "edge", "app4", str(script), {"retrievalMode": "POLLING"})
     wait_for(lambda: "EDGE in-range error=None" in daemon.text(), 30, "an in-range checkpoint")
     text = daemon.text()
     assert "EDGE out-of-range error=IllegalArgumentException" in text

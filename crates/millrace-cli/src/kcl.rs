@@ -12,7 +12,8 @@ use anyhow::{bail, Context};
 use base64::Engine as _;
 use millrace_consumer::{
     AwsClient, BoxFuture, Checkpointer, Endpoint, InitialPosition, InitializeInput,
-    ProcessRecordsInput, ProcessorError, ProcessorFactory, RecordProcessor, Worker, WorkerConfig,
+    ProcessRecordsInput, ProcessorError, ProcessorFactory, RecordProcessor, Retrieval, Worker,
+    WorkerConfig,
 };
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
@@ -178,11 +179,20 @@ pub fn daemon_config(
             "read initialPositionInStream: {other:?} is not TRIM_HORIZON, LATEST or AT_TIMESTAMP"
         ),
     };
-    if let Some(mode) = properties.get("retrievalMode") {
-        if !mode.eq_ignore_ascii_case("POLLING") {
-            tracing::warn!(retrieval_mode = %mode, "only POLLING retrieval is implemented; polling");
-        }
-    }
+    // The Java daemon's default is enhanced fan-out; a consumer named after the application.
+    let retrieval = match properties
+        .get("retrievalMode")
+        .map(|m| m.to_ascii_uppercase())
+    {
+        Some(mode) if mode == "POLLING" => Retrieval::Polling,
+        Some(mode) if mode == "FANOUT" => Retrieval::FanOut {
+            consumer_name: application.clone(),
+        },
+        Some(mode) => bail!("read retrievalMode: {mode:?} is not FANOUT or POLLING"),
+        None => Retrieval::FanOut {
+            consumer_name: application.clone(),
+        },
+    };
     let worker_id = properties.get("workerId").cloned().unwrap_or_else(|| {
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -193,6 +203,7 @@ pub fn daemon_config(
     let timeout = number(properties, "timeoutInSeconds", 0)?;
     Ok(DaemonConfig {
         worker: WorkerConfig {
+            retrieval,
             stream_name,
             table_name: properties
                 .get("tableName")

@@ -115,6 +115,51 @@ impl AwsClient {
         json_version: &str,
         body: &Value,
     ) -> Result<Value, AwsError> {
+        let response = self.send(service, target, json_version, body).await?;
+        let status = response.status().as_u16();
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(AwsError::transport)?
+            .to_bytes();
+        parse_reply(status, &bytes)
+    }
+
+    /// Calls an operation whose reply is an event stream (SubscribeToShard): the body of a
+    /// successful reply, or the error of a failed one.
+    pub async fn call_stream(
+        &self,
+        target: &str,
+        body: &Value,
+    ) -> Result<hyper::body::Incoming, AwsError> {
+        let response = self.send("kinesis", target, "1.1", body).await?;
+        let status = response.status().as_u16();
+        if status == 200 {
+            return Ok(response.into_body());
+        }
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(AwsError::transport)?
+            .to_bytes();
+        Err(parse_reply(status, &bytes)
+            .err()
+            .unwrap_or_else(|| AwsError {
+                code: String::new(),
+                message: format!("unexpected status {status}"),
+                status,
+            }))
+    }
+
+    async fn send(
+        &self,
+        service: &str,
+        target: &str,
+        json_version: &str,
+        body: &Value,
+    ) -> Result<http::Response<hyper::body::Incoming>, AwsError> {
         let payload = serde_json::to_vec(body).map_err(AwsError::transport)?;
         let (amz_date, date) = amz_dates(SystemTime::now());
         let content_type = format!("application/x-amz-json-{json_version}");
@@ -149,22 +194,20 @@ impl AwsClient {
             .header("authorization", authorization)
             .body(Full::new(Bytes::from(payload)))
             .map_err(AwsError::transport)?;
-        let response = self
-            .http
+        self.http
             .request(request)
             .await
-            .map_err(AwsError::transport)?;
-        let status = response.status().as_u16();
-        let bytes = response
-            .into_body()
-            .collect()
-            .await
-            .map_err(AwsError::transport)?
-            .to_bytes();
+            .map_err(AwsError::transport)
+    }
+}
+
+/// A JSON reply: the document for 200, else the error it names.
+fn parse_reply(status: u16, bytes: &[u8]) -> Result<Value, AwsError> {
+    {
         let json: Value = if bytes.is_empty() {
             Value::Object(Default::default())
         } else {
-            serde_json::from_slice(&bytes).map_err(AwsError::transport)?
+            serde_json::from_slice(bytes).map_err(AwsError::transport)?
         };
         if status == 200 {
             return Ok(json);
@@ -189,7 +232,9 @@ impl AwsClient {
             status,
         })
     }
+}
 
+impl AwsClient {
     pub async fn kinesis(&self, operation: &str, body: &Value) -> Result<Value, AwsError> {
         self.call(
             "kinesis",

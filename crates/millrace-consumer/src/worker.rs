@@ -36,8 +36,18 @@ impl InitialPosition {
     }
 }
 
+/// How records are read.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Retrieval {
+    /// GetShardIterator and GetRecords.
+    Polling,
+    /// SubscribeToShard through a registered stream consumer of this name.
+    FanOut { consumer_name: String },
+}
+
 #[derive(Clone, Debug)]
 pub struct WorkerConfig {
+    pub retrieval: Retrieval,
     pub stream_name: String,
     pub table_name: String,
     pub worker_id: String,
@@ -102,6 +112,18 @@ impl Worker {
     /// the leases up.
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) -> Result<(), AwsError> {
         self.table.ensure().await?;
+        let consumer_arn: Option<Arc<str>> = match &self.config.retrieval {
+            Retrieval::Polling => None,
+            Retrieval::FanOut { consumer_name } => Some(
+                crate::fanout::register_consumer(
+                    &self.client,
+                    &self.config.stream_name,
+                    consumer_name,
+                )
+                .await?
+                .into(),
+            ),
+        };
         let stopping = Arc::new(AtomicBool::new(false));
         let mut held: BTreeMap<String, Held> = BTreeMap::new();
         let mut observed: HashMap<String, (u64, Instant)> = HashMap::new();
@@ -121,7 +143,10 @@ impl Worker {
             self.renew(&mut held).await;
             self.reap(&mut held).await;
             if last_take.is_none_or(|t| t.elapsed() >= self.config.failover / 2) {
-                if let Err(error) = self.take(&mut held, &mut observed, &stopping).await {
+                if let Err(error) = self
+                    .take(&mut held, &mut observed, &stopping, consumer_arn.as_ref())
+                    .await
+                {
                     tracing::warn!(%error, "lease taking failed");
                 }
                 last_take = Some(Instant::now());
@@ -302,6 +327,7 @@ impl Worker {
         held: &mut BTreeMap<String, Held>,
         observed: &mut HashMap<String, (u64, Instant)>,
         stopping: &Arc<AtomicBool>,
+        consumer_arn: Option<&Arc<str>>,
     ) -> Result<(), AwsError> {
         let now = Instant::now();
         let leases = self.table.list().await?;
@@ -371,6 +397,7 @@ impl Worker {
                         shared.clone(),
                         lost.clone(),
                         stopping.clone(),
+                        consumer_arn.cloned(),
                     ));
                     held.insert(
                         key,
@@ -476,6 +503,8 @@ fn records_of(response: &Value, range: Option<(u128, u128)>) -> Vec<Record> {
 
 /// One shard's consumer: waits for its parents, then reads and hands records over until the
 /// shard ends, the lease is lost or the worker stops.
+// Each argument is an owned handle the spawned task keeps; a struct would only rename them.
+#[allow(clippy::too_many_arguments)]
 async fn consume(
     config: WorkerConfig,
     client: AwsClient,
@@ -484,6 +513,7 @@ async fn consume(
     lease: Arc<Mutex<Lease>>,
     lost: Arc<AtomicBool>,
     stopping: Arc<AtomicBool>,
+    consumer_arn: Option<Arc<str>>,
 ) -> ConsumerEnd {
     let (shard, parents, checkpoint, sub, range) = {
         let l = lease.lock().await;
@@ -543,96 +573,115 @@ async fn consume(
         tracing::warn!(%error, %shard, "initialize failed");
         return ConsumerEnd::Failed;
     }
-    let mut iterator: Option<String> = None;
-    let mut last_sequence: Option<String> = None;
-    loop {
-        if lost.load(Ordering::SeqCst) {
-            let _ = processor.lease_lost().await;
-            return ConsumerEnd::LeaseLost;
+    if let Some(arn) = consumer_arn.as_deref() {
+        let reading = FanOutRead {
+            config: &config,
+            client: &client,
+            consumer_arn: arn,
+            shard: &shard,
+            checkpoint: &checkpoint,
+            sub,
+            range,
+            lost: &lost,
+            stopping: &stopping,
+        };
+        if let Err(end) = reading.run(processor.as_mut(), &mut checkpointer).await {
+            return end;
         }
-        if stopping.load(Ordering::SeqCst) {
-            if let Err(error) = processor.shutdown_requested(&mut checkpointer).await {
-                tracing::warn!(%error, %shard, "shutdown_requested failed");
+    } else {
+        let mut iterator: Option<String> = None;
+        let mut last_sequence: Option<String> = None;
+        loop {
+            if lost.load(Ordering::SeqCst) {
+                let _ = processor.lease_lost().await;
+                return ConsumerEnd::LeaseLost;
             }
-            return ConsumerEnd::Shutdown;
-        }
-        let current = match iterator.take() {
-            Some(it) => it,
-            None => {
-                let (from, inside) = match &last_sequence {
-                    Some(last) => (last.clone(), false),
-                    None => (checkpoint.clone(), sub > 0),
-                };
-                let request = iterator_request(
-                    &config.stream_name,
-                    &shard,
-                    &from,
-                    inside,
-                    &config.initial_position,
-                );
-                match client.kinesis("GetShardIterator", &request).await {
-                    Ok(response) => match response.get("ShardIterator").and_then(Value::as_str) {
-                        Some(it) => it.to_owned(),
-                        None => break,
-                    },
-                    Err(error) => {
-                        tracing::warn!(%error, %shard, "GetShardIterator failed");
-                        tokio::time::sleep(Duration::from_secs(1)).await;
-                        continue;
+            if stopping.load(Ordering::SeqCst) {
+                if let Err(error) = processor.shutdown_requested(&mut checkpointer).await {
+                    tracing::warn!(%error, %shard, "shutdown_requested failed");
+                }
+                return ConsumerEnd::Shutdown;
+            }
+            let current = match iterator.take() {
+                Some(it) => it,
+                None => {
+                    let (from, inside) = match &last_sequence {
+                        Some(last) => (last.clone(), false),
+                        None => (checkpoint.clone(), sub > 0),
+                    };
+                    let request = iterator_request(
+                        &config.stream_name,
+                        &shard,
+                        &from,
+                        inside,
+                        &config.initial_position,
+                    );
+                    match client.kinesis("GetShardIterator", &request).await {
+                        Ok(response) => match response.get("ShardIterator").and_then(Value::as_str)
+                        {
+                            Some(it) => it.to_owned(),
+                            None => break,
+                        },
+                        Err(error) => {
+                            tracing::warn!(%error, %shard, "GetShardIterator failed");
+                            tokio::time::sleep(Duration::from_secs(1)).await;
+                            continue;
+                        }
                     }
                 }
-            }
-        };
-        let response = client
-            .kinesis(
-                "GetRecords",
-                &json!({"ShardIterator": current, "Limit": config.max_records}),
-            )
-            .await;
-        let response = match response {
-            Ok(r) => r,
-            Err(error) if is_throttle(&error) => {
-                iterator = Some(current);
-                tokio::time::sleep(Duration::from_millis(500)).await;
-                continue;
-            }
-            Err(error) => {
-                tracing::warn!(%error, %shard, "GetRecords failed");
-                tokio::time::sleep(Duration::from_millis(500)).await;
-                continue;
-            }
-        };
-        let mut records = records_of(&response, range);
-        if last_sequence.is_none() && sub > 0 {
-            records.retain(|r| !(r.sequence_number == checkpoint && r.sub_sequence_number <= sub));
-        }
-        let millis_behind = response
-            .get("MillisBehindLatest")
-            .and_then(Value::as_i64)
-            .unwrap_or(0);
-        let empty = records.is_empty();
-        for record in &records {
-            checkpointer.delivered(&record.sequence_number, record.sub_sequence_number);
-        }
-        if let Some(last) = records.last() {
-            last_sequence = Some(last.sequence_number.clone());
-        }
-        if !empty || config.call_process_records_even_for_empty {
-            let input = ProcessRecordsInput {
-                records,
-                millis_behind_latest: millis_behind,
             };
-            if let Err(error) = processor.process_records(input, &mut checkpointer).await {
-                tracing::warn!(%error, %shard, "process_records failed");
-                return ConsumerEnd::Failed;
+            let response = client
+                .kinesis(
+                    "GetRecords",
+                    &json!({"ShardIterator": current, "Limit": config.max_records}),
+                )
+                .await;
+            let response = match response {
+                Ok(r) => r,
+                Err(error) if is_throttle(&error) => {
+                    iterator = Some(current);
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    continue;
+                }
+                Err(error) => {
+                    tracing::warn!(%error, %shard, "GetRecords failed");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    continue;
+                }
+            };
+            let mut records = records_of(&response, range);
+            if last_sequence.is_none() && sub > 0 {
+                records
+                    .retain(|r| !(r.sequence_number == checkpoint && r.sub_sequence_number <= sub));
             }
-        }
-        match response.get("NextShardIterator").and_then(Value::as_str) {
-            Some(next) => iterator = Some(next.to_owned()),
-            None => break,
-        }
-        if empty {
-            tokio::time::sleep(config.idle_between_reads).await;
+            let millis_behind = response
+                .get("MillisBehindLatest")
+                .and_then(Value::as_i64)
+                .unwrap_or(0);
+            let empty = records.is_empty();
+            for record in &records {
+                checkpointer.delivered(&record.sequence_number, record.sub_sequence_number);
+            }
+            if let Some(last) = records.last() {
+                last_sequence = Some(last.sequence_number.clone());
+            }
+            if !empty || config.call_process_records_even_for_empty {
+                let input = ProcessRecordsInput {
+                    records,
+                    millis_behind_latest: millis_behind,
+                };
+                if let Err(error) = processor.process_records(input, &mut checkpointer).await {
+                    tracing::warn!(%error, %shard, "process_records failed");
+                    return ConsumerEnd::Failed;
+                }
+            }
+            match response.get("NextShardIterator").and_then(Value::as_str) {
+                Some(next) => iterator = Some(next.to_owned()),
+                None => break,
+            }
+            if empty {
+                tokio::time::sleep(config.idle_between_reads).await;
+            }
         }
     }
     // The shard has ended: the processor must checkpoint at SHARD_END.
@@ -648,4 +697,128 @@ async fn consume(
     }
     tracing::info!(%shard, "shard finished at SHARD_END");
     ConsumerEnd::Finished
+}
+
+/// One shard read by enhanced fan-out.
+struct FanOutRead<'a> {
+    config: &'a WorkerConfig,
+    client: &'a AwsClient,
+    consumer_arn: &'a str,
+    shard: &'a str,
+    checkpoint: &'a str,
+    sub: u64,
+    range: Option<(u128, u128)>,
+    lost: &'a AtomicBool,
+    stopping: &'a AtomicBool,
+}
+
+impl FanOutRead<'_> {
+    fn starting_position(&self) -> Value {
+        match self.checkpoint {
+            "TRIM_HORIZON" | "LATEST" => json!({"Type": self.checkpoint}),
+            "AT_TIMESTAMP" => match self.config.initial_position {
+                InitialPosition::AtTimestamp(at) => {
+                    json!({"Type": "AT_TIMESTAMP", "Timestamp": at})
+                }
+                _ => json!({"Type": "TRIM_HORIZON"}),
+            },
+            sequence if self.sub > 0 => {
+                json!({"Type": "AT_SEQUENCE_NUMBER", "SequenceNumber": sequence})
+            }
+            sequence => json!({"Type": "AFTER_SEQUENCE_NUMBER", "SequenceNumber": sequence}),
+        }
+    }
+
+    /// Reads until the shard ends (`Ok`), or returns how the consumer stopped.
+    async fn run(
+        &self,
+        processor: &mut dyn crate::processor::RecordProcessor,
+        checkpointer: &mut Checkpointer,
+    ) -> Result<(), ConsumerEnd> {
+        let mut position = self.starting_position();
+        let mut delivered_any = false;
+        loop {
+            if self.lost.load(Ordering::SeqCst) {
+                let _ = processor.lease_lost().await;
+                return Err(ConsumerEnd::LeaseLost);
+            }
+            if self.stopping.load(Ordering::SeqCst) {
+                let _ = processor.shutdown_requested(checkpointer).await;
+                return Err(ConsumerEnd::Shutdown);
+            }
+            let subscribed = crate::fanout::subscribe(
+                self.client,
+                self.consumer_arn,
+                self.shard,
+                position.clone(),
+            )
+            .await;
+            let mut subscription = match subscribed {
+                Ok(subscription) => subscription,
+                Err(error) => {
+                    // The previous holder's subscription lingers briefly after a handover.
+                    if error.is("ResourceInUseException") {
+                        tracing::info!(%error, shard = %self.shard, "SubscribeToShard refused; retrying");
+                    } else {
+                        tracing::warn!(%error, shard = %self.shard, "SubscribeToShard failed");
+                    }
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    continue;
+                }
+            };
+            loop {
+                if self.lost.load(Ordering::SeqCst) || self.stopping.load(Ordering::SeqCst) {
+                    break;
+                }
+                let event = tokio::select! {
+                    event = subscription.next() => event,
+                    _ = tokio::time::sleep(Duration::from_millis(500)) => continue,
+                };
+                let json = match event {
+                    Ok(crate::fanout::Event::Records(json)) => json,
+                    Ok(crate::fanout::Event::Ended) => break,
+                    Err(error) => {
+                        tracing::warn!(%error, shard = %self.shard, "subscription failed");
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                        break;
+                    }
+                };
+                let mut records = records_of(&json, self.range);
+                if !delivered_any && self.sub > 0 {
+                    records.retain(|r| {
+                        !(r.sequence_number == self.checkpoint && r.sub_sequence_number <= self.sub)
+                    });
+                }
+                for record in &records {
+                    checkpointer.delivered(&record.sequence_number, record.sub_sequence_number);
+                }
+                if !records.is_empty() {
+                    delivered_any = true;
+                }
+                if !records.is_empty() || self.config.call_process_records_even_for_empty {
+                    let input = ProcessRecordsInput {
+                        millis_behind_latest: json["MillisBehindLatest"].as_i64().unwrap_or(0),
+                        records,
+                    };
+                    if let Err(error) = processor.process_records(input, checkpointer).await {
+                        tracing::warn!(%error, shard = %self.shard, "process_records failed");
+                        return Err(ConsumerEnd::Failed);
+                    }
+                }
+                match json["ContinuationSequenceNumber"].as_str() {
+                    Some(continuation) => {
+                        position = json!({"Type": "AFTER_SEQUENCE_NUMBER", "SequenceNumber": continuation});
+                    }
+                    None => {
+                        let children = json["ChildShards"]
+                            .as_array()
+                            .is_some_and(|c| !c.is_empty());
+                        if children {
+                            return Ok(());
+                        }
+                    }
+                }
+            }
+        }
+    }
 }

@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use millrace_consumer::{
     AwsClient, BoxFuture, Checkpointer, Endpoint, InitialPosition, InitializeInput,
-    ProcessRecordsInput, ProcessorError, ProcessorFactory, RecordProcessor, Worker, WorkerConfig,
+    ProcessRecordsInput, ProcessorError, ProcessorFactory, RecordProcessor, Retrieval, Worker,
+    WorkerConfig,
 };
 use serde_json::{json, Value};
 
@@ -159,8 +160,9 @@ impl ProcessorFactory for Factory {
     }
 }
 
-fn config(worker: &str) -> WorkerConfig {
+fn config(worker: &str, retrieval: Retrieval) -> WorkerConfig {
     WorkerConfig {
+        retrieval,
         stream_name: "rust-consumer".into(),
         table_name: "rust-app".into(),
         worker_id: worker.into(),
@@ -220,7 +222,19 @@ where
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_rust_workers_share_process_and_hand_over() {
+async fn two_rust_workers_share_process_and_hand_over_by_polling() {
+    share_process_and_hand_over(Retrieval::Polling).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_rust_workers_share_process_and_hand_over_by_fan_out() {
+    share_process_and_hand_over(Retrieval::FanOut {
+        consumer_name: "rust-app".into(),
+    })
+    .await;
+}
+
+async fn share_process_and_hand_over(retrieval: Retrieval) {
     let server = start_server();
     let client = AwsClient::new(Endpoint {
         url: server.endpoint.clone(),
@@ -298,7 +312,7 @@ async fn two_rust_workers_share_process_and_hand_over() {
     for name in ["rust-a", "rust-b"] {
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let worker = Worker::new(
-            config(name),
+            config(name, retrieval.clone()),
             client.clone(),
             client.clone(),
             Arc::new(Factory {
