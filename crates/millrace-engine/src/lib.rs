@@ -17,6 +17,7 @@ mod data;
 pub mod error;
 mod fanout;
 mod listing;
+mod open_files;
 mod record_codec;
 mod registry;
 mod reshard;

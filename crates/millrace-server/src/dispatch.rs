@@ -104,19 +104,7 @@ pub fn context_keys(
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0);
     keys.insert("aws:EpochTime", now.to_string());
-    let compact = crate::sigv4::format_amz_date(now);
-    keys.insert(
-        "aws:CurrentTime",
-        format!(
-            "{}-{}-{}T{}:{}:{}Z",
-            &compact[0..4],
-            &compact[4..6],
-            &compact[6..8],
-            &compact[9..11],
-            &compact[11..13],
-            &compact[13..15]
-        ),
-    );
+    keys.insert("aws:CurrentTime", crate::sigv4::iso8601(now));
     keys.insert(
         "aws:PrincipalType",
         match caller.kind {
@@ -166,6 +154,7 @@ pub struct Services<'a> {
     pub rate_limiter: &'a crate::rate_limit::RateLimiter,
     pub authenticator: &'a crate::auth::Authenticator,
     pub policies: &'a crate::authz::PolicyCache,
+    pub decisions: &'a crate::authz::DecisionCache,
     pub audit: Option<&'a crate::audit::AuditLog>,
 }
 
@@ -250,18 +239,21 @@ pub async fn route(
         .or_else(|| services.accounts.get(&caller.account))
         .unwrap_or_else(|| services.accounts.default_engine());
     let mode = services.authenticator.mode;
-    let keys = if mode == auth::AuthMode::Enforce {
-        context_keys(&caller, peer, &kinesis_request_tags(operation, body))
-    } else {
-        millrace_iam::ContextKeys::new()
-    };
+    let context_caller = caller.clone();
     let authz = crate::authz::Authz::new(
         mode,
         caller.clone(),
         &services.authenticator.iam,
         services.policies,
+        services.decisions,
         format!("kinesis:{operation}"),
-        keys,
+        Box::new(move || {
+            context_keys(
+                &context_caller,
+                peer,
+                &kinesis_request_tags(operation, body),
+            )
+        }),
     );
     let context = Context {
         engine,
@@ -291,31 +283,20 @@ pub async fn route(
         let denied = matches!(&outcome, Err(e) if e.code == "AccessDeniedException");
         if denied || !DATA_PLANE.contains(&operation) {
             let parameters = serde_json::from_slice::<serde_json::Value>(body).ok();
-            let error = outcome.as_ref().err();
-            audit.record(&crate::audit::AuditEvent {
+            audit.record_call(&crate::audit::Call {
                 event_source: "kinesis.amazonaws.com",
-                event_name: operation,
+                operation,
                 region: &region,
                 source_ip: &peer.ip,
-                user_arn: &caller.arn,
-                account: &caller.account,
-                access_key_id: caller.access_key_id.as_deref(),
-                identity_type: identity_type(&caller),
-                request_parameters: parameters.as_ref(),
-                error_code: error.map(|e| e.code),
-                error_message: error.and_then(|e| e.message.as_deref()),
+                caller: &caller,
+                parameters: parameters.as_ref(),
+                error: outcome
+                    .as_ref()
+                    .err()
+                    .map(|e| (e.code, e.message.as_deref())),
                 request_id,
             });
         }
     }
     outcome
-}
-
-/// CloudTrail's `userIdentity.type` of a caller.
-pub fn identity_type(caller: &millrace_iam::Caller) -> &'static str {
-    match caller.kind {
-        millrace_iam::CallerKind::Root => "Root",
-        millrace_iam::CallerKind::User { .. } => "IAMUser",
-        millrace_iam::CallerKind::AssumedRole { .. } => "AssumedRole",
-    }
 }

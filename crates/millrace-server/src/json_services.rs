@@ -8,7 +8,7 @@ use millrace_service::{CallContext, JsonService, ServiceError};
 use serde_json::Value;
 
 use crate::auth;
-use crate::dispatch::{context_keys, identity_type, Peer, Services};
+use crate::dispatch::{context_keys, Peer, Services};
 
 /// The services registered with the server, looked up by target prefix.
 #[derive(Default, Clone)]
@@ -131,19 +131,16 @@ pub async fn route(
         signed.region.clone()
     };
     let mode = services.authenticator.mode;
-    let keys = if mode == auth::AuthMode::Enforce {
-        context_keys(&caller, peer, &[])
-    } else {
-        millrace_iam::ContextKeys::new()
-    };
+    let context_caller = caller.clone();
     let action = format!("{}:{operation}", service.signing_name());
     let authz = crate::authz::Authz::new(
         mode,
         caller.clone(),
         &services.authenticator.iam,
         services.policies,
+        services.decisions,
         action,
-        keys,
+        Box::new(move || context_keys(&context_caller, peer, &[])),
     );
     let audit_input = input.clone();
     let outcome = service
@@ -162,19 +159,17 @@ pub async fn route(
         tracing::error!(operation, "operation ran without an authorization check");
     }
     if let Some(audit) = services.audit {
-        let error = outcome.as_ref().err();
-        audit.record(&crate::audit::AuditEvent {
+        audit.record_call(&crate::audit::Call {
             event_source: &format!("{}.amazonaws.com", service.signing_name()),
-            event_name: operation,
+            operation,
             region: &region,
             source_ip: &peer.ip,
-            user_arn: &caller.arn,
-            account: &caller.account,
-            access_key_id: caller.access_key_id.as_deref(),
-            identity_type: identity_type(&caller),
-            request_parameters: Some(&audit_input),
-            error_code: error.map(|e| e.code.as_str()),
-            error_message: error.and_then(|e| e.message.as_deref()),
+            caller: &caller,
+            parameters: Some(&audit_input),
+            error: outcome
+                .as_ref()
+                .err()
+                .map(|e| (e.code.as_str(), e.message.as_deref())),
             request_id,
         });
     }

@@ -52,6 +52,7 @@ struct Shared {
     rate_limiter: crate::rate_limit::RateLimiter,
     authenticator: crate::auth::Authenticator,
     policies: crate::authz::PolicyCache,
+    decisions: crate::authz::DecisionCache,
     audit: Option<crate::audit::AuditLog>,
 }
 
@@ -63,6 +64,7 @@ impl Shared {
             rate_limiter: &self.rate_limiter,
             authenticator: &self.authenticator,
             policies: &self.policies,
+            decisions: &self.decisions,
             audit: self.audit.as_ref(),
         }
     }
@@ -91,6 +93,7 @@ pub async fn serve(
         config,
         rate_limiter: Default::default(),
         policies: Default::default(),
+        decisions: Default::default(),
         audit,
     });
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
@@ -204,7 +207,7 @@ async fn handle_parts(
     let (format, _) = crate::dispatch::Format::of(&parts.headers);
     let operation = target.rsplit('.').next().unwrap_or("").to_owned();
     if parts.method == http::Method::OPTIONS {
-        return response::cors_preflight(&request_id);
+        return response::cors_preflight(&request_id, &parts.headers);
     }
     let body = match Limited::new(body, MAX_BODY_BYTES).collect().await {
         Ok(collected) => collected.to_bytes(),
