@@ -1,9 +1,9 @@
 """Opt-in (slow) interoperability with the Java KCL 3.x: an unchanged KCL application
-(compat/java/InteropApp.java on amazon-kinesis-client 3.1.0, AWS SDK for Java v2 pointed at Millrace
+(compat/java-kcl/InteropApp.java on amazon-kinesis-client 3.1.0, AWS SDK for Java v2 pointed at Millrace
 for Kinesis, DynamoDB and CloudWatch) consumes a stream; and a Java worker (in its mode compatible
 with KCL 2.x workers) shares one application's lease table with a `millrace kcl` worker.
 
-    bash compat/java/setup.sh && MILLRACE_JAVA_KCL=1 .venv/bin/pytest -q compat/python/test_java_kcl.py
+    bash compat/java-kcl/setup.sh && MILLRACE_JAVA_KCL=1 .venv/bin/pytest -q compat/python/test_java_kcl.py
 
 Without MILLRACE_JAVA_KCL=1 the module is skipped: a KCL 3.x worker needs about a minute to start."""
 
@@ -21,16 +21,16 @@ from millrace_testlib import create_stream
 from test_dynamodb import ddb_client
 from test_kcl_daemon import SAMPLE, daemons, leases, owners, put_records, wait_for  # noqa: F401 (daemons is a fixture)
 
-JAVA_DIR = Path(__file__).resolve().parents[1] / "java"
+JAVA_DIR = Path(__file__).resolve().parents[1] / "java-kcl"
 
 pytestmark = pytest.mark.skipif(
-    os.environ.get("MILLRACE_JAVA_KCL") != "1", reason="opt-in: MILLRACE_JAVA_KCL=1 after bash compat/java/setup.sh"
+    os.environ.get("MILLRACE_JAVA_KCL") != "1", reason="opt-in: MILLRACE_JAVA_KCL=1 after bash compat/java-kcl/setup.sh"
 )
 
 
 class JavaWorker:
     def __init__(self, tmp: Path, endpoint: str, stream: str, app: str, worker: str, compatible: bool):
-        assert (JAVA_DIR / "classes" / "InteropApp.class").exists(), "run bash compat/java/setup.sh"
+        assert (JAVA_DIR / "classes" / "InteropApp.class").exists(), "run bash compat/java-kcl/setup.sh"
         self.log_path = tmp / f"{worker}.java.log"
         self.log = open(self.log_path, "wb")
         args = ["java", "-cp", f"{JAVA_DIR / 'classes'}:{JAVA_DIR / 'jars'}/*", "InteropApp", endpoint, stream, app, worker]

@@ -7,6 +7,8 @@ use crate::server::ServerConfig;
 
 /// The Kinesis target prefix.
 const KINESIS_PREFIX: &str = "Kinesis_20131202";
+/// The one content type whose early errors are answered in JSON.
+const JSON_1_1: &str = "application/x-amz-json-1.1";
 
 /// The body format of a request, which its response uses too.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -168,25 +170,67 @@ pub async fn route(
     raw_body: &[u8],
 ) -> Result<Reply, ApiError> {
     let config = services.config;
-    if parts.method != http::Method::POST {
-        return Err(ApiError::new(
+    let access_denied = || {
+        ApiError::fixed(
             "AccessDeniedException",
-            "Unable to determine service/operation name to be authorized",
+            403,
+            None,
+            "<AccessDeniedException>\n  <Message>Unable to determine service/operation name to be \
+             authorized</Message>\n</AccessDeniedException>\n",
         )
-        .with_status(403));
+    };
+    if parts.method != http::Method::POST {
+        return Err(access_denied());
     }
     let (prefix, operation) = target.split_once('.').unwrap_or(("", ""));
     let known = prefix == KINESIS_PREFIX && millrace_wire::validate::operation_exists(operation);
+    let content_type = parts
+        .headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
     if raw_body.is_empty() {
-        return Err(if known {
+        // Answered before the body is read: CBOR, AWS's fallback, unless the request is JSON 1.1.
+        let error = if known {
             ApiError::serialization(None)
         } else {
             ApiError::bare("UnknownOperationException")
+        };
+        return Err(if content_type == Some(JSON_1_1) {
+            error
+        } else {
+            error.in_cbor()
         });
     }
     let (format, recognised) = Format::of(&parts.headers);
     if !recognised {
-        return Err(ApiError::bare("UnknownOperationException").with_status(404));
+        let media = content_type.map(|c| c.split(';').next().unwrap_or("").trim());
+        return Err(match media {
+            None => access_denied(),
+            Some("application/json") => {
+                // The Coral 1.0 envelope of the service's oldest protocol.
+                let parses = serde_json::from_slice::<serde::de::IgnoredAny>(raw_body).is_ok();
+                let (code, status) = if parses {
+                    ("UnknownOperationException", 404)
+                } else {
+                    ("SerializationException", 400)
+                };
+                ApiError::fixed(
+                    code,
+                    status,
+                    Some("application/json"),
+                    format!(
+                        r#"{{"Output":{{"__type":"com.amazon.coral.service#{code}"}},"Version":"1.0"}}"#
+                    ),
+                )
+            }
+            Some(_) if !prefix.is_empty() && !operation.is_empty() => ApiError::fixed(
+                "UnknownOperationException",
+                404,
+                None,
+                "<UnknownOperationException/>\n",
+            ),
+            Some(_) => access_denied(),
+        });
     }
     // CBOR requests are transcoded to the JSON document the JSON protocol would carry; the
     // reply is transcoded back by the caller.

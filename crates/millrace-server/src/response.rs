@@ -102,6 +102,19 @@ pub fn ok(
 
 /// An error reply in the protocol's shape (`__type` and message, JSON or CBOR).
 pub fn error(request_id: &str, error: &ApiError, format: Format) -> Response<ResponseBody> {
+    let format = match &error.wire {
+        Some(crate::error::ErrorWire::Fixed { content_type, body }) => {
+            let mut response = builder(request_id, error.status);
+            if let Some(content_type) = content_type {
+                response = response.header(http::header::CONTENT_TYPE, *content_type);
+            }
+            return response
+                .body(full(body.clone()))
+                .expect("static headers are valid");
+        }
+        Some(crate::error::ErrorWire::Cbor) => Format::Cbor,
+        None => format,
+    };
     let json = error.body();
     let body = match format {
         Format::Json => json,
