@@ -55,6 +55,8 @@ elif command -v apt-get >/dev/null 2>&1 && [[ "$(id -u)" == "0" ]]; then
     fi
 else
     log "chromium or chromedriver missing and apt-get is not usable: the console browser test will fail" >&2
+fi
+
 # --- amazon_kclpy (the KCL daemon tests run its unmodified sample processor) ------------------------
 # Its install step downloads the Java daemon's jars, which `millrace kcl` does not need, so only the
 # pure-Python sources are fetched (the PyPI sdist) and unpacked; the tests put them on PYTHONPATH.
