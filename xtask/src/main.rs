@@ -26,6 +26,7 @@ const SERVICES: &[(&str, &str)] = &[
     ("iam", "IAM"),
     ("sts", "STS"),
     ("cloudwatch", "CLOUDWATCH"),
+    ("dynamodb", "DYNAMODB"),
 ];
 
 // xtask is a command-line tool: reporting on stderr is its job.

@@ -1,4 +1,7 @@
-//! The `millrace` binary: parses flags, sets up logging, binds and runs the server.
+//! The `millrace` binary: parses flags, sets up logging, binds and runs the server, or runs
+//! the KCL multi-language daemon (`millrace kcl`).
+
+mod kcl;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -46,15 +49,26 @@ enum LogFormat {
 }
 
 #[derive(Subcommand)]
+// One value per process: the size difference between the variants does not matter.
+#[allow(clippy::large_enum_variant)]
 enum Command {
     /// Run the server.
-    Serve(Box<ServeArgs>),
+    Serve(ServeArgs),
     /// Put records (arguments, or one per line of standard input) through the producer library.
     Put(tools::PutArgs),
     /// Print a stream's records from every shard, parents before children, de-aggregated.
     Tail(tools::TailArgs),
     /// List, describe, create, delete or scale streams.
     Streams(tools::StreamsArgs),
+    /// Run a KCL multi-language daemon worker (a drop-in for the Java MultiLangDaemon).
+    Kcl(KclArgs),
+}
+
+#[derive(Parser)]
+struct KclArgs {
+    /// The MultiLangDaemon `.properties` file.
+    #[arg(long = "properties", alias = "properties-file")]
+    properties: PathBuf,
 }
 
 #[derive(Parser)]
@@ -270,7 +284,7 @@ fn main() -> anyhow::Result<()> {
                 .enable_all()
                 .build()
                 .context("start the async runtime")?;
-            if let Err(error) = runtime.block_on(serve(*args)) {
+            if let Err(error) = runtime.block_on(serve(args)) {
                 tracing::error!("failed to {error:#}");
                 return Err(error);
             }
@@ -279,6 +293,17 @@ fn main() -> anyhow::Result<()> {
         Command::Put(args) => run_tool(tools::put(args)),
         Command::Tail(args) => run_tool(tools::tail(args)),
         Command::Streams(args) => run_tool(tools::streams(args)),
+        Command::Kcl(args) => {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("start the async runtime")?;
+            if let Err(error) = runtime.block_on(kcl::run(args.properties)) {
+                tracing::error!("failed to {error:#}");
+                return Err(error);
+            }
+            Ok(())
+        }
     }
 }
 
@@ -450,7 +475,14 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     } else {
         None
     };
-    let mut services: Vec<std::sync::Arc<dyn millrace_server::JsonService>> = Vec::new();
+    let dynamodb_path = args.data_dir.join("dynamodb.redb");
+    let dynamodb =
+        tokio::task::spawn_blocking(move || millrace_dynamodb::DynamoDb::open(&dynamodb_path))
+            .await
+            .context("open the lease-table store")?
+            .context("open the lease-table store")?;
+    let mut services: Vec<std::sync::Arc<dyn millrace_server::JsonService>> =
+        vec![std::sync::Arc::new(dynamodb)];
     if let Some(metrics) = &metrics {
         services.push(std::sync::Arc::new(CloudWatch::new(metrics.clone())));
     }

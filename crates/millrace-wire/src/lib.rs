@@ -1,4 +1,4 @@
-//! AWS wire layer: the shape models generated from the AWS models (Kinesis, IAM, STS), request
+//! AWS wire layer: the shape models generated from the AWS models (Kinesis, IAM, STS, DynamoDB), request
 //! checking with AWS's exact SerializationException and ValidationException texts, the CBOR body
 //! format (transcoded to and from the JSON documents the server works with), event-stream
 //! framing, and the awsQuery protocol of IAM and STS (form-encoded requests decoded into the same
