@@ -241,8 +241,9 @@ pub(crate) fn is_out_of_descriptors(err: &io::Error) -> bool {
     matches!(err.raw_os_error(), Some(24) | Some(23))
 }
 
-/// Closes the cached descriptors of files under `dir` (before they are deleted).
-pub(crate) fn forget_files_under(dir: &Path) {
+/// Closes the cached descriptors of files under `dir`: call it when deleting a directory of
+/// logs by other means, or the deleted files keep their disk space until the cache drops them.
+pub fn forget_files_under(dir: &Path) {
     with_cache(|cache| cache.files.retain(|path, _| !path.starts_with(dir)));
 }
 

@@ -427,12 +427,15 @@ impl Journal {
                         // Opened one at a time: the descriptor cache stays bounded. A descriptor
                         // opened after the write still reports the write's errors (Linux 4.13+).
                         for segment in group {
-                            let synced = segment.get().and_then(|file| {
-                                disk::sync_data(&file, segment.path()).map_err(|err| {
+                            let synced = match segment.get() {
+                                // A destroyed log's file: nothing to keep.
+                                Err(err) if err.is_not_found() => Ok(()),
+                                Err(err) => Err(err),
+                                Ok(file) => disk::sync_data(&file, segment.path()).map_err(|err| {
                                     let path = segment.path().display();
                                     LogError::io(format!("sync segment {path}"), err)
-                                })
-                            });
+                                }),
+                            };
                             if let Err(err) = synced {
                                 return Some(err);
                             }

@@ -106,7 +106,9 @@ mod segment;
 mod shard_log;
 mod tail;
 
-pub use crate::disk::{cached_open_files, open_file_budget, set_open_file_budget};
+pub use crate::disk::{
+    cached_open_files, forget_files_under, open_file_budget, set_open_file_budget,
+};
 pub use crate::error::LogError;
 pub use crate::journal::{Journal, JournalConfig, JournalReplay};
 pub use crate::shard_log::ShardLog;

@@ -133,7 +133,18 @@ impl TailInner {
             return Ok(());
         };
         let path = disk::segment_path(dir, base);
-        if let Err(err) = disk::write_all_at(&*file.get()?, &path, &self.bytes, self.start) {
+        let handle = match file.get() {
+            Ok(handle) => handle,
+            Err(err) if err.is_not_found() => {
+                // The active segment is never deleted while its log lives: the log was
+                // destroyed (its stream deleted), so its records are not wanted any more.
+                self.bytes = Vec::new();
+                self.dirty = false;
+                return Ok(());
+            }
+            Err(err) => return Err(err),
+        };
+        if let Err(err) = disk::write_all_at(&handle, &path, &self.bytes, self.start) {
             return Err(LogError::io(
                 format!("write back segment {}", path.display()),
                 err,

@@ -284,3 +284,25 @@ fn a_crash_in_the_middle_of_trimming_the_journal_loses_nothing() {
         journal.finish_recovery().expect("finish");
     }
 }
+
+#[test]
+fn a_deleted_log_does_not_block_checkpoints() {
+    let temp = fast_tempdir();
+    let config = JournalConfig { file_bytes: 1000 };
+    let (journal, logs) = open_all_with(temp.path(), config, LogConfig::default(), 2);
+    append_records(&logs[0], 3);
+    append_records(&logs[1], 3);
+    // Log 1's stream is deleted while a reader still holds the log, its tail unwritten.
+    let deleted = temp.path().join("1");
+    millrace_log::forget_files_under(&deleted);
+    fs::remove_dir_all(&deleted).expect("delete the log directory");
+    for _ in 0..20 {
+        append_records(&logs[0], 5);
+        logs[0].sync().expect("sync");
+    }
+    journal
+        .checkpoint()
+        .expect("the checkpoint skips the deleted log");
+    assert_eq!(journal_files(&temp.path().join("journal")).len(), 1);
+    check_all_records(&logs[0]);
+}
