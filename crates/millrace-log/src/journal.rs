@@ -412,9 +412,36 @@ impl Journal {
             .filter_map(Weak::upgrade)
             .collect();
         let mut dirty = Vec::new();
+        let mut dirs = std::collections::BTreeSet::new();
         for tail in tails {
-            dirty.extend(tail.write_back_for_sync()?);
+            let (file, changed) = tail.write_back_for_sync()?;
+            dirty.extend(file);
+            dirs.extend(changed);
         }
+        if let Err(err) = self.sync_files(&dirty) {
+            return Err(self.checkpoint_failed(err));
+        }
+        // New segment files (and new log directories) are durable once their directories are.
+        for dir in &dirs {
+            match disk::sync_dir(dir) {
+                Err(err) if err.is_not_found() => {} // a destroyed log's directory
+                Err(err) => return Err(self.checkpoint_failed(err)),
+                Ok(()) => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn checkpoint_failed(&self, err: LogError) -> LogError {
+        // After a failed sync the page cache may have dropped the data: only the journal still
+        // holds it, so its files are never deleted again.
+        self.keep_files.store(true, Ordering::Release);
+        tracing::error!(error = %err, "checkpoint failed; journal files are kept from now on");
+        err
+    }
+
+    /// Syncs segment files, several at a time.
+    fn sync_files(&self, dirty: &[crate::disk::SegmentFile]) -> Result<(), LogError> {
         if dirty.is_empty() {
             return Ok(());
         }
@@ -449,14 +476,7 @@ impl Journal {
                 .filter_map(|h| h.join().expect("sync threads do not panic"))
                 .next()
         });
-        let Some(err) = failure else {
-            return Ok(());
-        };
-        // After a failed sync the page cache may have dropped the data: only the journal still
-        // holds it, so its files are never deleted again.
-        self.keep_files.store(true, Ordering::Release);
-        tracing::error!(error = %err, "checkpoint failed; journal files are kept from now on");
-        Err(err)
+        failure.map_or(Ok(()), Err)
     }
 
     /// Ends recovery: once every log has been opened with its replayed records, flushes them
