@@ -8,12 +8,14 @@
 #        DURATION=3 RESTART_GB=1 bench/compare.sh   a shorter run
 # Knobs (environment): DURATION (s per timed workload, default 12), GET_RECORDS (records drained, default 500000;
 # kinesalite drains KINESALITE_GET_RECORDS, default 100000), SHARD_STREAMS x SHARD_COUNT (default 10 x 1000),
-# SCALING_SHARDS (default "1 10 100 1000"; empty skips), RESTART_GB (default 10; 0 skips), FERRO_RESTART_GB (default 0.1: its durable mode fills at about 2 MB/s),
+# SCALING_SHARDS (default "1 10 100 1000"; empty skips), AUTH_ROWS (default 1: Millrace with --auth enforce;
+# 0 skips), RESTART_GB (default 10; 0 skips), FERRO_RESTART_GB (default 0.1: its durable mode fills at about 2 MB/s),
 # SERVERS (default "millrace-always millrace-never ferrokinesis-memory ferrokinesis-durable kinesalite ceiling"),
 # ONLY (workloads to run, default "put-1k put-100b put-single get mixed shards scaling neighbour restart"; scaling,
 # neighbour and restart are Millrace-only rows), NEIGHBOUR_GB (what the neighbour's dd writes, default 6), RESULTS (add to an
 # existing results directory instead of starting a new run; its machine.json is kept), SKIP_BUILD=1 (reuse the
-# binaries pinned in target/bench-peers/bin by an earlier run).
+# binaries pinned in target/bench-peers/bin by an earlier run), REPORT=off (leave BENCHMARKS.md alone, for a
+# partial run).
 # Peers are installed without root into target/bench-peers/ (ferrokinesis with cargo install --root, kinesalite
 # with npm); a peer that fails to install is reported and skipped. Raw JSON results: target/bench-results/<run>/.
 set -uo pipefail
@@ -59,14 +61,14 @@ BENCH="$peers/bin/millrace-bench"
 
 # --- peers --------------------------------------------------------------------------------------------------
 FERRO="$peers/ferrokinesis/bin/ferrokinesis"
-if [[ ! -x "$FERRO" ]]; then
+if [[ ! -x "$FERRO" && " $SERVERS " == *" ferrokinesis-"* ]]; then
     say "install ferrokinesis $FERROKINESIS_VERSION (cargo install --root)"
     if ! cargo install --root "$peers/ferrokinesis" ferrokinesis --version "$FERROKINESIS_VERSION" --locked; then
         echo "SKIP: ferrokinesis failed to install; continuing without it" >&2
     fi
 fi
 KINESALITE="$peers/kinesalite/node_modules/kinesalite/cli.js"
-if [[ ! -f "$KINESALITE" ]]; then
+if [[ ! -f "$KINESALITE" && " $SERVERS " == *" kinesalite "* ]]; then
     say "install kinesalite $KINESALITE_VERSION (npm)"
     if ! npm install --prefix "$peers/kinesalite" "kinesalite@$KINESALITE_VERSION" --no-audit --no-fund; then
         echo "SKIP: kinesalite failed to install; continuing without it" >&2
@@ -116,6 +118,14 @@ start() {
         millrace-always | millrace-never)
             MILLRACE_THROUGHPUT_LIMITS=off start_listening_server "$prefix" "$MILLRACE" serve \
                 --listen 127.0.0.1:0 --data-dir "$data" --fsync "${name#millrace-}" --shard-limit 100000
+            ;;
+        millrace-enforce)
+            # Signatures verified and every request authorized by policy; the load generator's
+            # credentials are the root's, so each request runs the whole evaluation (no identity
+            # policy needed for root, the stream's resource policy still consulted).
+            MILLRACE_THROUGHPUT_LIMITS=off start_listening_server "$prefix" "$MILLRACE" serve \
+                --listen 127.0.0.1:0 --data-dir "$data" --fsync always --shard-limit 100000 \
+                --auth enforce --root-access-key-id AKIDMILLRACEBENCH --root-secret-access-key bench-secret-key
             ;;
         ceiling)
             start_listening_server "$prefix" "$BENCH" ceiling-server --listen 127.0.0.1:0
@@ -178,6 +188,12 @@ for server in $SERVERS; do
     bench "$server" shards shards --streams "$SHARD_STREAMS" --shards "$SHARD_COUNT" --connections 4 --touch
 done
 
+# --- Millrace: authentication and authorization cost (enforce against the open row above) ----------------
+if [[ " $SERVERS " == *" millrace-always "* && "${AUTH_ROWS:-1}" == 1 ]]; then
+    bench millrace-enforce put-1k put --batch 500 --record-size 1024 --connections 8 --shards 4 --duration "$DURATION"
+    bench millrace-enforce put-single put-single --record-size 100 --connections 16 --shards 4 --duration "$DURATION"
+fi
+
 # --- Millrace: throughput against shard count ----------------------------------------------------------------
 for shards in $SCALING_SHARDS; do
     bench millrace-always "scaling-$shards" put --batch 500 --record-size 1024 --connections 8 --shards "$shards" \
@@ -224,6 +240,8 @@ if [[ "$FERRO_RESTART_GB" != 0 && " $ONLY " == *" restart "* ]] && available fer
     rm -rf "$scratch/restart-ferro"
 fi
 
-say "write BENCHMARKS.md"
-python3 bench/report.py "$results" BENCHMARKS.md
+if [[ "${REPORT:-on}" == on ]]; then
+    say "write BENCHMARKS.md"
+    python3 bench/report.py "$results" BENCHMARKS.md
+fi
 echo "results: $results" >&2

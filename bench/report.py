@@ -17,6 +17,7 @@ END = "<!-- measured:end -->"
 SERVERS = [
     ("millrace-always", "Millrace, fsync always"),
     ("millrace-never", "Millrace, fsync never"),
+    ("millrace-enforce", "Millrace, fsync always, --auth enforce"),
     ("ferrokinesis-memory", "ferrokinesis, in memory"),
     ("ferrokinesis-durable", "ferrokinesis, durable (--state-dir)"),
     ("kinesalite", "kinesalite, in memory"),
@@ -252,6 +253,12 @@ def targets(runs, lines):
             f"| a neighbour writing gigabytes changes PutRecords throughput and p99 by <= 10 % "
             f"| throughput {100 * change:+.0f} %, p99 {100 * p99_change:+.0f} % "
             f"| {verdict(abs(change) <= 0.1 and abs(p99_change) <= 0.1)} |"
+        )
+    enforce = rate(runs, "millrace-enforce", "put-1k")
+    if put and enforce:
+        lines.append(
+            f"| PutRecords with --auth enforce >= 95 % of open | {100 * enforce / put:.1f} % ({num(enforce)} vs "
+            f"{num(put)} rec/s) | {verdict(enforce / put >= 0.95)} |"
         )
     shards = runs.get(("millrace-always", "shards"))
     if shards:

@@ -30,6 +30,14 @@ struct ShapeOut {
     event_stream: bool,
     /// `event: true`: one event type of an event stream.
     event: bool,
+    /// The `error` trait: wire code, HTTP status, sender fault.
+    error: Option<(String, u16, bool)>,
+    /// `flattened: true` on a list or map (awsQuery / XML).
+    flattened: bool,
+    /// `locationName` of a list's member (awsQuery / XML item name).
+    member_name: Option<String>,
+    /// `locationName`s of a map's key and value (awsQuery / XML entry names).
+    entry_names: Option<(String, String)>,
 }
 
 enum KindOut {
@@ -51,6 +59,7 @@ struct OperationOut {
     input: Option<usize>,
     output: Option<usize>,
     errors: Vec<usize>,
+    result_wrapper: Option<String>,
 }
 
 /// An operation as the model names it: shape names.
@@ -59,6 +68,8 @@ struct OperationRefs {
     input: Option<String>,
     output: Option<String>,
     errors: Vec<String>,
+    /// `output.resultWrapper` (awsQuery).
+    result_wrapper: Option<String>,
 }
 
 /// Everything the generated file says, before it is turned into Rust.
@@ -66,17 +77,40 @@ struct Tables {
     service_id: String,
     target_prefix: String,
     api_version: String,
+    /// The variant of `millrace_wire::model::Protocol`.
+    protocol: &'static str,
+    xml_namespace: String,
     java_package: String,
     operations: Vec<OperationOut>,
     shapes: Vec<ShapeOut>,
 }
 
 /// Generates the Rust source for `model_text` (the contents of a `service-2.json`), formatted.
-pub fn generate(model_text: &str, static_name: &str, rustfmt_dir: &Path) -> Result<String> {
+/// The `ServiceModel` static is called `static_name`, by default the model's `serviceId` in
+/// upper case (`IAM`, `STS`, `KINESIS`).
+pub fn generate(model_text: &str, static_name: Option<&str>, rustfmt_dir: &Path) -> Result<String> {
     let model = Json::parse(model_text).context("parse model json")?;
     let tables = build_tables(&model)?;
-    let source = render(&tables, static_name);
+    let static_name = match static_name {
+        Some(name) => name.to_owned(),
+        None => default_static_name(&tables.service_id),
+    };
+    let source = render(&tables, &static_name);
     rustfmt(&source, rustfmt_dir)
+}
+
+/// `serviceId` as a Rust static name: upper case, anything but letters and digits as `_`.
+fn default_static_name(service_id: &str) -> String {
+    service_id
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }
 
 fn build_tables(model: &Json) -> Result<Tables> {
@@ -89,8 +123,33 @@ fn build_tables(model: &Json) -> Result<Tables> {
             .with_context(|| format!("metadata has no string {key}"))
     };
     let service_id = metadata_str("serviceId")?;
-    let target_prefix = metadata_str("targetPrefix")?;
     let api_version = metadata_str("apiVersion")?;
+    let protocol = match metadata_str("protocol")?.as_str() {
+        "json" => "Json",
+        "query" => "Query",
+        other => bail!("protocol {other} is not supported"),
+    };
+    // awsJson services name the operation in `X-Amz-Target`, awsQuery ones in `Action`; only
+    // the first have a target prefix, and only the second an XML namespace.
+    let optional_metadata = |key: &str| -> Result<String> {
+        match metadata.get(key) {
+            None => Ok(String::new()),
+            Some(_) => metadata_str(key),
+        }
+    };
+    let target_prefix = optional_metadata("targetPrefix")?;
+    let xml_namespace = optional_metadata("xmlNamespace")?;
+    if protocol == "Json" {
+        ensure!(
+            !target_prefix.is_empty(),
+            "metadata has no string targetPrefix"
+        );
+    } else {
+        ensure!(
+            !xml_namespace.is_empty(),
+            "metadata has no string xmlNamespace"
+        );
+    }
     let endpoint_prefix = metadata_str("endpointPrefix")?;
     let java_package = format!(
         "com.amazonaws.{}.v{}",
@@ -171,6 +230,7 @@ fn build_tables(model: &Json) -> Result<Tables> {
                 .iter()
                 .map(|error| lookup(error))
                 .collect::<Result<_>>()?,
+            result_wrapper: operation.result_wrapper.clone(),
         });
     }
 
@@ -178,6 +238,8 @@ fn build_tables(model: &Json) -> Result<Tables> {
         service_id,
         target_prefix,
         api_version,
+        protocol,
+        xml_namespace,
         java_package,
         operations,
         shapes,
@@ -201,6 +263,18 @@ fn read_operation(name: &str, operation: &Json) -> Result<OperationRefs> {
         None => None,
         Some(output) => Some(shape_of(output, "output")?),
     };
+    let result_wrapper = match operation
+        .get("output")
+        .and_then(|output| output.get("resultWrapper"))
+    {
+        None => None,
+        Some(wrapper) => Some(
+            wrapper
+                .as_str()
+                .context("resultWrapper is not a string")?
+                .to_owned(),
+        ),
+    };
     let errors = match operation.get("errors") {
         None => Vec::new(),
         Some(errors) => errors
@@ -215,6 +289,7 @@ fn read_operation(name: &str, operation: &Json) -> Result<OperationRefs> {
         input,
         output,
         errors,
+        result_wrapper,
     })
 }
 
@@ -279,7 +354,8 @@ fn build_shape(
                     .get("shape")
                     .and_then(Json::as_str)
                     .with_context(|| format!("member {member_name} has no shape"))?;
-                // awsJson uses `locationName` as the wire name when a member has one.
+                // awsJson and awsQuery both use `locationName` as the wire name when a member
+                // has one (JSON key, query parameter, XML element).
                 let wire_name = member
                     .get("locationName")
                     .and_then(Json::as_str)
@@ -352,6 +428,31 @@ fn build_shape(
             Some(_) => bail!("{key} is not a boolean"),
         }
     };
+    let error = match shape.get("error") {
+        None => None,
+        Some(error) => Some(read_error_trait(error).context("read error trait")?),
+    };
+    let location_name = |part: &str| -> Result<Option<String>> {
+        match shape
+            .get(part)
+            .and_then(|reference| reference.get("locationName"))
+        {
+            None => Ok(None),
+            Some(name) => Ok(Some(
+                name.as_str()
+                    .with_context(|| format!("{part} locationName is not a string"))?
+                    .to_owned(),
+            )),
+        }
+    };
+    let member_name = location_name("member")?;
+    let entry_names = match (location_name("key")?, location_name("value")?) {
+        (None, None) => None,
+        (key, value) => Some((
+            key.unwrap_or_else(|| "key".to_owned()),
+            value.unwrap_or_else(|| "value".to_owned()),
+        )),
+    };
     Ok(ShapeOut {
         name: name.to_owned(),
         kind,
@@ -362,7 +463,32 @@ fn build_shape(
         exception: flag("exception")?,
         event_stream: flag("eventstream")?,
         event: flag("event")?,
+        error,
+        flattened: flag("flattened")?,
+        member_name,
+        entry_names,
     })
+}
+
+/// The `error` trait of an error shape: `{"code": ..., "httpStatusCode": ..., "senderFault": ...}`.
+/// `senderFault` defaults to false.
+fn read_error_trait(error: &Json) -> Result<(String, u16, bool)> {
+    let code = error
+        .get("code")
+        .and_then(Json::as_str)
+        .context("error trait has no code")?;
+    let status = error
+        .get("httpStatusCode")
+        .and_then(Json::as_number)
+        .and_then(serde_json::Number::as_u64)
+        .and_then(|status| u16::try_from(status).ok())
+        .context("error trait has no httpStatusCode")?;
+    let sender_fault = match error.get("senderFault") {
+        None => false,
+        Some(Json::Bool(value)) => *value,
+        Some(_) => bail!("senderFault is not a boolean"),
+    };
+    Ok((code.to_owned(), status, sender_fault))
 }
 
 /// The pattern as AWS prints it in ValidationException messages: without the `^`/`$` anchors
@@ -440,14 +566,22 @@ fn render(tables: &Tables, static_name: &str) -> String {
     let _ = writeln!(w);
     let _ = writeln!(
         w,
-        "use crate::model::{{Member, Operation, ServiceModel, Shape, ShapeKind}};"
+        "use crate::model::{{Member, Operation, Protocol, ServiceModel, Shape, ShapeKind}};"
     );
     let _ = writeln!(w);
-    let _ = writeln!(
-        w,
-        "/// The {} service (`{}`): operations and their input, output and error shapes.",
-        tables.service_id, tables.target_prefix
-    );
+    if tables.target_prefix.is_empty() {
+        let _ = writeln!(
+            w,
+            "/// The {} service (awsQuery, version `{}`): operations and their input, output and error shapes.",
+            tables.service_id, tables.api_version
+        );
+    } else {
+        let _ = writeln!(
+            w,
+            "/// The {} service (`{}`): operations and their input, output and error shapes.",
+            tables.service_id, tables.target_prefix
+        );
+    }
     let _ = writeln!(
         w,
         "pub static {static_name}: ServiceModel = ServiceModel {{"
@@ -455,6 +589,8 @@ fn render(tables: &Tables, static_name: &str) -> String {
     let _ = writeln!(w, "service_id: {:?},", tables.service_id);
     let _ = writeln!(w, "target_prefix: {:?},", tables.target_prefix);
     let _ = writeln!(w, "api_version: {:?},", tables.api_version);
+    let _ = writeln!(w, "protocol: Protocol::{},", tables.protocol);
+    let _ = writeln!(w, "xml_namespace: {:?},", tables.xml_namespace);
     let _ = writeln!(w, "java_package: {:?},", tables.java_package);
     let _ = writeln!(w, "operations: OPERATIONS,");
     let _ = writeln!(w, "shapes: SHAPES,");
@@ -473,11 +609,18 @@ fn render(tables: &Tables, static_name: &str) -> String {
             .collect();
         let _ = writeln!(
             w,
-            "    Operation {{ name: {:?}, input: {}, output: {}, errors: &[{}] }},",
+            "    Operation {{ name: {:?}, input: {}, output: {}, errors: &[{}], result_wrapper: {} }},",
             operation.name,
             option_text(operation.input.as_ref()),
             option_text(operation.output.as_ref()),
-            errors.join(", ")
+            errors.join(", "),
+            option_text(
+                operation
+                    .result_wrapper
+                    .as_ref()
+                    .map(|wrapper| format!("{wrapper:?}"))
+                    .as_ref()
+            )
         );
     }
     let _ = writeln!(w, "];");
@@ -541,6 +684,18 @@ fn render(tables: &Tables, static_name: &str) -> String {
         }
         if shape.event {
             let _ = write!(w, ".event()");
+        }
+        if let Some((code, status, sender_fault)) = &shape.error {
+            let _ = write!(w, ".error({code:?}, {status}, {sender_fault})");
+        }
+        if shape.flattened {
+            let _ = write!(w, ".flattened()");
+        }
+        if let Some(name) = &shape.member_name {
+            let _ = write!(w, ".member_name({name:?})");
+        }
+        if let Some((key, value)) = &shape.entry_names {
+            let _ = write!(w, ".entry_names({key:?}, {value:?})");
         }
         let _ = writeln!(w, ",");
     }
@@ -622,7 +777,7 @@ mod tests {
         let model = Json::parse(
             r#"{
                 "metadata": {"serviceId": "Demo", "targetPrefix": "Demo_1", "apiVersion": "2020-01-01",
-                             "endpointPrefix": "demo"},
+                             "endpointPrefix": "demo", "protocol": "json"},
                 "operations": {
                     "Get": {"input": {"shape": "GetInput"}, "output": {"shape": "GetOutput"},
                             "errors": [{"shape": "Missing"}]},
@@ -664,13 +819,50 @@ mod tests {
         );
         let source = render(&tables, "DEMO");
         assert!(source.contains(
-            r#"Operation { name: "Get", input: Some(0), output: Some(1), errors: &[2] },"#
+            r#"Operation { name: "Get", input: Some(0), output: Some(1), errors: &[2], result_wrapper: None },"#
         ));
         assert!(source
-            .contains(r#"Operation { name: "Put", input: Some(0), output: None, errors: &[] },"#));
+            .contains(r#"Operation { name: "Put", input: Some(0), output: None, errors: &[], result_wrapper: None },"#));
+        assert!(source.contains("protocol: Protocol::Json,"));
         assert!(source.contains("])).exception(),"));
         assert!(source.contains("])).event_stream(),"));
         assert!(source.contains("])).event(),"));
+    }
+
+    #[test]
+    fn query_tables_carry_namespace_wrappers_and_xml_names() {
+        let model = Json::parse(
+            r#"{
+                "metadata": {"serviceId": "Q", "apiVersion": "2011-01-01", "endpointPrefix": "q",
+                             "protocol": "query", "xmlNamespace": "https://q.example/doc/"},
+                "operations": {
+                    "Get": {"input": {"shape": "GetInput"},
+                            "output": {"shape": "GetOutput", "resultWrapper": "GetResult"},
+                            "errors": [{"shape": "Gone"}]}
+                },
+                "shapes": {
+                    "GetInput": {"type": "structure", "members": {"Names": {"shape": "Names"}}},
+                    "GetOutput": {"type": "structure", "members": {"Attrs": {"shape": "Attrs"}}},
+                    "Names": {"type": "list", "member": {"shape": "Text", "locationName": "Name"},
+                              "flattened": true},
+                    "Attrs": {"type": "map", "key": {"shape": "Text", "locationName": "K"},
+                              "value": {"shape": "Text"}},
+                    "Gone": {"type": "structure", "exception": true, "members": {},
+                             "error": {"code": "NoSuchThing", "httpStatusCode": 404, "senderFault": true}},
+                    "Text": {"type": "string"}
+                }
+            }"#,
+        )
+        .expect("parse test model");
+        let tables = build_tables(&model).expect("build tables");
+        let source = render(&tables, "Q");
+        assert!(source.contains("target_prefix: \"\","));
+        assert!(source.contains("protocol: Protocol::Query,"));
+        assert!(source.contains("xml_namespace: \"https://q.example/doc/\","));
+        assert!(source.contains(r#"result_wrapper: Some("GetResult") },"#));
+        assert!(source.contains(r#".exception().error("NoSuchThing", 404, true),"#));
+        assert!(source.contains(r#"ShapeKind::List(5)).flattened().member_name("Name"),"#));
+        assert!(source.contains(r#".entry_names("K", "value"),"#));
     }
 
     #[test]

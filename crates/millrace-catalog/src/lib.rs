@@ -5,10 +5,12 @@
 //! knows nothing about HTTP or the wire format.
 #![deny(clippy::unwrap_used)]
 
+pub mod documents;
 pub mod error;
 pub mod record;
 pub mod store;
 
+pub use documents::{DocumentChange, DocumentStore};
 pub use error::CatalogError;
 pub use record::{
     ConsumerRecord, EncryptionRecord, ShardRecord, StreamMode, StreamRecord, StreamStatus,

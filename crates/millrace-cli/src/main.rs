@@ -6,7 +6,11 @@ use std::time::Duration;
 
 use anyhow::{bail, Context as _};
 use clap::{Parser, Subcommand};
-use millrace_server::{Engine, EngineConfig, FsyncPolicy, ServerConfig};
+use millrace_server::accounts::Accounts;
+use millrace_server::audit::AuditConfig;
+use millrace_server::auth::AuthMode;
+use millrace_server::json_services::JsonServices;
+use millrace_server::{Backends, EngineConfig, FsyncPolicy, Iam, RootCredentials, ServerConfig};
 
 #[derive(Parser)]
 #[command(
@@ -97,6 +101,48 @@ struct ServeArgs {
     /// PEM private key for TLS (with `--tls-cert`).
     #[arg(long, env = "MILLRACE_TLS_KEY", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
+    /// Authentication and authorization: `open` (any credentials; the default only while the
+    /// listening address is a loopback address), `verify` (signatures verified, every verified
+    /// caller may do everything) or `enforce` (verified, then authorized by IAM policies; the
+    /// default on other addresses when root credentials are given).
+    #[arg(long, env = "MILLRACE_AUTH", value_parser = ["open", "verify", "enforce"])]
+    auth: Option<String>,
+    /// Access key id of the default account's root identity.
+    #[arg(
+        long,
+        env = "MILLRACE_ROOT_ACCESS_KEY_ID",
+        requires = "root_secret_access_key"
+    )]
+    root_access_key_id: Option<String>,
+    /// Secret access key of the default account's root identity (never logged).
+    #[arg(
+        long,
+        env = "MILLRACE_ROOT_SECRET_ACCESS_KEY",
+        requires = "root_access_key_id",
+        hide_env_values = true
+    )]
+    root_secret_access_key: Option<String>,
+    /// A further account with its root credentials, `ACCOUNT_ID:ACCESS_KEY_ID:SECRET` (repeat
+    /// the flag, or separate entries with commas in MILLRACE_ACCOUNTS).
+    #[arg(
+        long = "account",
+        env = "MILLRACE_ACCOUNTS",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    accounts: Vec<String>,
+    /// Directory of the audit log (default `<data-dir>/audit`); `off` keeps none.
+    #[arg(long, env = "MILLRACE_AUDIT_LOG")]
+    audit_log: Option<String>,
+    /// Size at which the audit log is rotated, in bytes.
+    #[arg(long, env = "MILLRACE_AUDIT_MAX_BYTES", default_value_t = 64 * 1024 * 1024)]
+    audit_max_bytes: u64,
+    /// Rotated audit log files kept.
+    #[arg(long, env = "MILLRACE_AUDIT_KEEP", default_value_t = 5)]
+    audit_keep: u32,
+    /// Testing knob: how many real milliseconds one second of an STS session's duration lasts.
+    #[arg(long, env = "MILLRACE_SESSION_SECOND_MS", default_value_t = 1000)]
+    session_second_ms: u64,
     /// Size at which a shard's log segment is rolled, in bytes.
     #[arg(long, env = "MILLRACE_SEGMENT_BYTES", default_value_t = 64 * 1024 * 1024)]
     segment_bytes: u64,
@@ -166,6 +212,7 @@ fn main() -> anyhow::Result<()> {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     if arenas_unbounded {
         tracing::warn!("could not restart with {ARENA_VARIABLE} set; memory use may be higher");
@@ -186,9 +233,78 @@ fn main() -> anyhow::Result<()> {
     }
 }
 
+/// Root credentials of the default account and of every further account.
+fn root_credentials(args: &ServeArgs) -> anyhow::Result<Vec<RootCredentials>> {
+    let mut roots = Vec::new();
+    if let (Some(id), Some(secret)) = (&args.root_access_key_id, &args.root_secret_access_key) {
+        roots.push(RootCredentials {
+            account: args.account_id.clone(),
+            access_key_id: id.clone(),
+            secret_access_key: secret.clone(),
+        });
+    }
+    for entry in &args.accounts {
+        let mut parts = entry.splitn(3, ':');
+        let (Some(account), Some(id), Some(secret)) = (parts.next(), parts.next(), parts.next())
+        else {
+            bail!("--account takes ACCOUNT_ID:ACCESS_KEY_ID:SECRET");
+        };
+        if account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {
+            bail!("--account: an account id is 12 digits, got {account:?}");
+        }
+        roots.push(RootCredentials {
+            account: account.to_owned(),
+            access_key_id: id.to_owned(),
+            secret_access_key: secret.to_owned(),
+        });
+    }
+    Ok(roots)
+}
+
+/// The mode: as given, else `open` on a loopback address, else `enforce` when root
+/// credentials are given; anything else refuses to start.
+fn auth_mode(args: &ServeArgs) -> anyhow::Result<AuthMode> {
+    if let Some(mode) = &args.auth {
+        return AuthMode::parse(mode).context("parse --auth");
+    }
+    if args.listen.ip().is_loopback() {
+        return Ok(AuthMode::Open);
+    }
+    if args.root_access_key_id.is_some() {
+        return Ok(AuthMode::Enforce);
+    }
+    bail!(
+        "refusing to listen on {} without authentication: give root credentials \
+         (--root-access-key-id and --root-secret-access-key, or MILLRACE_ROOT_ACCESS_KEY_ID and \
+         MILLRACE_ROOT_SECRET_ACCESS_KEY), or --auth open to accept any credentials",
+        args.listen
+    )
+}
+
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let mode = auth_mode(&args)?;
+    let roots = root_credentials(&args)?;
+    std::fs::create_dir_all(&args.data_dir)
+        .with_context(|| format!("create data directory {}", args.data_dir.display()))?;
+    let iam_path = args.data_dir.join("identities.redb");
+    let default_account = args.account_id.clone();
+    let iam_roots = roots.clone();
+    let iam =
+        tokio::task::spawn_blocking(move || Iam::open(&iam_path, &default_account, &iam_roots))
+            .await
+            .context("open the identity store")?
+            .context("open the identity store")?;
+    iam.set_session_second_ms(args.session_second_ms);
+    let iam = std::sync::Arc::new(iam);
+    if mode != AuthMode::Open && !iam.has_active_keys() {
+        bail!(
+            "--auth {} needs credentials to verify: give root credentials (--root-access-key-id \
+             and --root-secret-access-key)",
+            mode.name()
+        );
+    }
     let mut config = EngineConfig::new(args.data_dir.clone());
-    config.account_id = args.account_id;
+    config.account_id = args.account_id.clone();
     config.fsync = parse_fsync(&args.fsync)?;
     config.create_stream_ms = args.create_stream_ms;
     config.delete_stream_ms = args.delete_stream_ms;
@@ -204,11 +320,14 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     config.register_consumer_ms = args.register_consumer_ms;
     config.deregister_consumer_ms = args.deregister_consumer_ms;
     config.subscription_ms = args.subscription_ms;
-    let engine = tokio::task::spawn_blocking(move || Engine::open(config))
+    let account_ids = iam.accounts();
+    let accounts = tokio::task::spawn_blocking(move || Accounts::open(&config, &account_ids))
         .await
         .context("open the data directory")?
         .with_context(|| format!("open data directory {}", args.data_dir.display()))?;
-    engine.start_background();
+    for engine in accounts.all() {
+        engine.start_background();
+    }
     let tls = match (&args.tls, &args.tls_cert, &args.tls_key) {
         (Some(_), _, _) => {
             let (config, pem) = millrace_server::tls::self_signed()?;
@@ -231,11 +350,36 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     {
         println!("listening on http://{address}");
     }
-    tracing::info!(%address, data_dir = %args.data_dir.display(), "millrace serving");
+    let root_key = args.root_access_key_id.as_deref().unwrap_or("none");
+    tracing::info!(
+        %address,
+        data_dir = %args.data_dir.display(),
+        auth = mode.name(),
+        root_access_key_id = root_key,
+        accounts = iam.accounts().len(),
+        "millrace serving"
+    );
+    let audit = match args.audit_log.as_deref() {
+        Some("off") => None,
+        other => Some(AuditConfig {
+            dir: other
+                .map(PathBuf::from)
+                .unwrap_or_else(|| args.data_dir.join("audit")),
+            max_bytes: args.audit_max_bytes.max(4096),
+            keep_files: args.audit_keep.max(1),
+        }),
+    };
+    let backends = Backends {
+        accounts,
+        iam,
+        json_services: JsonServices::new(Vec::new()),
+    };
     millrace_server::serve(
         listener,
-        engine,
+        backends,
         ServerConfig {
+            auth: mode,
+            audit,
             default_region: args.region,
             rate_limits: args.throughput_limits == "on",
             tls,

@@ -352,7 +352,11 @@ impl Engine {
         sequence_number_for_ordering: Option<&str>,
     ) -> Result<PutOutcome, Error> {
         if let Some(text) = sequence_number_for_ordering {
-            if SequenceNumber::parse(text).is_err() {
+            // Any decodable number is accepted, in either layout (the service does not check
+            // that it encodes this stream's shard).
+            if SequenceNumber::parse(text).is_err()
+                && millrace_types::OlderLayout::parse(text).is_none()
+            {
                 return Err(Error::InvalidArgument(format!(
                     "ExclusiveMinimumSequenceNumber {text} used in PutRecord on stream {name} \
                      under account {} is invalid.",
@@ -430,8 +434,14 @@ impl Engine {
             }
             _ => {}
         }
-        let shown_id = ShardId::parse_lenient(request.shard_id)
-            .map_or_else(|| request.shard_id.to_owned(), |s| s.to_string());
+        let Some(parsed_id) = ShardId::parse_lenient(request.shard_id) else {
+            // An id that does not parse as one is named as given, in the service's other text.
+            return Err(Error::ResourceNotFound(format!(
+                "Could not find shard {} in stream {name} under account {}.",
+                request.shard_id, self.config.account_id
+            )));
+        };
+        let shown_id = parsed_id.to_string();
         let stream = self
             .lookup(region, name)
             .ok_or_else(|| self.shard_missing(&shown_id, name))?;
@@ -442,8 +452,8 @@ impl Engine {
         ) {
             return Err(self.shard_missing(&shown_id, name));
         }
-        let shard = ShardId::parse_lenient(request.shard_id)
-            .and_then(|id| stream.shard(id.0))
+        let shard = stream
+            .shard(parsed_id.0)
             .ok_or_else(|| self.shard_missing(&shown_id, name))?;
         let now = now_ms();
         let trim = self.trim_position(&shard, &record, now).await?;
@@ -481,13 +491,31 @@ impl Engine {
                         self.config.account_id
                     ))
                 };
-                let sequence = SequenceNumber::parse(text).map_err(|_| invalid())?;
-                if sequence.shard_index != shard.index {
-                    return Err(Error::InvalidArgument(format!(
+                let other_shard = |encoded: u32| {
+                    Error::InvalidArgument(format!(
                         "Invalid StartingSequenceNumber. It encodes {}, while it was used in a \
                          call to a shard with {shard_name}",
-                        ShardId(sequence.shard_index)
-                    )));
+                        millrace_types::encoded_shard_name(encoded)
+                    ))
+                };
+                let sequence = match SequenceNumber::parse(text) {
+                    Ok(sequence) => sequence,
+                    Err(_) => {
+                        // Small numbers are read in the service's older layout: the shard they
+                        // encode is checked; zero fails inside the service.
+                        return Err(match millrace_types::OlderLayout::parse(text) {
+                            Some(older) if older.is_zero => {
+                                Error::Internal("sequence number 0 in the older layout".into())
+                            }
+                            Some(older) if older.shard_index != shard.index => {
+                                other_shard(older.shard_index)
+                            }
+                            _ => invalid(),
+                        });
+                    }
+                };
+                if sequence.shard_index != shard.index {
+                    return Err(other_shard(sequence.shard_index));
                 }
                 if sequence.shard_created_secs != shard.created_secs {
                     return Err(Error::InvalidArgument(format!(

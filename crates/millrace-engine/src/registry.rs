@@ -215,6 +215,9 @@ pub struct Engine {
     /// The logs' shared durability barrier (their journal), if they have one.
     pub(crate) group_sync: Option<Arc<dyn GroupSync>>,
     pub(crate) tokens: TokenSigner,
+    /// Resource policies read so far, by ARN (`None`: none stored), kept in step by
+    /// Put- and DeleteResourcePolicy so authorization reads no database.
+    pub(crate) policy_cache: RwLock<HashMap<String, Option<Arc<str>>>>,
     next_incarnation: AtomicU64,
     pub(crate) subscriptions: crate::fanout::Subscriptions,
 }
@@ -287,6 +290,7 @@ impl Engine {
             committer: Committer::start(group_sync.clone()),
             group_sync,
             tokens: TokenSigner::new(key),
+            policy_cache: RwLock::new(HashMap::new()),
             next_incarnation: AtomicU64::new(next_incarnation),
             subscriptions: Default::default(),
         });
@@ -468,6 +472,48 @@ impl Engine {
     /// The account this server answers for.
     pub fn account_id(&self) -> &str {
         &self.config.account_id
+    }
+
+    /// The resource policy stored for `arn` (a stream or consumer), for authorization.
+    pub fn resource_policy(&self, arn: &str) -> Result<Option<Arc<str>>, Error> {
+        if let Some(cached) = self.policy_cache.read().expect("lock").get(arn) {
+            return Ok(cached.clone());
+        }
+        let stored: Option<Arc<str>> = self.store.policy(arn)?.map(Arc::from);
+        let mut cache = self.policy_cache.write().expect("lock");
+        if cache.len() >= 100_000 {
+            cache.clear();
+        }
+        cache.insert(arn.to_owned(), stored.clone());
+        Ok(stored)
+    }
+
+    /// The tags of a live stream (empty when it does not exist), for `aws:ResourceTag` keys.
+    pub fn stream_tags(&self, region: &str, name: &str) -> Vec<(String, String)> {
+        self.lookup(region, name)
+            .map(|stream| {
+                let record = stream.record.read().expect("lock");
+                record
+                    .tags
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// The (region, stream) a ListShards pagination token lists, when the token is genuine.
+    pub fn list_shards_token_stream(&self, token: &str) -> Option<(String, String)> {
+        self.tokens
+            .open_list_shards(token)
+            .map(|state| (state.region, state.stream_name))
+    }
+
+    /// The name of the stream a shard iterator reads, when the iterator is genuine.
+    pub fn iterator_stream(&self, iterator: &str) -> Option<String> {
+        self.tokens
+            .open_iterator(iterator)
+            .map(|state| state.stream_name)
     }
 
     /// Wakes on new records of one shard: the seam for fan-out and other internal readers.

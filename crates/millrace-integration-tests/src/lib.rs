@@ -93,19 +93,38 @@ impl Server {
         &self,
         http_client: aws_sdk_kinesis::config::SharedHttpClient,
     ) -> aws_sdk_kinesis::Client {
-        let credentials =
-            aws_credential_types::Credentials::new("AKIDTEST", "secret", None, None, "test");
-        let endpoint = self
-            .endpoint
-            .replacen("http://127.0.0.1", "https://localhost", 1);
-        let config = aws_sdk_kinesis::Config::builder()
+        self.kinesis_with("AKIDTEST", "secret", Some(http_client))
+    }
+
+    /// A Kinesis client in us-east-1 signing with the given credentials; with an HTTP client
+    /// (built for TLS) it talks to `https://localhost:<port>`.
+    pub fn kinesis_with(
+        &self,
+        access_key_id: &str,
+        secret_access_key: &str,
+        http_client: Option<aws_sdk_kinesis::config::SharedHttpClient>,
+    ) -> aws_sdk_kinesis::Client {
+        let credentials = aws_credential_types::Credentials::new(
+            access_key_id,
+            secret_access_key,
+            None,
+            None,
+            "test",
+        );
+        let mut config = aws_sdk_kinesis::Config::builder()
             .behavior_version(aws_sdk_kinesis::config::BehaviorVersion::latest())
             .region(aws_sdk_kinesis::config::Region::new("us-east-1"))
-            .credentials_provider(credentials)
-            .endpoint_url(endpoint)
-            .http_client(http_client)
-            .build();
-        aws_sdk_kinesis::Client::from_conf(config)
+            .credentials_provider(credentials);
+        config = match http_client {
+            Some(http_client) => config
+                .endpoint_url(
+                    self.endpoint
+                        .replacen("http://127.0.0.1", "https://localhost", 1),
+                )
+                .http_client(http_client),
+            None => config.endpoint_url(&self.endpoint),
+        };
+        aws_sdk_kinesis::Client::from_conf(config.build())
     }
 
     /// The certificate a `--tls self-signed` server generated, in PEM.

@@ -1,20 +1,28 @@
-//! The HTTP front end of Millrace: AWS JSON 1.1 over HTTP/1.1 and cleartext HTTP/2, request
-//! routing by `X-Amz-Target`, authentication-header checks, and the mapping of engine errors
-//! onto AWS error codes, statuses and messages.
+//! The HTTP front end of Millrace: AWS JSON 1.1 (and CBOR) for Kinesis and awsQuery for IAM and
+//! STS over HTTP/1.1, HTTP/2 and TLS, one request path that recognises the protocol, verifies
+//! SigV4 and authorizes by IAM policies, and the mapping of errors onto AWS codes, statuses and
+//! messages.
 //!
 //! This is the only crate that knows HTTP and AWS error JSON. Following mini-redis, `serve`
 //! runs on a listener the caller has bound and stops when the shutdown future resolves.
 #![deny(clippy::unwrap_used)]
 
-mod auth;
+pub mod accounts;
+pub mod audit;
+pub mod auth;
+mod authz;
 mod dispatch;
 mod error;
 mod handlers;
 mod json;
+pub mod json_services;
+mod query;
 mod rate_limit;
 mod response;
 mod server;
+mod sigv4;
 pub mod tls;
 
 pub use millrace_engine::{Engine, EngineConfig, FsyncPolicy};
-pub use server::{serve, ServerConfig};
+pub use millrace_iam::{Iam, RootCredentials};
+pub use server::{serve, Backends, ServerConfig};

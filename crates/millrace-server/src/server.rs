@@ -10,7 +10,7 @@ use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
-use millrace_engine::Engine;
+use millrace_iam::Iam;
 use tokio::net::TcpListener;
 use tracing::Instrument;
 
@@ -25,6 +25,10 @@ const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
 /// Server settings that are not the engine's.
 #[derive(Clone, Debug)]
 pub struct ServerConfig {
+    /// How requests are authenticated and authorized.
+    pub auth: crate::auth::AuthMode,
+    /// Where the audit log goes; `None` keeps none.
+    pub audit: Option<crate::audit::AuditConfig>,
     /// Region used when a request carries no credential scope.
     pub default_region: String,
     /// Whether control-plane call rates are limited (with the throughput limits).
@@ -33,23 +37,64 @@ pub struct ServerConfig {
     pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
+/// Everything the server serves: the accounts' Kinesis engines, the identity service and the
+/// JSON services beside Kinesis.
+pub struct Backends {
+    pub accounts: crate::accounts::Accounts,
+    pub iam: Arc<Iam>,
+    pub json_services: crate::json_services::JsonServices,
+}
+
 struct Shared {
-    engine: Arc<Engine>,
+    accounts: crate::accounts::Accounts,
+    json_services: crate::json_services::JsonServices,
     config: ServerConfig,
     rate_limiter: crate::rate_limit::RateLimiter,
+    authenticator: crate::auth::Authenticator,
+    policies: crate::authz::PolicyCache,
+    decisions: crate::authz::DecisionCache,
+    audit: Option<crate::audit::AuditLog>,
+}
+
+impl Shared {
+    fn services(&self) -> dispatch::Services<'_> {
+        dispatch::Services {
+            accounts: &self.accounts,
+            config: &self.config,
+            rate_limiter: &self.rate_limiter,
+            authenticator: &self.authenticator,
+            policies: &self.policies,
+            decisions: &self.decisions,
+            audit: self.audit.as_ref(),
+        }
+    }
 }
 
 /// Serves requests on `listener` until `shutdown` resolves, then lets open requests finish.
 pub async fn serve(
     listener: TcpListener,
-    engine: Arc<Engine>,
+    backends: Backends,
     config: ServerConfig,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
+    let audit = match &config.audit {
+        Some(audit) => Some(crate::audit::AuditLog::start(audit.clone())?),
+        None => None,
+    };
+    let Backends {
+        accounts,
+        iam,
+        json_services,
+    } = backends;
     let shared = Arc::new(Shared {
-        engine,
+        accounts,
+        json_services,
+        authenticator: crate::auth::Authenticator::new(config.auth, iam),
         config,
         rate_limiter: Default::default(),
+        policies: Default::default(),
+        decisions: Default::default(),
+        audit,
     });
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let builder = auto::Builder::new(TokioExecutor::new());
@@ -67,10 +112,6 @@ pub async fn serve(
                 };
                 let _ = stream.set_nodelay(true);
                 let shared_for_service = shared.clone();
-                let service = service_fn(move |request| {
-                    let shared = shared_for_service.clone();
-                    async move { Ok::<_, std::convert::Infallible>(handle(shared, request).await) }
-                });
                 let builder = builder.clone();
                 let watcher = graceful.watcher();
                 let tls = shared.config.tls.clone().map(tokio_rustls::TlsAcceptor::from);
@@ -80,6 +121,12 @@ pub async fn serve(
                         Some(_) => matches!(stream.peek(&mut first).await, Ok(1) if first[0] == crate::tls::TLS_HANDSHAKE),
                         None => false,
                     };
+                    let peer_ip: Arc<str> = Arc::from(peer.ip().to_string());
+                    let service = service_fn(move |request| {
+                        let shared = shared_for_service.clone();
+                        let peer = dispatch::Peer { ip: peer_ip.to_string(), secure: is_tls };
+                        async move { Ok::<_, std::convert::Infallible>(handle(shared, peer, request).await) }
+                    });
                     let result = match tls {
                         Some(acceptor) if is_tls => match acceptor.accept(stream).await {
                             Ok(secured) => {
@@ -105,21 +152,35 @@ pub async fn serve(
         }
     }
     drop(listener);
-    shared.engine.stop_subscriptions();
+    for engine in shared.accounts.all() {
+        engine.stop_subscriptions();
+    }
+    for service in shared.json_services.all() {
+        service.shutdown();
+    }
     tokio::select! {
         _ = graceful.shutdown() => {}
         _ = tokio::time::sleep(Duration::from_secs(10)) => {
             tracing::warn!("connections still open after 10 s; closing them");
         }
     }
-    let engine = shared.engine.clone();
-    if let Err(error) = tokio::task::spawn_blocking(move || engine.sync_all()).await {
+    let engines: Vec<_> = shared.accounts.all().cloned().collect();
+    let synced = tokio::task::spawn_blocking(move || {
+        for engine in engines {
+            engine.sync_all();
+        }
+    });
+    if let Err(error) = synced.await {
         tracing::error!(%error, "final sync failed");
     }
     Ok(())
 }
 
-async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Response<ResponseBody> {
+async fn handle(
+    shared: Arc<Shared>,
+    peer: dispatch::Peer,
+    request: Request<Incoming>,
+) -> Response<ResponseBody> {
     let request_id = uuid::Uuid::new_v4().to_string();
     let (parts, body) = request.into_parts();
     let target = parts
@@ -130,13 +191,14 @@ async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Response<Res
         .to_owned();
     let operation = target.rsplit('.').next().unwrap_or("").to_owned();
     let span = tracing::debug_span!("request", %request_id, operation = %operation);
-    handle_parts(shared, request_id, parts, body, target)
+    handle_parts(shared, peer, request_id, parts, body, target)
         .instrument(span)
         .await
 }
 
 async fn handle_parts(
     shared: Arc<Shared>,
+    peer: dispatch::Peer,
     request_id: String,
     parts: http::request::Parts,
     body: Incoming,
@@ -145,7 +207,7 @@ async fn handle_parts(
     let (format, _) = crate::dispatch::Format::of(&parts.headers);
     let operation = target.rsplit('.').next().unwrap_or("").to_owned();
     if parts.method == http::Method::OPTIONS {
-        return response::cors_preflight(&request_id);
+        return response::cors_preflight(&request_id, &parts.headers);
     }
     let body = match Limited::new(body, MAX_BODY_BYTES).collect().await {
         Ok(collected) => collected.to_bytes(),
@@ -161,15 +223,27 @@ async fn handle_parts(
             return response::error(&request_id, &api_error, format);
         }
     };
-    let outcome = dispatch::route(
-        &shared.engine,
-        &shared.config,
-        &shared.rate_limiter,
-        &parts,
-        &target,
-        &body,
-    )
-    .await;
+    let services = shared.services();
+    if crate::query::is_query_request(&parts) {
+        let reply = crate::query::route(&services, &peer, &request_id, &parts, &body);
+        return response::xml(&request_id, reply.status, reply.body);
+    }
+    if let Some((prefix, operation)) = target.split_once('.') {
+        if let Some(service) = shared.json_services.by_prefix(prefix) {
+            let reply = crate::json_services::route(
+                &services,
+                service.as_ref(),
+                &peer,
+                &request_id,
+                &parts,
+                operation,
+                &body,
+            )
+            .await;
+            return response::json_service(&request_id, reply);
+        }
+    }
+    let outcome = dispatch::route(&services, &peer, &request_id, &parts, &target, &body).await;
     match outcome {
         Ok(Reply::Body(reply)) => response::ok(&request_id, &operation, reply, format),
         Ok(Reply::EventStream(messages)) => response::event_stream(&request_id, messages),

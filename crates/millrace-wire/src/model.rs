@@ -3,7 +3,9 @@
 //! The tables hold what request checking and body transcoding need: operations with their input
 //! shape, output shape and modelled errors, and for every shape reachable from an input, an
 //! output or an error its type, members, required members, bounds, pattern, enum values and the
-//! exception / event-stream traits. Shapes refer to each other by index into [`ServiceModel::shapes`]; the generator
+//! exception / event-stream / error traits, and what the awsQuery protocol needs besides (the
+//! service's protocol and XML namespace, each output's result wrapper, flattened lists and maps,
+//! XML item and entry names). Shapes refer to each other by index into [`ServiceModel::shapes`]; the generator
 //! guarantees the indices are in range (and a test re-checks it), but lookups still go through
 //! [`ServiceModel::shape`] so that a broken table degrades to "nothing to check" instead of a panic.
 
@@ -12,10 +14,16 @@
 pub struct ServiceModel {
     /// `metadata.serviceId`, e.g. `Kinesis`.
     pub service_id: &'static str,
-    /// `metadata.targetPrefix`, the part of `X-Amz-Target` before the dot, e.g. `Kinesis_20131202`.
+    /// `metadata.targetPrefix`, the part of `X-Amz-Target` before the dot, e.g. `Kinesis_20131202`;
+    /// empty for awsQuery services, which name the operation in the `Action` parameter.
     pub target_prefix: &'static str,
-    /// `metadata.apiVersion`, e.g. `2013-12-02`.
+    /// `metadata.apiVersion`, e.g. `2013-12-02`; awsQuery requests carry it as `Version`.
     pub api_version: &'static str,
+    /// `metadata.protocol`: how requests and replies are encoded.
+    pub protocol: Protocol,
+    /// `metadata.xmlNamespace`, the `xmlns` of awsQuery replies and errors (e.g.
+    /// `https://iam.amazonaws.com/doc/2010-05-08/`); empty for JSON services.
+    pub xml_namespace: &'static str,
     /// Java package of the service's Coral classes, used where AWS prints a structure's
     /// `toString()` (e.g. `com.amazonaws.kinesis.v20131202`).
     pub java_package: &'static str,
@@ -23,6 +31,15 @@ pub struct ServiceModel {
     pub operations: &'static [Operation],
     /// Every shape reachable from an operation input, output or modelled error, sorted by name.
     pub shapes: &'static [Shape],
+}
+
+/// The wire protocol of a service (`metadata.protocol`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// awsJson 1.0 / 1.1 (`json`): `X-Amz-Target` names the operation, JSON bodies.
+    Json,
+    /// awsQuery (`query`): form-encoded POST with `Action` and `Version`, XML replies.
+    Query,
 }
 
 impl ServiceModel {
@@ -75,6 +92,9 @@ pub struct Operation {
     pub output: Option<usize>,
     /// Indices of the modelled error structures, in model order.
     pub errors: &'static [usize],
+    /// awsQuery only: the element that wraps the output members inside the reply (the output's
+    /// `resultWrapper`, e.g. `CreateUserResult`).
+    pub result_wrapper: Option<&'static str>,
 }
 
 /// A named shape and its constraints.
@@ -97,6 +117,29 @@ pub struct Shape {
     pub event_stream: bool,
     /// The structure is the payload of one event type (`event` trait).
     pub event: bool,
+    /// The structure is a modelled error with an `error` trait: the code AWS sends for it, which
+    /// can differ from the shape name (`NoSuchEntityException` is sent as `NoSuchEntity`).
+    pub error: Option<ErrorTrait>,
+    /// Lists and maps (awsQuery / XML): the items are not wrapped in a `member` / `entry` element
+    /// but repeated under the member's own name (`flattened` trait).
+    pub flattened: bool,
+    /// Lists (awsQuery / XML): the name of each item, the list member's `locationName`; `None`
+    /// means `member`.
+    pub member_name: Option<&'static str>,
+    /// Maps (awsQuery / XML): the names of an entry's key and value (`locationName` of the map's
+    /// key and value); `None` means `key` and `value`.
+    pub entry_names: Option<(&'static str, &'static str)>,
+}
+
+/// The `error` trait of an error shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ErrorTrait {
+    /// The code on the wire (`Error/Code` in awsQuery).
+    pub code: &'static str,
+    /// The HTTP status the service answers with.
+    pub http_status: u16,
+    /// Whether the client caused it (`Sender`) rather than the service (`Receiver`).
+    pub sender_fault: bool,
 }
 
 impl Shape {
@@ -112,6 +155,10 @@ impl Shape {
             exception: false,
             event_stream: false,
             event: false,
+            error: None,
+            flattened: false,
+            member_name: None,
+            entry_names: None,
         }
     }
 
@@ -147,6 +194,35 @@ impl Shape {
 
     pub const fn event(mut self) -> Shape {
         self.event = true;
+        self
+    }
+
+    pub const fn error(
+        mut self,
+        code: &'static str,
+        http_status: u16,
+        sender_fault: bool,
+    ) -> Shape {
+        self.error = Some(ErrorTrait {
+            code,
+            http_status,
+            sender_fault,
+        });
+        self
+    }
+
+    pub const fn flattened(mut self) -> Shape {
+        self.flattened = true;
+        self
+    }
+
+    pub const fn member_name(mut self, name: &'static str) -> Shape {
+        self.member_name = Some(name);
+        self
+    }
+
+    pub const fn entry_names(mut self, key: &'static str, value: &'static str) -> Shape {
+        self.entry_names = Some((key, value));
         self
     }
 }
@@ -186,7 +262,8 @@ impl ShapeKind {
 /// A structure member.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Member {
-    /// The name on the wire (the JSON key).
+    /// The name on the wire: the JSON key, the awsQuery parameter name and the XML element name
+    /// (the member's `locationName` when it has one).
     pub name: &'static str,
     /// Index of the member's shape in [`ServiceModel::shapes`].
     pub shape: usize,

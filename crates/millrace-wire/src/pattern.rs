@@ -6,7 +6,8 @@
 //! Rust, so they become explicit classes; `.` does not match Java's line terminators; Java allows
 //! escaping any non-alphanumeric character (`\_`, `\/`), which Rust rejects for some, so such
 //! escapes become `\x{..}`. Anything else is passed through and must compile (a test checks every
-//! pattern of the model).
+//! pattern of the models). Look-around, which the `regex` crate lacks, is only supported for the
+//! patterns in [`LOOKAROUND_REWRITES`], each rewritten by hand into an equivalent check.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -19,6 +20,18 @@ const JAVA_SPACE: &str = r"\t\n\x0B\x0C\r ";
 
 /// Characters Java's `.` does not match without `DOTALL`.
 const JAVA_DOT: &str = r"[^\n\r\x{85}\x{2028}\x{2029}]";
+
+/// Model patterns with look-around, each with an equivalent without it: a pattern, and a
+/// substring the value must not contain.
+pub const LOOKAROUND_REWRITES: &[(&str, &str, &str)] = &[
+    // IAM `accountAliasType`: `-(?!-)` is a hyphen not followed by another one; since the first
+    // and last characters cannot be hyphens, that means "no `--` anywhere".
+    (
+        r"[a-z0-9]([a-z0-9]|-(?!-)){1,61}[a-z0-9]",
+        r"[a-z0-9]([a-z0-9]|-){1,61}[a-z0-9]",
+        "--",
+    ),
+];
 
 /// Translates a Java regular expression to `regex` crate syntax with the same meaning.
 pub fn java_to_rust(pattern: &str) -> String {
@@ -63,23 +76,43 @@ pub fn java_to_rust(pattern: &str) -> String {
     out
 }
 
-/// Compiles `pattern` (Java syntax, unanchored) so that it must match the whole input.
+/// Compiles `pattern` (Java syntax, unanchored) so that it must match the whole input. For a
+/// pattern of [`LOOKAROUND_REWRITES`] this is the rewritten pattern, which also needs the
+/// forbidden substring check that [`matches_whole`] makes.
 pub fn compile_full_match(pattern: &str) -> Result<Regex, regex::Error> {
+    let pattern = rewrite(pattern).map_or(pattern, |(rewritten, _)| rewritten);
     Regex::new(&format!("^(?:{})$", java_to_rust(pattern)))
+}
+
+fn rewrite(pattern: &str) -> Option<(&'static str, &'static str)> {
+    LOOKAROUND_REWRITES
+        .iter()
+        .find(|(java, _, _)| *java == pattern)
+        .map(|(_, rewritten, forbidden)| (*rewritten, *forbidden))
 }
 
 /// Whether `value` matches all of `pattern`. A pattern that does not compile constrains nothing
 /// (the model tests make sure none of the model's patterns is in that case).
 pub fn matches_whole(pattern: &'static str, value: &str) -> bool {
     match cached(pattern) {
-        Some(regex) => regex.is_match(value),
+        Some(Matcher { regex, forbidden }) => {
+            regex.is_match(value) && forbidden.is_none_or(|forbidden| !value.contains(forbidden))
+        }
         None => true,
     }
 }
 
-type Cache = RwLock<HashMap<&'static str, Option<Regex>>>;
+/// A compiled pattern: the regular expression and, for rewritten look-around, the substring the
+/// value must not contain.
+#[derive(Clone)]
+struct Matcher {
+    regex: Regex,
+    forbidden: Option<&'static str>,
+}
 
-fn cached(pattern: &'static str) -> Option<Regex> {
+type Cache = RwLock<HashMap<&'static str, Option<Matcher>>>;
+
+fn cached(pattern: &'static str) -> Option<Matcher> {
     static CACHE: OnceLock<Cache> = OnceLock::new();
     let cache = CACHE.get_or_init(|| RwLock::new(HashMap::new()));
     {
@@ -90,7 +123,10 @@ fn cached(pattern: &'static str) -> Option<Regex> {
             return entry.clone();
         }
     }
-    let compiled = compile_full_match(pattern).ok();
+    let compiled = compile_full_match(pattern).ok().map(|regex| Matcher {
+        regex,
+        forbidden: rewrite(pattern).map(|(_, forbidden)| forbidden),
+    });
     let mut write = cache
         .write()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -151,6 +187,19 @@ mod tests {
         assert!(!full("a.c", "a\u{2028}c"));
         assert!(full("[.]", "."));
         assert!(!full("[.]", "x"));
+    }
+
+    #[test]
+    fn lookahead_rewrite_keeps_java_meaning() {
+        let alias = LOOKAROUND_REWRITES[0].0;
+        assert!(matches_whole(alias, "my-account-1"));
+        assert!(matches_whole(alias, "a-b"));
+        assert!(!matches_whole(alias, "my--account"));
+        assert!(!matches_whole(alias, "-abc"));
+        assert!(!matches_whole(alias, "abc-"));
+        assert!(!matches_whole(alias, "ab"));
+        assert!(!matches_whole(alias, &"a".repeat(64)));
+        assert!(matches_whole(alias, &"a".repeat(63)));
     }
 
     #[test]

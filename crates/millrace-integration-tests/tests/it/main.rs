@@ -1,6 +1,7 @@
 //! Black-box tests of the `millrace` binary through the official Rust AWS SDK.
 #![allow(clippy::print_stderr)]
 
+mod auth;
 mod capacity;
 mod crash;
 mod errors;

@@ -14,7 +14,7 @@ use serde_json::json;
 use tokio::sync::mpsc;
 
 use super::records::{child_shards_json, write_records};
-use super::{resource_target, Context};
+use super::{authorize_consumer, parse_stream_arn, resource_target, Context};
 use crate::error::ApiError;
 use crate::json::{decode, encode, millis, seconds};
 
@@ -67,9 +67,24 @@ fn with_target<T>(
     action: impl FnOnce(ConsumerTarget<'_>) -> Result<T, millrace_engine::Error>,
 ) -> Result<T, ApiError> {
     match (&input.consumer_arn, &input.stream_arn, &input.consumer_name) {
-        (Some(arn), _, _) => Ok(action(ConsumerTarget::Arn(arn))?),
+        (Some(arn), _, _) => {
+            authorize_consumer(context, arn)?;
+            Ok(action(ConsumerTarget::Arn(arn))?)
+        }
         (None, Some(stream_arn), Some(consumer)) => {
-            let (region, stream) = resource_target(context, stream_arn)?;
+            let (region, stream) = parse_stream_arn(context, stream_arn)?;
+            // The consumer's own ARN is the resource; an unknown consumer is checked on its stream.
+            let found = context.engine.describe_consumer(ConsumerTarget::Name {
+                region: &region,
+                stream: &stream,
+                consumer,
+            });
+            match found {
+                Ok(view) => authorize_consumer(context, &view.arn)?,
+                Err(_) => {
+                    resource_target(context, stream_arn)?;
+                }
+            }
             Ok(action(ConsumerTarget::Name {
                 region: &region,
                 stream: &stream,
@@ -185,6 +200,7 @@ pub async fn subscribe_to_shard(
         starting_sequence_number: input.starting_position.sequence_number.as_deref(),
         timestamp_ms: input.starting_position.timestamp.map(millis),
     };
+    authorize_consumer(context, &input.consumer_arn)?;
     let mut subscription = context
         .engine
         .subscribe(&input.consumer_arn, request)

@@ -13,11 +13,13 @@ use millrace_engine::Engine;
 
 use crate::error::ApiError;
 
-/// What every handler gets: the engine, the request's region and its body format.
+/// What every handler gets: the engine of the addressed account, the request's region, its
+/// body format and its authorization.
 pub struct Context<'a> {
     pub engine: &'a Arc<Engine>,
     pub region: String,
     pub format: crate::dispatch::Format,
+    pub authz: &'a crate::authz::Authz<'a>,
 }
 
 /// Operations of the model that later work will serve.
@@ -92,7 +94,13 @@ pub fn stream_target(
         return resource_target(context, arn);
     }
     match name {
-        Some(name) => Ok((context.region.clone(), name.to_owned())),
+        Some(name) => {
+            let arn = context.engine.stream_arn(&context.region, name);
+            context
+                .authz
+                .check(context.engine, &arn, Some((&context.region, name)))?;
+            Ok((context.region.clone(), name.to_owned()))
+        }
         None => Err(ApiError::new(
             "ValidationException",
             "1 validation error detected: Value null at 'streamName' failed to satisfy \
@@ -101,8 +109,33 @@ pub fn stream_target(
     }
 }
 
-/// The (region, stream name) of a stream ARN `arn:<partition>:kinesis:<region>:<account>:stream/<name>`.
+/// The (region, stream name) of a stream ARN `arn:<partition>:kinesis:<region>:<account>:stream/<name>`,
+/// once the request is authorized on it.
 pub fn resource_target(context: &Context<'_>, arn: &str) -> Result<(String, String), ApiError> {
+    let (region, name) = parse_stream_arn(context, arn)?;
+    context
+        .authz
+        .check(context.engine, arn, Some((&region, &name)))?;
+    Ok((region, name))
+}
+
+/// Authorizes the request on a consumer ARN (`…:stream/<name>/consumer/<consumer>:<seconds>`).
+pub fn authorize_consumer(context: &Context<'_>, consumer_arn: &str) -> Result<(), ApiError> {
+    let parts: Vec<&str> = consumer_arn.splitn(6, ':').collect();
+    let stream = parts
+        .get(5)
+        .and_then(|rest| rest.strip_prefix("stream/"))
+        .and_then(|rest| rest.split('/').next());
+    let region = parts.get(3).copied().unwrap_or("");
+    context.authz.check(
+        context.engine,
+        consumer_arn,
+        stream.map(|name| (region, name)),
+    )
+}
+
+/// The (region, stream name) of a stream ARN, without authorization.
+pub fn parse_stream_arn(context: &Context<'_>, arn: &str) -> Result<(String, String), ApiError> {
     let parts: Vec<&str> = arn.splitn(6, ':').collect();
     let invalid = || {
         ApiError::new(

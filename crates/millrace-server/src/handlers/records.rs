@@ -309,8 +309,26 @@ pub async fn get_records(context: &Context<'_>, body: &[u8]) -> Result<Vec<u8>, 
         }
     };
     dry_run(input.dry_run)?;
-    if let Some(arn) = input.stream_arn.as_deref() {
-        super::resource_target(context, arn)?;
+    match input.stream_arn.as_deref() {
+        Some(arn) => {
+            super::resource_target(context, arn)?;
+        }
+        None => {
+            // The stream the iterator reads is the resource; a forged iterator is refused by
+            // the engine after the check on `*`-less "unknown" resource below.
+            match context.engine.iterator_stream(&input.shard_iterator) {
+                Some(name) => {
+                    let arn = context.engine.stream_arn(&context.region, &name);
+                    context
+                        .authz
+                        .check(context.engine, &arn, Some((&context.region, &name)))?;
+                }
+                None => {
+                    let arn = context.engine.stream_arn(&context.region, "*");
+                    context.authz.check(context.engine, &arn, None)?;
+                }
+            }
+        }
     }
     let output = context
         .engine

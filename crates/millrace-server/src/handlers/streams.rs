@@ -33,6 +33,10 @@ struct CreateStreamInput {
 
 pub fn create_stream(context: &Context<'_>, body: &[u8]) -> Result<Vec<u8>, ApiError> {
     let input: CreateStreamInput = decode("CreateStream", body)?;
+    let arn = context
+        .engine
+        .stream_arn(&context.region, &input.stream_name);
+    context.authz.check(context.engine, &arn, None)?;
     context.engine.create_stream(
         &context.region,
         CreateStreamRequest {
@@ -258,7 +262,26 @@ struct ListShardsOutput {
 pub fn list_shards(context: &Context<'_>, body: &[u8]) -> Result<Vec<u8>, ApiError> {
     let input: ListShardsInput = decode("ListShards", body)?;
     let (region, stream_name) = match (&input.stream.stream_name, &input.stream.stream_arn) {
-        (None, None) => (context.region.clone(), None),
+        (None, None) => {
+            // Paging by NextToken alone: the token names the stream.
+            let token_stream = input
+                .next_token
+                .as_deref()
+                .and_then(|t| context.engine.list_shards_token_stream(t));
+            match token_stream {
+                Some((region, name)) => {
+                    let arn = context.engine.stream_arn(&region, &name);
+                    context
+                        .authz
+                        .check(context.engine, &arn, Some((&region, &name)))?;
+                }
+                None => {
+                    let arn = context.engine.stream_arn(&context.region, "*");
+                    context.authz.check(context.engine, &arn, None)?;
+                }
+            }
+            (context.region.clone(), None)
+        }
         (name, arn) => {
             let (region, name) = stream_target(context, name.as_deref(), arn.as_deref())?;
             (region, Some(name))

@@ -962,3 +962,110 @@ fn sample_paths_cover_every_operation() {
     assert_eq!(outcomes.get("ListStreams"), Some(&true));
     assert_eq!(outcomes.get("PutRecords"), Some(&false));
 }
+
+// --- Every generated model against its botocore model. ---
+
+fn all_models() -> [(&'static ServiceModel, &'static str); 3] {
+    use crate::generated::{iam_model::IAM, sts_model::STS};
+    [(&KINESIS, "kinesis"), (&IAM, "iam"), (&STS, "sts")]
+}
+
+fn botocore_model(dir: &str) -> Value {
+    let path = format!(
+        "{}/../../../shared/aws-models/{dir}/service-2.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let text = std::fs::read_to_string(&path).expect("read the model");
+    serde_json::from_str(&text).expect("parse the model")
+}
+
+#[test]
+fn every_service_table_matches_its_model() {
+    use crate::model::Protocol;
+    for (table, dir) in all_models() {
+        let model = botocore_model(dir);
+        let metadata = &model["metadata"];
+        assert_eq!(Some(table.service_id), metadata["serviceId"].as_str());
+        assert_eq!(Some(table.api_version), metadata["apiVersion"].as_str());
+        assert_eq!(
+            table.xml_namespace,
+            metadata["xmlNamespace"].as_str().unwrap_or("")
+        );
+        let protocol = match table.protocol {
+            Protocol::Json => "json",
+            Protocol::Query => "query",
+        };
+        assert_eq!(Some(protocol), metadata["protocol"].as_str(), "{dir}");
+        let operations = model["operations"].as_object().expect("operations");
+        assert_eq!(operations.len(), table.operations.len(), "{dir}");
+        for (name, operation) in operations {
+            let found = table.operation(name).expect("operation");
+            assert_eq!(
+                table.input_shape(name).map(|shape| shape.name),
+                operation["input"]["shape"].as_str(),
+                "{dir} {name} input"
+            );
+            assert_eq!(
+                table.output_shape(name).map(|shape| shape.name),
+                operation["output"]["shape"].as_str(),
+                "{dir} {name} output"
+            );
+            assert_eq!(
+                found.result_wrapper,
+                operation["output"]["resultWrapper"].as_str(),
+                "{dir} {name} resultWrapper"
+            );
+            let errors = operation["errors"].as_array().map_or(0, Vec::len);
+            assert_eq!(found.errors.len(), errors, "{dir} {name} errors");
+        }
+        let shapes = model["shapes"].as_object().expect("shapes");
+        for shape in table.shapes {
+            let json = &shapes[shape.name];
+            assert_eq!(shape.min, json["min"].as_i64(), "{dir} {} min", shape.name);
+            assert_eq!(shape.max, json["max"].as_i64(), "{dir} {} max", shape.name);
+            assert_eq!(
+                shape.error.map(|error| error.code),
+                json["error"]["code"].as_str(),
+                "{dir} {} error code",
+                shape.name
+            );
+            assert_eq!(
+                shape.flattened,
+                json["flattened"].as_bool().unwrap_or(false)
+            );
+        }
+    }
+}
+
+#[test]
+fn every_pattern_of_every_service_compiles() {
+    for (table, dir) in all_models() {
+        for shape in table.shapes {
+            let Some(pattern) = shape.pattern else {
+                continue;
+            };
+            if let Err(err) = pattern::compile_full_match(pattern) {
+                panic!(
+                    "{dir}: pattern of {} ({pattern}) does not compile: {err}",
+                    shape.name
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn iam_and_sts_unicode_patterns() {
+    use crate::generated::{iam_model::IAM, sts_model::STS};
+    let tag_key = IAM.shape_named("tagKeyType").expect("tagKeyType");
+    let pattern = tag_key.pattern.expect("pattern");
+    assert!(pattern::matches_whole(pattern, "Équipe 1:a/b=c+d-@"));
+    assert!(!pattern::matches_whole(pattern, "a*b"));
+    let arn = STS.shape_named("arnType").expect("arnType");
+    let pattern = arn.pattern.expect("pattern");
+    assert!(pattern::matches_whole(
+        pattern,
+        "arn:aws:iam::123456789012:role/demo"
+    ));
+    assert!(!pattern::matches_whole(pattern, "arn\u{1}"));
+}

@@ -1,0 +1,97 @@
+//! The seam between the server and the services beside Data Streams (KMS, DynamoDB lease
+//! tables, CloudWatch, Firehose, …): what a service implements so that the one request path
+//! can recognise, decode, authenticate, authorize and answer its requests.
+//!
+//! A service sees model-shaped JSON documents in and out, never HTTP. The server has already
+//! checked the body against [`JsonService::model`] and verified the caller; the service calls
+//! [`Authorizer::check`] with the operation's IAM action and resource as soon as it knows the
+//! resource, before it reads or changes anything (the server refuses to answer an operation
+//! that never did).
+#![deny(clippy::unwrap_used)]
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+pub use millrace_iam::Caller;
+use millrace_wire::model::ServiceModel;
+use serde_json::Value;
+
+/// A boxed future, so that services can be trait objects.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// An error as the service's protocol reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServiceError {
+    /// The error's code (`__type`), e.g. `NotFoundException`.
+    pub code: String,
+    pub status: u16,
+    pub message: Option<String>,
+}
+
+impl ServiceError {
+    /// A client error (HTTP 400) with a message.
+    pub fn client(code: &str, message: impl Into<String>) -> ServiceError {
+        ServiceError {
+            code: code.to_owned(),
+            status: 400,
+            message: Some(message.into()),
+        }
+    }
+
+    /// A server-side failure (HTTP 500); the detail is logged, not sent.
+    pub fn internal(code: &str) -> ServiceError {
+        ServiceError {
+            code: code.to_owned(),
+            status: 500,
+            message: None,
+        }
+    }
+
+    pub fn with_status(mut self, status: u16) -> ServiceError {
+        self.status = status;
+        self
+    }
+}
+
+/// Decides whether the caller may perform an action on a resource (a no-op outside `enforce`).
+pub trait Authorizer: Send + Sync {
+    /// `action` is `<service>:<Operation>`, `resource` an ARN or `*`; `resource_policy` is the
+    /// resource's own policy document, when the service keeps one (KMS key policies).
+    fn check(
+        &self,
+        action: &str,
+        resource: &str,
+        resource_policy: Option<&str>,
+    ) -> Result<(), ServiceError>;
+}
+
+/// What a service learns about one request.
+pub struct CallContext<'a> {
+    pub caller: &'a Arc<Caller>,
+    /// The region of the credential scope (or the server's default).
+    pub region: &'a str,
+    pub request_id: &'a str,
+    pub authz: &'a dyn Authorizer,
+}
+
+/// A service spoken over AWS JSON 1.0 or 1.1 (`X-Amz-Target: <prefix>.<Operation>`).
+pub trait JsonService: Send + Sync {
+    /// The SigV4 signing name (`kms`, `dynamodb`, `monitoring`).
+    fn signing_name(&self) -> &'static str;
+    /// The part of `X-Amz-Target` before the dot (`TrentService`, `DynamoDB_20120810`).
+    fn target_prefix(&self) -> &'static str;
+    /// `1.0` or `1.1`: the content type is `application/x-amz-json-<version>`.
+    fn json_version(&self) -> &'static str;
+    /// The service's model, for validation.
+    fn model(&self) -> &'static ServiceModel;
+    /// Runs one operation (the model has it and the input passed validation).
+    fn call<'a>(
+        &'a self,
+        context: CallContext<'a>,
+        operation: &'a str,
+        input: Value,
+    ) -> BoxFuture<'a, Result<Value, ServiceError>>;
+    /// Stops background work at shutdown.
+    fn shutdown(&self) {}
+}
