@@ -21,7 +21,12 @@ const USAGE: &str = "usage: cargo xtask codegen [--check] [--model PATH] [--outp
 
 /// The generated models: directory under `shared/aws-models/` (also the file stem of
 /// `generated/<dir>_model.rs`) and the name of the `ServiceModel` static.
-const SERVICES: &[(&str, &str)] = &[("kinesis", "KINESIS"), ("iam", "IAM"), ("sts", "STS")];
+const SERVICES: &[(&str, &str)] = &[
+    ("kinesis", "KINESIS"),
+    ("iam", "IAM"),
+    ("sts", "STS"),
+    ("kms", "KMS"),
+];
 
 // xtask is a command-line tool: reporting on stderr is its job.
 #[allow(clippy::print_stderr)]

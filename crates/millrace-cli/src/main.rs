@@ -10,6 +10,8 @@ use millrace_server::accounts::Accounts;
 use millrace_server::audit::AuditConfig;
 use millrace_server::auth::AuthMode;
 use millrace_server::json_services::JsonServices;
+use millrace_server::kms::{Kms, RootKey};
+use millrace_server::kms_keys::KmsRecordKeys;
 use millrace_server::{Backends, EngineConfig, FsyncPolicy, Iam, RootCredentials, ServerConfig};
 
 #[derive(Parser)]
@@ -26,7 +28,22 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the server.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
+    /// Re-wrap every KMS key's material under a new master key (the server must be stopped);
+    /// records and ciphertexts stay as they are.
+    RewrapMasterKey(RewrapArgs),
+}
+
+#[derive(Parser)]
+struct RewrapArgs {
+    #[arg(long, env = "MILLRACE_DATA_DIR", default_value = "./millrace-data")]
+    data_dir: PathBuf,
+    /// The current master key (or MILLRACE_MASTER_KEY).
+    #[arg(long, env = "MILLRACE_MASTER_KEY_FILE")]
+    master_key_file: Option<PathBuf>,
+    /// The new master key.
+    #[arg(long)]
+    new_master_key_file: PathBuf,
 }
 
 #[derive(Parser)]
@@ -146,6 +163,42 @@ struct ServeArgs {
     /// Size at which a shard's log segment is rolled, in bytes.
     #[arg(long, env = "MILLRACE_SEGMENT_BYTES", default_value_t = 64 * 1024 * 1024)]
     segment_bytes: u64,
+    /// File holding the 32-byte master key that wraps all KMS key material (base64 or hex;
+    /// `openssl rand -base64 32`). The key itself may instead be given in MILLRACE_MASTER_KEY.
+    /// Without one, KMS and stream encryption are unavailable.
+    #[arg(long, env = "MILLRACE_MASTER_KEY_FILE")]
+    master_key_file: Option<PathBuf>,
+}
+
+/// The master key from `file`, or from MILLRACE_MASTER_KEY; never logged.
+fn master_key(file: Option<&std::path::Path>) -> anyhow::Result<Option<RootKey>> {
+    let text = match file {
+        Some(path) => std::fs::read_to_string(path)
+            .with_context(|| format!("read the master key file {}", path.display()))?,
+        None => match std::env::var("MILLRACE_MASTER_KEY") {
+            Ok(text) => text,
+            Err(_) => return Ok(None),
+        },
+    };
+    Ok(Some(RootKey::parse(&text).context("parse the master key")?))
+}
+
+fn rewrap(args: RewrapArgs) -> anyhow::Result<()> {
+    let old = master_key(args.master_key_file.as_deref())?
+        .context("give the current master key (--master-key-file or MILLRACE_MASTER_KEY)")?;
+    let new = master_key(Some(&args.new_master_key_file))?.context("read the new master key")?;
+    let path = args.data_dir.join("kms.redb");
+    let kms = Kms::open(&path, Some(old)).context("open the key store with the current key")?;
+    let count = kms
+        .key_store()
+        .rewrap(&new)
+        .context("re-wrap the key material")?;
+    tracing::info!(
+        keys = count,
+        fingerprint = new.fingerprint(),
+        "re-wrapped every key"
+    );
+    Ok(())
 }
 
 fn parse_fsync(value: &str) -> anyhow::Result<FsyncPolicy> {
@@ -190,7 +243,14 @@ fn main() -> anyhow::Result<()> {
                 .enable_all()
                 .build()
                 .context("start the async runtime")?;
-            if let Err(error) = runtime.block_on(serve(args)) {
+            if let Err(error) = runtime.block_on(serve(*args)) {
+                tracing::error!("failed to {error:#}");
+                return Err(error);
+            }
+            Ok(())
+        }
+        Command::RewrapMasterKey(args) => {
+            if let Err(error) = rewrap(args) {
                 tracing::error!("failed to {error:#}");
                 return Err(error);
             }
@@ -269,7 +329,18 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             mode.name()
         );
     }
+    let root_key = master_key(args.master_key_file.as_deref())?;
+    let has_root_key = root_key.is_some();
+    let kms_path = args.data_dir.join("kms.redb");
+    let kms = tokio::task::spawn_blocking(move || Kms::open(&kms_path, root_key))
+        .await
+        .context("open the key store")?
+        .context("open the key store")?;
+    if !has_root_key {
+        tracing::info!("no master key given: KMS and stream encryption are unavailable");
+    }
     let mut config = EngineConfig::new(args.data_dir.clone());
+    config.record_keys = Some(KmsRecordKeys::provider(kms.key_store().clone()));
     config.account_id = args.account_id.clone();
     config.fsync = parse_fsync(&args.fsync)?;
     config.create_stream_ms = args.create_stream_ms;
@@ -337,7 +408,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let backends = Backends {
         accounts,
         iam,
-        json_services: JsonServices::new(Vec::new()),
+        json_services: JsonServices::new(vec![std::sync::Arc::new(kms)]),
     };
     millrace_server::serve(
         listener,

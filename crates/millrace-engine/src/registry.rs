@@ -218,6 +218,7 @@ pub struct Engine {
     pub(crate) policy_cache: RwLock<HashMap<String, Option<Arc<str>>>>,
     next_incarnation: AtomicU64,
     pub(crate) subscriptions: crate::fanout::Subscriptions,
+    pub(crate) sealer: crate::encryption::Sealer,
 }
 
 const TOKEN_KEY_SETTING: &str = "token_key";
@@ -274,6 +275,7 @@ impl Engine {
         }
         // Any open file on the data directory's file system, for group commits by `syncfs`.
         let filesystem = std::fs::File::open(&config.data_dir).ok();
+        let sealer = crate::encryption::Sealer::new(config.record_keys.clone().map(|p| p.0));
         let engine = Arc::new(Engine {
             config,
             store,
@@ -286,6 +288,7 @@ impl Engine {
             policy_cache: RwLock::new(HashMap::new()),
             next_incarnation: AtomicU64::new(next_incarnation),
             subscriptions: Default::default(),
+            sealer,
         });
         for record in records {
             engine.install(record)?;

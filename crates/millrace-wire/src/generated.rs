@@ -2,4 +2,5 @@
 
 pub mod iam_model;
 pub mod kinesis_model;
+pub mod kms_model;
 pub mod sts_model;
