@@ -490,3 +490,50 @@ def test_kill9_under_encrypted_load_loses_no_acknowledged_record(server_factory,
         missing = [s for s in acked if s not in seen]
         assert not missing, f"{len(missing)} of {len(acked)} acknowledged records lost"
         assert all(seen[s] == acked[s] for s in acked)
+
+
+# --- authorization --------------------------------------------------------------------------------
+
+ROOT_KEY, ROOT_SECRET = "AKIAMILLRACEKMSROOT1", "kms-root-secret-for-tests"
+
+
+def signed(server, service, key, secret):
+    return boto3.client(service, endpoint_url=server.endpoint, region_name=REGION, aws_access_key_id=key,
+                        aws_secret_access_key=secret, config=botocore.config.Config(retries={"max_attempts": 1}))
+
+
+def test_enforce_needs_kms_permissions_on_the_stream_key(server_factory, key_file):
+    server = server_factory(args=["--master-key-file", str(key_file), "--auth", "enforce",
+                                  "--root-access-key-id", ROOT_KEY, "--root-secret-access-key", ROOT_SECRET],
+                            name="enforce")
+    kinesis, kms, iam = (signed(server, s, ROOT_KEY, ROOT_SECRET) for s in ("kinesis", "kms", "iam"))
+    meta = kms.create_key()["KeyMetadata"]
+    encrypted_stream(kinesis, "guarded", meta["KeyId"])
+    stream = f"arn:aws:kinesis:{REGION}:{ACCOUNT}:stream/guarded"
+
+    def user(name, actions):
+        iam.create_user(UserName=name)
+        statements = [{"Effect": "Allow", "Action": actions, "Resource": "*"}]
+        iam.put_user_policy(UserName=name, PolicyName="p",
+                            PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": statements}))
+        key = iam.create_access_key(UserName=name)["AccessKey"]
+        return key["AccessKeyId"], key["SecretAccessKey"]
+
+    plain_key = user("plain", ["kinesis:PutRecord", "kinesis:GetShardIterator", "kinesis:GetRecords"])
+    plain = signed(server, "kinesis", *plain_key)
+    err = client_error(plain.put_record, StreamName="guarded", PartitionKey="k", Data=b"x")
+    assert_client_error(err, "KMSAccessDeniedException",
+                        f"User: arn:aws:iam::{ACCOUNT}:user/plain is not authorized to perform: kms:GenerateDataKey "
+                        f"on resource: {meta['Arn']}")
+    err = client_error(signed(server, "kms", *plain_key).create_key)
+    assert err.response["Error"]["Code"] == "AccessDeniedException"
+
+    trusted = signed(server, "kinesis", *user("trusted", ["kinesis:*", "kms:GenerateDataKey", "kms:Decrypt"]))
+    trusted.put_record(StreamName="guarded", PartitionKey="k", Data=b"allowed")
+    assert [r["Data"] for r in read_all(trusted, "guarded")] == [b"allowed"]
+    iterator = plain.get_shard_iterator(StreamName="guarded", ShardId=SHARD0,
+                                        ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+    err = client_error(plain.get_records, ShardIterator=iterator)
+    assert_client_error(err, "KMSAccessDeniedException",
+                        f"User arn:aws:iam::{ACCOUNT}:user/plain is not authorized to decrypt records in stream guarded.")
+    assert stream

@@ -220,6 +220,7 @@ pub async fn put_record(context: &Context<'_>, body: &[u8]) -> Result<Vec<u8>, A
         input.stream_name.as_deref(),
         input.stream_arn.as_deref(),
     )?;
+    super::authorize_stream_key(context, &region, &name, true)?;
     let data = decode_data(&input.data)?;
     let outcome = context
         .engine
