@@ -13,7 +13,8 @@
 # SERVERS (default "millrace-always millrace-never ferrokinesis-memory ferrokinesis-durable kinesalite ceiling"),
 # ONLY (per-server workloads to run, default "put-1k put-100b put-single get mixed shards"), RESULTS (add to an
 # existing results directory instead of starting a new run; its machine.json is kept), SKIP_BUILD=1 (reuse the
-# binaries pinned in target/bench-peers/bin by an earlier run).
+# binaries pinned in target/bench-peers/bin by an earlier run), REPORT=off (leave BENCHMARKS.md alone, for a
+# partial run).
 # Peers are installed without root into target/bench-peers/ (ferrokinesis with cargo install --root, kinesalite
 # with npm); a peer that fails to install is reported and skipped. Raw JSON results: target/bench-results/<run>/.
 set -uo pipefail
@@ -58,14 +59,14 @@ BENCH="$peers/bin/millrace-bench"
 
 # --- peers --------------------------------------------------------------------------------------------------
 FERRO="$peers/ferrokinesis/bin/ferrokinesis"
-if [[ ! -x "$FERRO" ]]; then
+if [[ ! -x "$FERRO" && " $SERVERS " == *" ferrokinesis-"* ]]; then
     say "install ferrokinesis $FERROKINESIS_VERSION (cargo install --root)"
     if ! cargo install --root "$peers/ferrokinesis" ferrokinesis --version "$FERROKINESIS_VERSION" --locked; then
         echo "SKIP: ferrokinesis failed to install; continuing without it" >&2
     fi
 fi
 KINESALITE="$peers/kinesalite/node_modules/kinesalite/cli.js"
-if [[ ! -f "$KINESALITE" ]]; then
+if [[ ! -f "$KINESALITE" && " $SERVERS " == *" kinesalite "* ]]; then
     say "install kinesalite $KINESALITE_VERSION (npm)"
     if ! npm install --prefix "$peers/kinesalite" "kinesalite@$KINESALITE_VERSION" --no-audit --no-fund; then
         echo "SKIP: kinesalite failed to install; continuing without it" >&2
@@ -220,6 +221,8 @@ if [[ "$FERRO_RESTART_GB" != 0 ]] && available ferrokinesis-durable; then
     rm -rf "$scratch/restart-ferro"
 fi
 
-say "write BENCHMARKS.md"
-python3 bench/report.py "$results" BENCHMARKS.md
+if [[ "${REPORT:-on}" == on ]]; then
+    say "write BENCHMARKS.md"
+    python3 bench/report.py "$results" BENCHMARKS.md
+fi
 echo "results: $results" >&2

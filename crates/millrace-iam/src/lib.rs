@@ -98,6 +98,16 @@ pub struct PolicySet {
     pub session: Vec<Arc<Policy>>,
 }
 
+impl PolicySet {
+    /// Whether every policy's effect depends only on principal, action and resource.
+    pub fn is_context_free(&self) -> bool {
+        self.identity
+            .iter()
+            .chain(self.session.iter())
+            .all(|p| p.is_context_free())
+    }
+}
+
 /// How an account's root identity is created at start.
 #[derive(Clone, Debug)]
 pub struct RootCredentials {

@@ -137,6 +137,17 @@ impl Policy {
         self.statements.iter().all(|s| s.resource.is_some())
     }
 
+    /// Whether the document's effect depends only on the principal, action and resource (no
+    /// conditions, no variables taken from the request), so a decision may be cached.
+    pub fn is_context_free(&self) -> bool {
+        self.statements.iter().all(|s| {
+            s.conditions.is_empty()
+                && s.resource
+                    .as_ref()
+                    .is_none_or(|r| r.value.iter().all(|t| !t.depends_on_request()))
+        })
+    }
+
     /// Whether some statement names a `Principal` or `NotPrincipal`.
     pub fn has_principal(&self) -> bool {
         self.statements.iter().any(|s| s.principal.is_some())

@@ -28,6 +28,18 @@ enum Piece {
 }
 
 impl Template {
+    /// Whether the template names a variable other than the principal's own (`aws:username`,
+    /// `aws:userid`, `aws:PrincipalAccount`, `aws:PrincipalArn`), i.e. depends on the request.
+    pub(crate) fn depends_on_request(&self) -> bool {
+        self.pieces.iter().any(|piece| match piece {
+            Piece::Variable { key, .. } => !matches!(
+                key.to_ascii_lowercase().as_str(),
+                "aws:username" | "aws:userid" | "aws:principalaccount" | "aws:principalarn"
+            ),
+            _ => false,
+        })
+    }
+
     /// Splits `raw` into text and variables; with `variables` false the whole value is text.
     ///
     /// A `${` that does not open a well-formed variable (no closing `}`, an empty name, a

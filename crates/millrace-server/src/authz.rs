@@ -48,16 +48,50 @@ impl PolicyCache {
     }
 }
 
+/// Decisions that depend only on principal, action, resource and policies (no conditions, no
+/// request variables), by identity generation: a change to any identity or policy makes every
+/// entry stale, and a changed resource policy is part of the key.
+#[derive(Default)]
+pub struct DecisionCache {
+    decisions: RwLock<HashMap<DecisionKey, Decision>>,
+}
+
+/// Generation, principal, session key, action and resource; and the resource policy's text.
+type DecisionKey = (String, Option<Arc<str>>);
+
+const DECISION_CACHE_LIMIT: usize = 16_384;
+
+impl DecisionCache {
+    fn get(&self, key: &DecisionKey) -> Option<Decision> {
+        self.decisions
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(key)
+            .cloned()
+    }
+
+    fn put(&self, key: DecisionKey, decision: Decision) {
+        let mut map = self.decisions.write().unwrap_or_else(|p| p.into_inner());
+        if map.len() >= DECISION_CACHE_LIMIT {
+            map.clear();
+        }
+        map.insert(key, decision);
+    }
+}
+
 /// One request's authorization state.
 pub struct Authz<'a> {
     pub mode: AuthMode,
     pub caller: Arc<Caller>,
     pub iam: &'a Iam,
     pub policies: &'a PolicyCache,
+    pub decisions: &'a DecisionCache,
     /// `kinesis:PutRecord`.
     pub action: String,
-    /// The request's condition keys (source IP, transport, principal, request tags).
-    pub context: ContextKeys,
+    /// The request's condition keys (source IP, transport, principal, request tags), built
+    /// the first time a decision needs them (a cached decision needs none).
+    context: std::sync::OnceLock<ContextKeys>,
+    make_context: Box<dyn Fn() -> ContextKeys + Send + Sync + 'a>,
     checked: AtomicBool,
 }
 
@@ -81,18 +115,26 @@ impl<'a> Authz<'a> {
         caller: Arc<Caller>,
         iam: &'a Iam,
         policies: &'a PolicyCache,
+        decisions: &'a DecisionCache,
         action: String,
-        context: ContextKeys,
+        make_context: Box<dyn Fn() -> ContextKeys + Send + Sync + 'a>,
     ) -> Authz<'a> {
         Authz {
             mode,
             caller,
             iam,
             policies,
+            decisions,
             action,
-            context,
+            context: std::sync::OnceLock::new(),
+            make_context,
             checked: AtomicBool::new(false),
         }
+    }
+
+    /// The request's condition keys.
+    pub fn context(&self) -> &ContextKeys {
+        self.context.get_or_init(|| (self.make_context)())
     }
 
     /// Whether some check already ran for this request.
@@ -124,7 +166,7 @@ impl<'a> Authz<'a> {
             resource,
             resource_account,
             policy.as_deref(),
-            &self.context,
+            self.context(),
         );
         if decision == Decision::Allow {
             return Ok(());
@@ -160,20 +202,45 @@ impl<'a> Authz<'a> {
         let policy = policy_text
             .as_deref()
             .and_then(|text| self.policies.get(text));
-        let mut context = self.context.clone();
-        if let Some((region, name)) = stream {
-            for (key, value) in engine.stream_tags(region, name) {
-                context.insert(&format!("aws:ResourceTag/{key}"), value);
+        let cacheable = self.iam.policies_of(&self.caller).is_context_free()
+            && policy.as_ref().is_none_or(|p| p.is_context_free());
+        let key = cacheable.then(|| {
+            (
+                format!(
+                    "{}\u{0}{}\u{0}{}\u{0}{}\u{0}{}",
+                    self.iam.generation(),
+                    self.caller.arn,
+                    self.caller.access_key_id.as_deref().unwrap_or(""),
+                    self.action,
+                    resource
+                ),
+                policy_text.clone(),
+            )
+        });
+        let cached = key.as_ref().and_then(|k| self.decisions.get(k));
+        let decision = match cached {
+            Some(decision) => decision,
+            None => {
+                let mut context = self.context().clone();
+                if let Some((region, name)) = stream {
+                    for (key, value) in engine.stream_tags(region, name) {
+                        context.insert(&format!("aws:ResourceTag/{key}"), value);
+                    }
+                }
+                let decision = self.iam.authorize(
+                    &self.caller,
+                    &self.action,
+                    resource,
+                    resource_account,
+                    policy.as_deref(),
+                    &context,
+                );
+                if let Some(key) = key {
+                    self.decisions.put(key, decision.clone());
+                }
+                decision
             }
-        }
-        let decision = self.iam.authorize(
-            &self.caller,
-            &self.action,
-            resource,
-            resource_account,
-            policy.as_deref(),
-            &context,
-        );
+        };
         if decision == Decision::Allow {
             return Ok(());
         }

@@ -166,6 +166,7 @@ pub struct Services<'a> {
     pub rate_limiter: &'a crate::rate_limit::RateLimiter,
     pub authenticator: &'a crate::auth::Authenticator,
     pub policies: &'a crate::authz::PolicyCache,
+    pub decisions: &'a crate::authz::DecisionCache,
     pub audit: Option<&'a crate::audit::AuditLog>,
 }
 
@@ -250,18 +251,21 @@ pub async fn route(
         .or_else(|| services.accounts.get(&caller.account))
         .unwrap_or_else(|| services.accounts.default_engine());
     let mode = services.authenticator.mode;
-    let keys = if mode == auth::AuthMode::Enforce {
-        context_keys(&caller, peer, &kinesis_request_tags(operation, body))
-    } else {
-        millrace_iam::ContextKeys::new()
-    };
+    let context_caller = caller.clone();
     let authz = crate::authz::Authz::new(
         mode,
         caller.clone(),
         &services.authenticator.iam,
         services.policies,
+        services.decisions,
         format!("kinesis:{operation}"),
-        keys,
+        Box::new(move || {
+            context_keys(
+                &context_caller,
+                peer,
+                &kinesis_request_tags(operation, body),
+            )
+        }),
     );
     let context = Context {
         engine,

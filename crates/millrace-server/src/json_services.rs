@@ -126,19 +126,16 @@ pub async fn route(
         signed.region.clone()
     };
     let mode = services.authenticator.mode;
-    let keys = if mode == auth::AuthMode::Enforce {
-        context_keys(&caller, peer, &[])
-    } else {
-        millrace_iam::ContextKeys::new()
-    };
+    let context_caller = caller.clone();
     let action = format!("{}:{operation}", service.signing_name());
     let authz = crate::authz::Authz::new(
         mode,
         caller.clone(),
         &services.authenticator.iam,
         services.policies,
+        services.decisions,
         action,
-        keys,
+        Box::new(move || context_keys(&context_caller, peer, &[])),
     );
     let audit_input = input.clone();
     let outcome = service

@@ -205,9 +205,9 @@ pub fn route(
             )))
         }
     } else {
-        // In open and verify mode every caller may assume any role of its account's choosing,
-        // but AssumeRole still checks the trust policy (it decides who the session is).
-        iam.call_sts(&caller, operation, &input, &keys)
+        // In open and verify mode the caller's own policies are not consulted, but AssumeRole
+        // still checks the role's trust policy (it decides who may become the role).
+        iam.call_sts(&caller, operation, &input, &keys, mode == AuthMode::Enforce)
     };
     if let Some(audit) = services.audit {
         let error = outcome.as_ref().err();

@@ -52,6 +52,7 @@ struct Shared {
     rate_limiter: crate::rate_limit::RateLimiter,
     authenticator: crate::auth::Authenticator,
     policies: crate::authz::PolicyCache,
+    decisions: crate::authz::DecisionCache,
     audit: Option<crate::audit::AuditLog>,
 }
 
@@ -63,6 +64,7 @@ impl Shared {
             rate_limiter: &self.rate_limiter,
             authenticator: &self.authenticator,
             policies: &self.policies,
+            decisions: &self.decisions,
             audit: self.audit.as_ref(),
         }
     }
@@ -91,6 +93,7 @@ pub async fn serve(
         config,
         rate_limiter: Default::default(),
         policies: Default::default(),
+        decisions: Default::default(),
         audit,
     });
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();

@@ -8,7 +8,6 @@
 //! string sorts the decoded-then-encoded parameters, and the payload hash is the body's SHA-256
 //! unless the request says `UNSIGNED-PAYLOAD`.
 
-use std::collections::HashMap;
 use std::sync::RwLock;
 
 use hmac::{Hmac, Mac};
@@ -230,40 +229,56 @@ pub fn signature_matches(key: &[u8; 32], string_to_sign: &str, signature_hex: &s
 
 /// Signing keys by access key, scope and identity generation: deriving one costs four HMACs,
 /// so it is done once a day per key and scope. A change to any identity bumps the generation,
-/// which leaves stale keys unused; the map is cleared when it grows large.
+/// which leaves stale keys unused. A server sees few keys at once, so the entries are scanned
+/// with borrowed comparisons (no allocation on a hit); the list is cleared when it grows large.
 #[derive(Default)]
 pub struct SigningKeyCache {
-    keys: RwLock<HashMap<CacheKey, [u8; 32]>>,
+    keys: RwLock<Vec<CachedKey>>,
 }
 
-/// Access key id, scope date, region, service and identity generation.
-type CacheKey = (String, String, String, String, u64);
+struct CachedKey {
+    access_key_id: String,
+    scope_date: String,
+    region: String,
+    service: String,
+    generation: u64,
+    key: [u8; 32],
+}
 
-const CACHE_LIMIT: usize = 4096;
+const CACHE_LIMIT: usize = 256;
 
 impl SigningKeyCache {
     pub fn get(&self, signed: &Signed, secret: &str, generation: u64) -> [u8; 32] {
-        let key = (
-            signed.access_key_id.clone(),
-            signed.scope_date.clone(),
-            signed.region.clone(),
-            signed.service.clone(),
-            generation,
-        );
+        let matches = |k: &CachedKey| {
+            k.generation == generation
+                && k.access_key_id == signed.access_key_id
+                && k.scope_date == signed.scope_date
+                && k.region == signed.region
+                && k.service == signed.service
+        };
         if let Some(found) = self
             .keys
             .read()
             .unwrap_or_else(|p| p.into_inner())
-            .get(&key)
+            .iter()
+            .find(|k| matches(k))
         {
-            return *found;
+            return found.key;
         }
         let derived = signing_key(secret, &signed.scope_date, &signed.region, &signed.service);
         let mut keys = self.keys.write().unwrap_or_else(|p| p.into_inner());
+        keys.retain(|k| k.generation == generation);
         if keys.len() >= CACHE_LIMIT {
             keys.clear();
         }
-        keys.insert(key, derived);
+        keys.push(CachedKey {
+            access_key_id: signed.access_key_id.clone(),
+            scope_date: signed.scope_date.clone(),
+            region: signed.region.clone(),
+            service: signed.service.clone(),
+            generation,
+            key: derived,
+        });
         derived
     }
 }
