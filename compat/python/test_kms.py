@@ -451,6 +451,7 @@ def test_kill9_under_encrypted_load_loses_no_acknowledged_record(server_factory,
     key_id = kms_client(server).create_key()["KeyMetadata"]["KeyId"]
     encrypted_stream(server.client(), "crash", key_id, shards=2)
     acked: dict[str, tuple[str, bytes]] = {}
+    errors: list[str] = []
     lock = threading.Lock()
     for round_ in range(2):
         stop = threading.Event()
@@ -464,7 +465,8 @@ def test_kill9_under_encrypted_load_loses_no_acknowledged_record(server_factory,
                 try:
                     out = client.put_records(StreamName="crash",
                                              Records=[{"PartitionKey": k, "Data": d} for k, d in batch])
-                except Exception:
+                except Exception as error:  # the kill ends every writer
+                    errors.append(repr(error))
                     return
                 with lock:
                     for (k, d), r in zip(batch, out["Records"]):
@@ -474,12 +476,15 @@ def test_kill9_under_encrypted_load_loses_no_acknowledged_record(server_factory,
         threads = [threading.Thread(target=writer, args=(w,), daemon=True) for w in range(3)]
         for t in threads:
             t.start()
-        time.sleep(rng.uniform(0.5, 1.5))
+        deadline = time.monotonic() + 30
+        while not acked and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(rng.uniform(0.2, 1.5))
         server.kill9()
         stop.set()
         for t in threads:
             t.join(timeout=30)
-        assert acked
+        assert acked, f"nothing was acknowledged before the kill: {errors[:3]}"
         server.start()
         client = server.client()
         seen = {}

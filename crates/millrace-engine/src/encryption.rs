@@ -283,13 +283,14 @@ impl Sealer {
                     opened.len() - 1
                 }
             };
-            let mut body = sealed.body.to_vec();
+            let nonce = sealed.nonce;
+            let body_start = payload.len() - sealed.body.len();
             let plain_len = opened[index]
                 .1
                 .open_in_place(
-                    Nonce::assume_unique_for_key(sealed.nonce),
+                    Nonce::assume_unique_for_key(nonce),
                     Aad::from(stream_arn.as_bytes()),
-                    &mut body,
+                    &mut payload[body_start..],
                 )
                 .map_err(|_| {
                     Error::Internal(format!(
@@ -297,8 +298,9 @@ impl Sealer {
                     ))
                 })?
                 .len();
-            body.truncate(plain_len);
-            **payload = body;
+            // The plaintext (the version-1 record) replaces the whole payload, in place.
+            payload.copy_within(body_start..body_start + plain_len, 0);
+            payload.truncate(plain_len);
             sealed_flags.push(true);
         }
         Ok(sealed_flags)

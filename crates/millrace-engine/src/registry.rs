@@ -388,6 +388,7 @@ impl Engine {
             .write()
             .expect("lock")
             .remove(&incarnation);
+        self.sealer.forget(incarnation);
         self.store.delete_stream(region, name)?;
         self.logs
             .destroy(incarnation)

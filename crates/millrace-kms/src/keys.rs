@@ -356,6 +356,17 @@ impl Keys {
     /// The key's document (after applying a due deletion).
     pub fn describe(&self, scope: Scope<'_>, key_ref: &str) -> Result<KeyDoc, KmsError> {
         let id = self.resolve(scope, key_ref)?;
+        self.document(scope, &id)
+    }
+
+    /// Like [`Keys::describe`], but never creates the AWS managed key.
+    pub fn describe_existing(&self, scope: Scope<'_>, key_ref: &str) -> Result<KeyDoc, KmsError> {
+        let id = self.resolve_existing(scope, key_ref)?;
+        self.document(scope, &id)
+    }
+
+    fn document(&self, scope: Scope<'_>, id: &str) -> Result<KeyDoc, KmsError> {
+        let id = id.to_owned();
         self.expire_deleted(&id)?;
         self.lock()
             .keys
@@ -685,7 +696,8 @@ impl Keys {
     }
 }
 
-fn is_kinesis_managed(scope: Scope<'_>, key_ref: &str) -> bool {
+/// Whether `key_ref` names the AWS managed Kinesis key (by alias or alias ARN).
+pub fn is_kinesis_managed(scope: Scope<'_>, key_ref: &str) -> bool {
     key_ref == KINESIS_MANAGED_ALIAS
         || key_ref
             == format!(

@@ -7,7 +7,9 @@ use millrace_wire::model::ServiceModel;
 use serde_json::{json, Map, Value};
 
 use crate::error::KmsError;
-use crate::keys::{check_usable, default_policy, pending_deletion, KeyDoc, Keys, Scope};
+use crate::keys::{
+    check_usable, default_policy, pending_deletion, KeyDoc, Keys, Scope, KINESIS_MANAGED_ALIAS,
+};
 use crate::Kms;
 
 fn b64(bytes: &[u8]) -> String {
@@ -147,7 +149,17 @@ impl Kms {
         key_ref: &str,
         action: &str,
     ) -> Result<KeyDoc, ServiceError> {
-        let doc = match self.keys().describe(scope, key_ref) {
+        let found = match self.keys().describe_existing(scope, key_ref) {
+            Err(KmsError::NotFound(_)) if crate::keys::is_kinesis_managed(scope, key_ref) => {
+                // The AWS managed key is created on first use, once the caller may use it.
+                context
+                    .authz
+                    .check(action, &alias_arn(scope, KINESIS_MANAGED_ALIAS), None)?;
+                self.keys().describe(scope, key_ref)
+            }
+            other => other,
+        };
+        let doc = match found {
             Ok(doc) => doc,
             Err(error) => {
                 // Authorize on the named resource before reporting that it does not exist.
