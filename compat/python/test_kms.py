@@ -303,6 +303,10 @@ def test_every_key_id_form_and_the_aws_managed_key(kms_server):
     assert read_all(kinesis, name)[0]["Data"] == b"managed"
     managed = kms.describe_key(KeyId="alias/aws/kinesis")["KeyMetadata"]
     assert managed["KeyManager"] == "AWS"
+    assert kms.get_key_rotation_status(KeyId=managed["KeyId"])["KeyRotationEnabled"] is True
+    for call in (lambda: kms.disable_key(KeyId="alias/aws/kinesis"),
+                 lambda: kms.schedule_key_deletion(KeyId=managed["KeyId"], PendingWindowInDays=7)):
+        assert client_error(call).response["Error"]["Code"] == "AccessDeniedException"
 
     name = unique("nokey")
     create_stream(kinesis, name, 1)

@@ -171,6 +171,18 @@ impl Kms {
         };
         let policy = (doc.policy != default_policy(&doc.account)).then_some(doc.policy.as_str());
         context.authz.check(action, &doc.arn(), policy)?;
+        if doc.manager == "AWS" && MANAGEMENT_ACTIONS.contains(&action) {
+            // An AWS managed key's policy lets the account use and read the key, not manage it.
+            return Err(ServiceError::client(
+                "AccessDeniedException",
+                format!(
+                    "User: {} is not authorized to perform: {action} on resource: {} because no \
+                     resource-based policy allows the {action} action",
+                    context.caller.arn,
+                    doc.arn()
+                ),
+            ));
+        }
         Ok(doc)
     }
 
@@ -370,12 +382,6 @@ impl Kms {
                 let enable = operation == "EnableKeyRotation";
                 let days = input.get("RotationPeriodInDays").and_then(Value::as_u64);
                 keys.update(scope, key_id, |doc| {
-                    if doc.manager == "AWS" {
-                        return Err(KmsError::Unsupported(format!(
-                            "{} is an AWS managed key; its rotation cannot be changed.",
-                            doc.arn()
-                        )));
-                    }
                     check_usable(doc)?;
                     if enable && !doc.rotation_enabled {
                         doc.last_rotation = crate::keys::now_seconds();
@@ -614,6 +620,21 @@ impl Kms {
         }
     }
 }
+
+/// What the key policy of an AWS managed key allows nobody.
+const MANAGEMENT_ACTIONS: &[&str] = &[
+    "kms:EnableKey",
+    "kms:DisableKey",
+    "kms:ScheduleKeyDeletion",
+    "kms:CancelKeyDeletion",
+    "kms:EnableKeyRotation",
+    "kms:DisableKeyRotation",
+    "kms:PutKeyPolicy",
+    "kms:TagResource",
+    "kms:UntagResource",
+    "kms:CreateAlias",
+    "kms:UpdateAlias",
+];
 
 fn check_algorithm(input: &Value, member: &str) -> Result<(), ServiceError> {
     match text(input, member) {
