@@ -188,8 +188,26 @@ def test_keys_survive_restart_and_need_the_master_key(server_factory, key_file, 
     kms = kms_client(server)
     key_id = kms.create_key()["KeyMetadata"]["KeyId"]
     blob = kms.encrypt(KeyId=key_id, Plaintext=b"kept")["CiphertextBlob"]
+    encrypted_stream(server.client(), "kept", key_id)
+    server.client().put_record(StreamName="kept", PartitionKey="k", Data=b"kept record")
     server.stop()
     assert MASTER_KEY.encode() not in b"".join(p.read_bytes() for p in server.data_dir.rglob("*") if p.is_file())
+
+    # Without the master key nothing opens: KMS is unavailable and the records stay sealed.
+    with_key = server.args
+    server.args = [a for a in server.args if a not in ("--master-key-file", str(key_file))]
+    server.start()
+    err = client_error(kms_client(server).decrypt, CiphertextBlob=blob)
+    assert (err.response["Error"]["Code"], err.response["ResponseMetadata"]["HTTPStatusCode"]) == \
+        ("KMSInternalException", 500)
+    kinesis = server.client()
+    iterator = kinesis.get_shard_iterator(StreamName="kept", ShardId=SHARD0,
+                                          ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+    assert_client_error(client_error(kinesis.get_records, ShardIterator=iterator), "KMSNotFoundException")
+    assert_client_error(client_error(kinesis.put_record, StreamName="kept", PartitionKey="k", Data=b"x"),
+                        "KMSNotFoundException")
+    server.stop()
+    server.args = with_key
 
     wrong = tmp_path / "wrong.key"
     wrong.write_text(base64.b64encode(b"\x01" * 32).decode())
@@ -205,6 +223,7 @@ def test_keys_survive_restart_and_need_the_master_key(server_factory, key_file, 
     server.args = [a if a != str(key_file) else str(new_key) for a in server.args]
     server.start()
     assert kms_client(server).decrypt(CiphertextBlob=blob)["Plaintext"] == b"kept"
+    assert [r["Data"] for r in read_all(server.client(), "kept")] == [b"kept record"]
 
 
 def test_aws_cli_creates_a_key_and_an_alias(kms_server):
