@@ -405,6 +405,20 @@ def test_subscribe_to_shard_delivers_decrypted_records_and_key_errors(kms_server
         assert err.response["Error"]["Code"] in ("KMSDisabledException", "ResourceInUseException")
 
 
+def test_encryption_changes_are_limited_to_25_a_day(kms_server):
+    kinesis, kms = kms_server.client(), kms_client(kms_server)
+    key_id = kms.create_key()["KeyMetadata"]["KeyId"]
+    name = unique("limit")
+    create_stream(kinesis, name, 1)
+    for i in range(25):
+        call = kinesis.start_stream_encryption if i % 2 == 0 else kinesis.stop_stream_encryption
+        call(StreamName=name, EncryptionType="KMS", KeyId=key_id)
+        wait_status(kinesis, name)
+    err = client_error(kinesis.stop_stream_encryption, StreamName=name, EncryptionType="KMS", KeyId=key_id)
+    assert err.response["Error"]["Code"] == "LimitExceededException"
+    assert kinesis.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]["EncryptionType"] == "KMS"
+
+
 # --- at rest --------------------------------------------------------------------------------------
 
 
