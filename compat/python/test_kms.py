@@ -579,3 +579,38 @@ def test_enforce_needs_kms_permissions_on_the_stream_key(server_factory, key_fil
     assert_client_error(err, "KMSAccessDeniedException",
                         f"User arn:aws:iam::{ACCOUNT}:user/plain is not authorized to decrypt records in stream guarded.")
     assert stream
+
+    nobody = signed(server, "kms", *user("nobody", ["kinesis:ListStreams"]))
+    blob = kms.encrypt(KeyId=meta["KeyId"], Plaintext=b"x")["CiphertextBlob"]
+    key = meta["KeyId"]
+    calls = {
+        "CreateKey": lambda: nobody.create_key(),
+        "DescribeKey": lambda: nobody.describe_key(KeyId=key),
+        "ListKeys": lambda: nobody.list_keys(),
+        "CreateAlias": lambda: nobody.create_alias(AliasName="alias/nobody", TargetKeyId=key),
+        "UpdateAlias": lambda: nobody.update_alias(AliasName="alias/nobody", TargetKeyId=key),
+        "DeleteAlias": lambda: nobody.delete_alias(AliasName="alias/nobody"),
+        "ListAliases": lambda: nobody.list_aliases(),
+        "EnableKey": lambda: nobody.enable_key(KeyId=key),
+        "DisableKey": lambda: nobody.disable_key(KeyId=key),
+        "ScheduleKeyDeletion": lambda: nobody.schedule_key_deletion(KeyId=key, PendingWindowInDays=7),
+        "CancelKeyDeletion": lambda: nobody.cancel_key_deletion(KeyId=key),
+        "EnableKeyRotation": lambda: nobody.enable_key_rotation(KeyId=key),
+        "DisableKeyRotation": lambda: nobody.disable_key_rotation(KeyId=key),
+        "GetKeyRotationStatus": lambda: nobody.get_key_rotation_status(KeyId=key),
+        "GenerateDataKey": lambda: nobody.generate_data_key(KeyId=key, KeySpec="AES_256"),
+        "GenerateDataKeyWithoutPlaintext": lambda: nobody.generate_data_key_without_plaintext(KeyId=key,
+                                                                                            KeySpec="AES_256"),
+        "Encrypt": lambda: nobody.encrypt(KeyId=key, Plaintext=b"x"),
+        "Decrypt": lambda: nobody.decrypt(CiphertextBlob=blob),
+        "ReEncrypt": lambda: nobody.re_encrypt(CiphertextBlob=blob, DestinationKeyId=key),
+        "TagResource": lambda: nobody.tag_resource(KeyId=key, Tags=[{"TagKey": "a", "TagValue": "b"}]),
+        "UntagResource": lambda: nobody.untag_resource(KeyId=key, TagKeys=["a"]),
+        "ListResourceTags": lambda: nobody.list_resource_tags(KeyId=key),
+        "GetKeyPolicy": lambda: nobody.get_key_policy(KeyId=key, PolicyName="default"),
+        "PutKeyPolicy": lambda: nobody.put_key_policy(KeyId=key, PolicyName="default", Policy="{}"),
+    }
+    for operation, call in calls.items():
+        code = client_error(call).response["Error"]["Code"]
+        assert code == "AccessDeniedException", f"{operation}: {code}"
+    assert kms.describe_key(KeyId=key)["KeyMetadata"]["KeyState"] == "Enabled"
