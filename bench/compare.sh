@@ -11,7 +11,8 @@
 # SCALING_SHARDS (default "1 10 100 1000"; empty skips), AUTH_ROWS (default 1: Millrace with --auth enforce;
 # 0 skips), RESTART_GB (default 10; 0 skips), FERRO_RESTART_GB (default 0.1: its durable mode fills at about 2 MB/s),
 # SERVERS (default "millrace-always millrace-never ferrokinesis-memory ferrokinesis-durable kinesalite ceiling"),
-# ONLY (per-server workloads to run, default "put-1k put-100b put-single get mixed shards"), RESULTS (add to an
+# ONLY (workloads to run, default "put-1k put-100b put-single get mixed shards scaling neighbour restart"; scaling,
+# neighbour and restart are Millrace-only rows), NEIGHBOUR_GB (what the neighbour's dd writes, default 6), RESULTS (add to an
 # existing results directory instead of starting a new run; its machine.json is kept), SKIP_BUILD=1 (reuse the
 # binaries pinned in target/bench-peers/bin by an earlier run), REPORT=off (leave BENCHMARKS.md alone, for a
 # partial run).
@@ -36,7 +37,8 @@ FERROKINESIS_VERSION="0.7.0"
 KINESALITE_VERSION="3.3.3"
 
 peers="$repo_root/target/bench-peers"
-ONLY="${ONLY:-put-1k put-100b put-single get mixed shards}"
+ONLY="${ONLY:-put-1k put-100b put-single get mixed shards scaling neighbour restart}"
+NEIGHBOUR_GB="${NEIGHBOUR_GB:-6}"
 run_id="$(date -u +%Y%m%dT%H%M%SZ)"
 results="${RESULTS:-$repo_root/target/bench-results/$run_id}"
 scratch="$(mktemp -d "${TMPDIR:-/tmp}/millrace-bench.XXXXXX")"
@@ -154,7 +156,7 @@ bench() {
     local server="$1" tag="$2" workload="$3"
     shift 3
     local out="$results/${server}__${tag}.json"
-    [[ " $ONLY " == *" $tag "* || "$tag" == scaling-* ]] || return 0
+    [[ " $ONLY " == *" $tag "* || " $ONLY " == *" ${tag%%-*} "* ]] || return 0
     say "$server: $tag"
     if ! start "$server"; then
         echo "FAILED to start $server" >&2
@@ -198,8 +200,25 @@ for shards in $SCALING_SHARDS; do
         --duration "$DURATION"
 done
 
+# --- Millrace: PutRecords while a neighbour process writes gigabytes to the same file system -----------------
+# A plain `dd` into the scratch directory (the data directories' file system); a server that flushed the whole
+# file system (syncfs) would wait for the neighbour's data too.
+if [[ " $ONLY " == *" neighbour "* ]]; then
+    bench millrace-always neighbour-quiet put --batch 500 --record-size 1024 --connections 8 --shards 4 \
+        --duration "$DURATION"
+    say "neighbour: dd of $NEIGHBOUR_GB GB into $scratch"
+    dd if=/dev/zero of="$scratch/neighbour.bin" bs=1M count=$((NEIGHBOUR_GB * 1024)) status=none &
+    dd_pid=$!
+    sleep 1
+    bench millrace-always neighbour-busy put --batch 500 --record-size 1024 --connections 8 --shards 4 \
+        --duration "$DURATION"
+    kill "$dd_pid" 2>/dev/null
+    wait "$dd_pid" 2>/dev/null
+    rm -f "$scratch/neighbour.bin"
+fi
+
 # --- restart after SIGKILL -------------------------------------------------------------------------------------
-if [[ "$RESTART_GB" != 0 ]]; then
+if [[ "$RESTART_GB" != 0 && " $ONLY " == *" restart "* ]]; then
     say "millrace: restart with $RESTART_GB GB"
     port="$(free_port)"
     MILLRACE_THROUGHPUT_LIMITS=off timeout 1800 "$BENCH" restart --endpoint "http://127.0.0.1:$port" \
@@ -209,7 +228,7 @@ if [[ "$RESTART_GB" != 0 ]]; then
         >/dev/null || echo "FAILED: millrace restart" >&2
     rm -rf "$scratch/restart-millrace"
 fi
-if [[ "$FERRO_RESTART_GB" != 0 ]] && available ferrokinesis-durable; then
+if [[ "$FERRO_RESTART_GB" != 0 && " $ONLY " == *" restart "* ]] && available ferrokinesis-durable; then
     say "ferrokinesis (durable): restart with $FERRO_RESTART_GB GB"
     port="$(free_port)"
     timeout 1800 "$BENCH" restart --endpoint "http://127.0.0.1:$port" --data-gb "$FERRO_RESTART_GB" \

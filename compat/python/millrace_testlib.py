@@ -11,6 +11,7 @@ import http.client
 import json
 import os
 import re
+import resource
 import signal
 import subprocess
 import time
@@ -84,6 +85,8 @@ class MillraceServer:
         self.port: Optional[int] = None
         self.generation = 0
         self.exit_codes: list[int] = []
+        # Soft and hard RLIMIT_NOFILE for the server process (None: inherit).
+        self.open_file_limit: Optional[int] = None
 
     @staticmethod
     def _merge_args(args: list[str]) -> list[str]:
@@ -129,9 +132,16 @@ class MillraceServer:
         err = open(self.stderr_path, "wb")
         env = dict(os.environ)
         env.setdefault("RUST_BACKTRACE", "1")
+        limit = self.open_file_limit
+
+        def limit_open_files() -> None:
+            if limit is not None:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
+
         try:
             self.proc = subprocess.Popen(
-                self.command(), stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=env
+                self.command(), stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=env,
+                preexec_fn=limit_open_files if limit is not None else None,
             )
         finally:
             out.close()

@@ -337,6 +337,21 @@ CASES = [
     case("tags-invalid-characters", "AddTagsToStream", {"StreamName": EXISTING, "Tags": {"a;b": "v"}},
          "InvalidArgumentException",
          "Some tags contain invalid characters. Valid characters: Unicode letters, digits, white space, _ . / = + - % @."),
+    # ---- texts matched to AWS's (issue 15) ----
+    *[case(f"iterator-unparseable-shard-{given}", "GetShardIterator",
+           {"StreamName": EXISTING, "ShardId": given, "ShardIteratorType": "LATEST"},
+           "ResourceNotFoundException", f"Could not find shard {given} in stream {EXISTING} under account {ACCOUNT}.")
+      for given in ["2147483648", "shardId-002147483648", "ABKLFD8", "2.14E4"]],
+    case("untag-invalid-characters", "RemoveTagsFromStream", {"StreamName": EXISTING, "TagKeys": ["a;b"]},
+         "InvalidArgumentException",
+         "Some tags contain invalid characters. Valid characters: Unicode letters, digits, white space, _ . / = + - % @."),
+    case("untag-percent", "RemoveTagsFromStream", {"StreamName": EXISTING, "TagKeys": ["50%"]},
+         "InvalidArgumentException",
+         f"Failed to remove tags from stream {EXISTING} under account {ACCOUNT} because some tags contained illegal "
+         "characters. The allowed characters are Unicode letters, white-spaces, '_',',','/','=','+','-','@'."),
+    case("delete-missing-resource-policy", "DeleteResourcePolicy",
+         {"ResourceARN": f"arn:aws:kinesis:us-east-1:{ACCOUNT}:stream/{EXISTING}"}, "ResourceNotFoundException",
+         f"No resource policy found for resource ARN arn:aws:kinesis:us-east-1:{ACCOUNT}:stream/{EXISTING}."),
 ]
 
 

@@ -3,6 +3,8 @@
 - kill -9 while writers run: every acknowledged record must be readable after a restart, in order
   per shard, byte-identical, with no duplicate sequence numbers; anything else found must be a record
   some writer actually sent (only the unacknowledged tail may be lost or kept).
+- the same with tiny journal files and segments, so that kills land in the middle of write-back
+  and of journal trimming (checkpoints);
 - garbage appended to the newest segment file while the server is down must not lose data or block
   new writes.
 
@@ -109,11 +111,20 @@ def check_against_ledger(stored: dict[str, list[dict]], ledger: Ledger) -> None:
     assert not missing, f"{len(missing)} of {len(ledger.acked)} acknowledged records lost, e.g. {missing[:3]}"
 
 
+# Small journal files and segments make checkpoints (write-back of every shard, then deleting
+# journal files) and segment rolls run all the time, so the kills land in the middle of them.
+CRASH_SETUPS = {
+    "defaults": [],
+    "busy-checkpoints": ["--journal-file-bytes", "65536", "--segment-bytes", "131072"],
+}
+
+
 @pytest.mark.slow
-def test_kill9_loses_no_acknowledged_record(server_factory, request):
+@pytest.mark.parametrize("setup", sorted(CRASH_SETUPS))
+def test_kill9_loses_no_acknowledged_record(server_factory, request, setup):
     seed = seed_from_env(request)
     rng = random.Random(seed)
-    server = server_factory(name="crash")
+    server = server_factory(args=CRASH_SETUPS[setup], name=f"crash-{setup}")
     create_stream(server.client(), STREAM, SHARDS)
     ledger = Ledger()
 

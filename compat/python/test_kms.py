@@ -462,15 +462,25 @@ def test_a_flipped_bit_in_an_encrypted_frame_is_corruption(kms_server):
     encrypted_stream(kinesis, "tamper", key_id)
     kinesis.put_record(StreamName="tamper", PartitionKey="k", Data=b"original data bytes")
     kms_server.stop()
-    [segment] = kms_server.segment_files()
-    raw = bytearray(segment.read_bytes())
-    frame = 16
-    length = int.from_bytes(raw[frame + 4:frame + 8], "little")
-    payload = frame + 24
-    raw[payload + length - 20] ^= 0x04  # inside the ciphertext
-    covered = bytes(raw[frame + 4:frame + 24]) + bytes(raw[payload:payload + length])
-    raw[frame:frame + 4] = crc32c(covered).to_bytes(4, "little")
-    segment.write_bytes(bytes(raw))
+    # The frame lives in the shard's segment and/or the shared journal (16-byte file header,
+    # then a 16-byte record header); the frame checksum is the only one covering the payload,
+    # so it is recomputed: only the AES-GCM tag can tell.
+    tampered = 0
+    for path in [*kms_server.data_dir.glob("**/*.seg"), *kms_server.data_dir.glob("**/*.wal")]:
+        raw = bytearray(path.read_bytes())
+        frame = 16 if path.suffix == ".seg" else 32
+        if len(raw) < frame + 24:
+            continue
+        length = int.from_bytes(raw[frame + 4:frame + 8], "little")
+        payload = frame + 24
+        if len(raw) < payload + length or raw[payload] != 2:
+            continue
+        raw[payload + length - 20] ^= 0x04  # inside the ciphertext
+        covered = bytes(raw[frame + 4:frame + 24]) + bytes(raw[payload:payload + length])
+        raw[frame:frame + 4] = crc32c(covered).to_bytes(4, "little")
+        path.write_bytes(bytes(raw))
+        tampered += 1
+    assert tampered, "no copy of the encrypted frame found"
     kms_server.start()
     kinesis = kms_server.client()
     iterator = kinesis.get_shard_iterator(StreamName="tamper", ShardId=SHARD0,
@@ -478,6 +488,8 @@ def test_a_flipped_bit_in_an_encrypted_frame_is_corruption(kms_server):
     err = client_error(kinesis.get_records, ShardIterator=iterator)
     assert err.response["ResponseMetadata"]["HTTPStatusCode"] == 500
     assert err.response["Error"]["Code"] == "InternalFailure"
+    # The log layer accepted the frame (its checksum is valid); the authentication tag refused it.
+    assert "does not authenticate" in kms_server.stderr_path.read_text()
 
 
 def test_kill9_under_encrypted_load_loses_no_acknowledged_record(server_factory, key_file, request):

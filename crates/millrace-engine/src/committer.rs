@@ -1,18 +1,19 @@
 //! Group commit: requests that arrive while one sync runs share the next one.
 //!
 //! Writers append without forcing, then hand their shard to the committer thread and wait.
-//! The thread drains every waiting request, forces each distinct shard once (several shards in
-//! parallel), publishes the new durable end to readers, and wakes the writers. No lock is held
-//! across a sync.
+//! The thread drains every waiting request, makes everything they appended durable — one
+//! `fdatasync` of the shared journal when the logs have one, otherwise each distinct shard
+//! once (several in parallel) — publishes the new durable end to readers, and wakes the
+//! writers. No append lock is held across a sync.
 
 use std::collections::{HashMap, HashSet};
-use std::fs::File;
 use std::sync::mpsc;
 use std::sync::Arc;
 
 use tokio::sync::oneshot;
 
 use crate::registry::Shard;
+use crate::storage::GroupSync;
 
 type Reply = oneshot::Sender<Result<(), String>>;
 
@@ -21,21 +22,17 @@ pub struct Committer {
     requests: mpsc::Sender<(Vec<Arc<Shard>>, Reply)>,
 }
 
-/// Most shards forced at the same time with one `fdatasync` each.
+/// Most shards forced at the same time with one `fdatasync` each (logs without a journal).
 const PARALLEL_SYNCS: usize = 8;
-/// From this many distinct shards in one round on, one `syncfs` of the data directory's file
-/// system replaces the per-shard syncs: it costs about one journal commit however many files
-/// are dirty, so group commit stays flat from one shard to thousands.
-const SYNCFS_FROM_SHARDS: usize = 4;
 
 impl Committer {
-    /// Starts the committer thread; `filesystem` is any open file on the data directory's file
-    /// system, used for `syncfs` (without it, every shard is synced on its own).
-    pub fn start(filesystem: Option<File>) -> Committer {
+    /// Starts the committer thread; `group` is the logs' shared barrier (without it, every
+    /// shard is synced on its own).
+    pub fn start(group: Option<Arc<dyn GroupSync>>) -> Committer {
         let (requests, receiver) = mpsc::channel::<(Vec<Arc<Shard>>, Reply)>();
         std::thread::Builder::new()
             .name("millrace-commit".into())
-            .spawn(move || run(receiver, filesystem))
+            .spawn(move || run(receiver, group))
             .expect("spawn the commit thread");
         Committer { requests }
     }
@@ -63,7 +60,7 @@ impl Committer {
     }
 }
 
-fn run(receiver: mpsc::Receiver<(Vec<Arc<Shard>>, Reply)>, filesystem: Option<File>) {
+fn run(receiver: mpsc::Receiver<(Vec<Arc<Shard>>, Reply)>, group: Option<Arc<dyn GroupSync>>) {
     while let Ok(first) = receiver.recv() {
         let mut batch = vec![first];
         batch.extend(receiver.try_iter());
@@ -76,9 +73,9 @@ fn run(receiver: mpsc::Receiver<(Vec<Arc<Shard>>, Reply)>, filesystem: Option<Fi
                 }
             }
         }
-        let results: Vec<(Arc<Shard>, Result<(), String>)> = match &filesystem {
+        let results: Vec<(Arc<Shard>, Result<(), String>)> = match &group {
             _ if shards.is_empty() => Vec::new(),
-            Some(file) if shards.len() >= SYNCFS_FROM_SHARDS => sync_filesystem(file, shards),
+            Some(group) => sync_group(group.as_ref(), shards),
             _ if shards.len() == 1 => {
                 let shard = shards.pop().expect("one shard");
                 let result = shard.sync_and_publish();
@@ -100,11 +97,14 @@ fn run(receiver: mpsc::Receiver<(Vec<Arc<Shard>>, Reply)>, filesystem: Option<Fi
     }
 }
 
-/// One `syncfs` for many shards: the appended end of each shard is read before the flush,
-/// so everything below it is durable once the flush returns.
-fn sync_filesystem(file: &File, shards: Vec<Arc<Shard>>) -> Vec<(Arc<Shard>, Result<(), String>)> {
+/// One barrier for many shards: the appended end of each shard is read before the sync, so
+/// everything below it is durable once the sync returns.
+fn sync_group(
+    group: &dyn GroupSync,
+    shards: Vec<Arc<Shard>>,
+) -> Vec<(Arc<Shard>, Result<(), String>)> {
     let ends: Vec<u64> = shards.iter().map(|s| s.log.next_position()).collect();
-    match rustix::fs::syncfs(file) {
+    match group.sync() {
         Ok(()) => shards
             .into_iter()
             .zip(ends)
@@ -114,10 +114,10 @@ fn sync_filesystem(file: &File, shards: Vec<Arc<Shard>>) -> Vec<(Arc<Shard>, Res
             })
             .collect(),
         Err(error) => {
-            tracing::error!(%error, "failed to sync the data file system");
+            tracing::error!(%error, "failed to sync the journal");
             shards
                 .into_iter()
-                .map(|shard| (shard, Err(format!("syncfs failed: {error}"))))
+                .map(|shard| (shard, Err(format!("journal sync failed: {error}"))))
                 .collect()
         }
     }

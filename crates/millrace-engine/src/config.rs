@@ -33,6 +33,8 @@ pub struct EngineConfig {
     pub retention_check_ms: u64,
     /// Size at which a shard's active log segment is rolled.
     pub segment_bytes: u64,
+    /// Size at which the shared journal starts a new file (and checkpoints the old one).
+    pub journal_file_bytes: u64,
     /// UpdateShardCount calls allowed per stream in a rolling 24 hours.
     pub max_scaling_per_day: u32,
     /// Whether per-shard throughput limits apply (on by default, as on the service).
@@ -63,6 +65,7 @@ impl EngineConfig {
             retention_hour_ms: 3_600_000,
             retention_check_ms: 60_000,
             segment_bytes: 64 * 1024 * 1024,
+            journal_file_bytes: 64 * 1024 * 1024,
             max_scaling_per_day: 10,
             throughput_limits: true,
             on_demand_scale_window_ms: 60_000,

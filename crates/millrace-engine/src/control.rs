@@ -404,6 +404,13 @@ impl Engine {
 
     /// RemoveTagsFromStream and UntagResource.
     pub fn remove_tags(&self, region: &str, name: &str, keys: &[String]) -> Result<(), Error> {
+        let account = self.config.account_id.clone();
+        check_tag_characters(
+            keys.iter().flat_map(|k| k.chars()),
+            "remove tags from",
+            name,
+            &account,
+        )?;
         self.modify(region, name, |record, _| {
             for key in keys {
                 record.tags.remove(key);
@@ -580,7 +587,7 @@ impl Engine {
         self.active_record(region, name)?;
         if self.store.policy(arn)?.is_none() {
             return Err(Error::ResourceNotFound(format!(
-                "No resource policy found for resource {arn}."
+                "No resource policy found for resource ARN {arn}."
             )));
         }
         self.store.set_policy(arn, None)?;
@@ -719,8 +726,20 @@ fn too_many_tags(name: &str, account: &str) -> Error {
 }
 
 fn validate_tags(tags: &BTreeMap<String, String>, name: &str, account: &str) -> Result<(), Error> {
-    let allowed = |c: char| c.is_alphanumeric() || " _./=+-%@:".contains(c);
     let all_text = tags.iter().flat_map(|(k, v)| k.chars().chain(v.chars()));
+    check_tag_characters(all_text, "add tags to", name, account)
+}
+
+/// The characters tag keys and values may hold; `verb` names the operation in the message
+/// about `%` (`add tags to`, `remove tags from`).
+fn check_tag_characters(
+    text: impl Iterator<Item = char> + Clone,
+    verb: &str,
+    name: &str,
+    account: &str,
+) -> Result<(), Error> {
+    let allowed = |c: char| c.is_alphanumeric() || " _./=+-%@:".contains(c);
+    let all_text = text;
     if !all_text.clone().all(allowed) {
         return Err(Error::InvalidArgument(
             "Some tags contain invalid characters. Valid characters: Unicode letters, digits, \
@@ -730,7 +749,7 @@ fn validate_tags(tags: &BTreeMap<String, String>, name: &str, account: &str) -> 
     }
     if all_text.clone().any(|c| c == '%') {
         return Err(Error::InvalidArgument(format!(
-            "Failed to add tags to stream {name} under account {account} because some tags \
+            "Failed to {verb} stream {name} under account {account} because some tags \
              contained illegal characters. The allowed characters are Unicode letters, \
              white-spaces, '_',',','/','=','+','-','@'."
         )));

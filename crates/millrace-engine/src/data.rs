@@ -122,6 +122,17 @@ pub struct GetRecordsOutput {
     pub child_shards: Vec<ChildShard>,
 }
 
+/// Payload bytes one GetRecords call returns at most (the service allows up to 10 MiB; a
+/// larger single record is still returned whole). Smaller replies keep a draining server's
+/// memory flat: each call holds its records and their JSON at once, per concurrent reader.
+const READ_BYTES_PER_CALL: usize = 4 << 20;
+const _: () = assert!(READ_BYTES_PER_CALL <= MAX_GET_RECORDS_BYTES);
+
+/// Requests up to this many shards and bytes per shard append on the async worker when their
+/// logs say the append only copies memory.
+const INLINE_APPEND_SHARDS: usize = 8;
+const INLINE_APPEND_BYTES: usize = 16 << 10;
+
 /// One shard's share of a request: the shard, which request entries go there, their encoded
 /// payloads back to back, and where each payload ends.
 type AppendJob = (Arc<Shard>, Vec<usize>, Vec<u8>, Vec<usize>);
@@ -268,9 +279,33 @@ impl Engine {
                 })
                 .collect();
             let limits = self.config.throughput_limits;
-            let round = tokio::task::spawn_blocking(move || append_groups(jobs, limits))
+            // Without group commit, the journal is written (not forced) before the reply, so
+            // an acknowledged record survives a crash of the process.
+            let write_through = match self.config.fsync {
+                FsyncPolicy::Always => None,
+                FsyncPolicy::Never | FsyncPolicy::Interval(_) => self.group_sync.clone(),
+            };
+            // Small appends to journaled logs only copy memory: they run right here, which
+            // saves two thread hand-offs per request (most of a single-record put's cost).
+            let in_memory = write_through.is_none()
+                && jobs.len() <= INLINE_APPEND_SHARDS
+                && jobs.iter().all(|(shard, _, buffer, _)| {
+                    buffer.len() <= INLINE_APPEND_BYTES
+                        && shard.log.append_stays_in_memory(buffer.len())
+                });
+            let round = if in_memory {
+                append_groups(jobs, limits)?
+            } else {
+                tokio::task::spawn_blocking(move || {
+                    let round = append_groups(jobs, limits)?;
+                    if let Some(group) = write_through.filter(|_| !round.placements.is_empty()) {
+                        group.write()?;
+                    }
+                    Ok::<_, Error>(round)
+                })
                 .await
-                .map_err(|e| Error::Internal(format!("append task failed: {e}")))??;
+                .map_err(|e| Error::Internal(format!("append task failed: {e}")))??
+            };
             placements.extend(round.placements);
             throttled.extend(round.throttled);
             pending = unrouted;
@@ -420,8 +455,14 @@ impl Engine {
             }
             _ => {}
         }
-        let shown_id = ShardId::parse_lenient(request.shard_id)
-            .map_or_else(|| request.shard_id.to_owned(), |s| s.to_string());
+        let Some(parsed_id) = ShardId::parse_lenient(request.shard_id) else {
+            // An id that does not parse as one is named as given, in the service's other text.
+            return Err(Error::ResourceNotFound(format!(
+                "Could not find shard {} in stream {name} under account {}.",
+                request.shard_id, self.config.account_id
+            )));
+        };
+        let shown_id = parsed_id.to_string();
         let stream = self
             .lookup(region, name)
             .ok_or_else(|| self.shard_missing(&shown_id, name))?;
@@ -432,8 +473,8 @@ impl Engine {
         ) {
             return Err(self.shard_missing(&shown_id, name));
         }
-        let shard = ShardId::parse_lenient(request.shard_id)
-            .and_then(|id| stream.shard(id.0))
+        let shard = stream
+            .shard(parsed_id.0)
             .ok_or_else(|| self.shard_missing(&shown_id, name))?;
         let now = now_ms();
         let trim = self.trim_position(&shard, &record, now).await?;
@@ -554,7 +595,7 @@ impl Engine {
         let until = end.map_or(shard.visible_end(), |e| e.min(shard.visible_end()));
         let entries = if from < until {
             blocking(shard.clone(), move |s| {
-                s.log.read(from, until, limit, MAX_GET_RECORDS_BYTES)
+                s.log.read(from, until, limit, READ_BYTES_PER_CALL)
             })
             .await?
         } else {

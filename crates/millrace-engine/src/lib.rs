@@ -18,6 +18,7 @@ pub mod encryption;
 pub mod error;
 mod fanout;
 mod listing;
+mod open_files;
 mod record_codec;
 mod registry;
 mod reshard;

@@ -12,7 +12,7 @@ use crate::clock::now_ms;
 use crate::committer::Committer;
 use crate::config::{EngineConfig, FsyncPolicy};
 use crate::error::Error;
-use crate::storage::{LocalLogs, LogFactory, ShardStorage};
+use crate::storage::{GroupSync, LocalLogs, LogFactory, ShardStorage};
 use crate::throughput::ShardThroughput;
 use crate::token::TokenSigner;
 
@@ -212,6 +212,8 @@ pub struct Engine {
     /// Serializes control-plane changes so the store and the maps change together.
     pub(crate) control: Mutex<()>,
     pub(crate) committer: Committer,
+    /// The logs' shared durability barrier (their journal), if they have one.
+    pub(crate) group_sync: Option<Arc<dyn GroupSync>>,
     pub(crate) tokens: TokenSigner,
     /// Resource policies read so far, by ARN (`None`: none stored), kept in step by
     /// Put- and DeleteResourcePolicy so authorization reads no database.
@@ -229,8 +231,13 @@ impl Engine {
     pub fn open(config: EngineConfig) -> Result<Arc<Engine>, Error> {
         std::fs::create_dir_all(&config.data_dir)
             .map_err(|e| Error::Internal(format!("create data directory: {e}")))?;
+        crate::open_files::raise_open_file_limit();
         let store = Catalog::open(&config.data_dir.join("catalog.redb"))?;
-        let logs = LocalLogs::new(&config.data_dir, config.segment_bytes);
+        let logs = LocalLogs::open(
+            &config.data_dir,
+            config.segment_bytes,
+            config.journal_file_bytes,
+        )?;
         Engine::open_with(config, Box::new(store), Box::new(logs))
     }
 
@@ -273,8 +280,7 @@ impl Engine {
                 .map_err(|e| Error::Internal(format!("remove orphaned logs: {e}")))?;
             next_incarnation = next_incarnation.max(orphan + 1);
         }
-        // Any open file on the data directory's file system, for group commits by `syncfs`.
-        let filesystem = std::fs::File::open(&config.data_dir).ok();
+        let group_sync = logs.group_sync();
         let sealer = crate::encryption::Sealer::new(config.record_keys.clone().map(|p| p.0));
         let engine = Arc::new(Engine {
             config,
@@ -283,7 +289,8 @@ impl Engine {
             streams: RwLock::new(HashMap::new()),
             incarnations: RwLock::new(HashMap::new()),
             control: Mutex::new(()),
-            committer: Committer::start(filesystem),
+            committer: Committer::start(group_sync.clone()),
+            group_sync,
             tokens: TokenSigner::new(key),
             policy_cache: RwLock::new(HashMap::new()),
             next_incarnation: AtomicU64::new(next_incarnation),
@@ -293,6 +300,7 @@ impl Engine {
         for record in records {
             engine.install(record)?;
         }
+        engine.logs.finish_recovery()?;
         tracing::info!(
             streams = engine.streams.read().expect("lock").len(),
             "engine opened"
@@ -320,9 +328,9 @@ impl Engine {
     }
 
     /// Forces every shard's log (used by interval syncing and at shutdown).
-    /// Blocks the calling thread; call it from a plain thread or `spawn_blocking`. Many shards
-    /// are forced with one `syncfs` by the commit thread, so an interval sync stays cheap
-    /// however many shards exist.
+    /// Blocks the calling thread; call it from a plain thread or `spawn_blocking`. The commit
+    /// thread forces all shards with one sync of the shared journal, so an interval sync stays
+    /// cheap however many shards exist.
     pub fn sync_all(&self) {
         let shards: Vec<Arc<Shard>> = self
             .all_streams()

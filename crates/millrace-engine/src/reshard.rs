@@ -58,8 +58,7 @@ impl Engine {
         }
         if record.mode == StreamMode::OnDemand {
             return Err(Error::Validation(format!(
-                "Resharding is not permitted for stream {name} under account {} because it is \
-                 in ON_DEMAND mode.",
+                "Request is invalid. Stream {name} under account {} is in On-Demand mode.",
                 self.config.account_id
             )));
         }

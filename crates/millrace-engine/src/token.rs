@@ -12,6 +12,8 @@ use sha2::Sha256;
 const PREFIX: [u8; 8] = [0, 0, 0, 0, 0, 0, 0, 1];
 const MAC_LENGTH: usize = 16;
 const ITERATOR_KIND: u8 = 1;
+/// The shortest a decoded shard iterator is.
+const ITERATOR_MIN_BYTES: usize = 152;
 const LIST_SHARDS_KIND: u8 = 2;
 const LIST_STREAMS_KIND: u8 = 3;
 
@@ -123,6 +125,15 @@ impl TokenSigner {
         body.extend_from_slice(&state.position.to_be_bytes());
         body.extend_from_slice(&state.issued_ms.to_be_bytes());
         put_string(&mut body, &state.stream_name);
+        // The service's iterators decode to at least 152 bytes, longer in steps of 16; zero
+        // padding after the fields (covered by the MAC, ignored by the reader) gives ours that shape.
+        let sealed = PREFIX.len() + 1 + body.len() + MAC_LENGTH;
+        let wanted = if sealed <= ITERATOR_MIN_BYTES {
+            ITERATOR_MIN_BYTES
+        } else {
+            ITERATOR_MIN_BYTES + (sealed - ITERATOR_MIN_BYTES).div_ceil(16) * 16
+        };
+        body.resize(body.len() + (wanted - sealed), 0);
         self.seal(ITERATOR_KIND, &body)
     }
 
@@ -197,6 +208,20 @@ mod tests {
         };
         let token = signer.iterator(&state);
         assert!(token.starts_with("AAAAAAAAAAE"));
+        assert_eq!(STANDARD.decode(&token).expect("base64").len(), 152);
+        let long = IteratorState {
+            stream_name: "s".repeat(100),
+            ..state.clone()
+        };
+        let decoded = STANDARD
+            .decode(signer.iterator(&long))
+            .expect("base64")
+            .len();
+        assert!(
+            decoded > 152 && (decoded - 152).is_multiple_of(16),
+            "{decoded}"
+        );
+        assert_eq!(signer.open_iterator(&signer.iterator(&long)), Some(long));
         assert_eq!(signer.open_iterator(&token), Some(state));
         let mut bytes = STANDARD.decode(&token).expect("base64");
         for index in 0..bytes.len() {

@@ -269,6 +269,34 @@ fn aws_policy_json(account: &AccountRecord, name: &str, id: &str) -> Value {
     })
 }
 
+/// The entries of `map` whose path starts with the request's `PathPrefix`, keyed for paging.
+fn under_path<'m, T>(
+    map: &'m std::collections::BTreeMap<String, T>,
+    input: &Value,
+    path: impl Fn(&T) -> &str,
+) -> Vec<(String, &'m T)> {
+    let prefix = s(input, "PathPrefix").unwrap_or("/");
+    map.iter()
+        .filter(|(_, item)| path(item).starts_with(prefix))
+        .map(|(name, item)| (name.clone(), item))
+        .collect()
+}
+
+/// An entity can be deleted only once it holds no inline and no attached policy.
+fn no_policies_left(policies: &Attachments) -> Result<(), IamError> {
+    if !policies.inline.is_empty() {
+        return Err(IamError::delete_conflict(
+            "Cannot delete entity, must delete policies first.",
+        ));
+    }
+    if !policies.attached.is_empty() {
+        return Err(IamError::delete_conflict(
+            "Cannot delete entity, must detach all policies first.",
+        ));
+    }
+    Ok(())
+}
+
 fn no_user(name: &str) -> IamError {
     IamError::no_such_entity(format!("The user with name {name} cannot be found."))
 }
@@ -410,13 +438,7 @@ impl Iam {
                 return Ok(json!({"User": user_json(acct, user)}));
             }
             "ListUsers" => {
-                let prefix = s(input, "PathPrefix").unwrap_or("/");
-                let users: Vec<(String, &UserRecord)> = account
-                    .users
-                    .values()
-                    .filter(|u| u.path.starts_with(prefix))
-                    .map(|u| (u.name.clone(), u))
-                    .collect();
+                let users = under_path(&account.users, input, |u| &u.path);
                 return page(input, users, "Users", |u| user_json(acct, u));
             }
             "DeleteUser" => {
@@ -427,16 +449,7 @@ impl Iam {
                         "Cannot delete entity, must delete access keys first.",
                     ));
                 }
-                if !user.policies.inline.is_empty() {
-                    return Err(IamError::delete_conflict(
-                        "Cannot delete entity, must delete policies first.",
-                    ));
-                }
-                if !user.policies.attached.is_empty() {
-                    return Err(IamError::delete_conflict(
-                        "Cannot delete entity, must detach all policies first.",
-                    ));
-                }
+                no_policies_left(&user.policies)?;
                 if !user.groups.is_empty() {
                     return Err(IamError::delete_conflict(
                         "Cannot delete entity, must remove user from all groups first.",
@@ -559,13 +572,7 @@ impl Iam {
                 return Ok(out);
             }
             "ListGroups" => {
-                let prefix = s(input, "PathPrefix").unwrap_or("/");
-                let groups: Vec<(String, &GroupRecord)> = account
-                    .groups
-                    .values()
-                    .filter(|g| g.path.starts_with(prefix))
-                    .map(|g| (g.name.clone(), g))
-                    .collect();
+                let groups = under_path(&account.groups, input, |g| &g.path);
                 return page(input, groups, "Groups", |g| group_json(acct, g));
             }
             "ListGroupsForUser" => {
@@ -586,16 +593,7 @@ impl Iam {
                         "Cannot delete entity, must remove users from group first.",
                     ));
                 }
-                if !group.policies.inline.is_empty() {
-                    return Err(IamError::delete_conflict(
-                        "Cannot delete entity, must delete policies first.",
-                    ));
-                }
-                if !group.policies.attached.is_empty() {
-                    return Err(IamError::delete_conflict(
-                        "Cannot delete entity, must detach all policies first.",
-                    ));
-                }
+                no_policies_left(&group.policies)?;
                 account.groups.remove(name);
                 Value::Null
             }
@@ -646,28 +644,13 @@ impl Iam {
                 return Ok(json!({"Role": role_json(acct, role, true)}));
             }
             "ListRoles" => {
-                let prefix = s(input, "PathPrefix").unwrap_or("/");
-                let roles: Vec<(String, &RoleRecord)> = account
-                    .roles
-                    .values()
-                    .filter(|r| r.path.starts_with(prefix))
-                    .map(|r| (r.name.clone(), r))
-                    .collect();
+                let roles = under_path(&account.roles, input, |r| &r.path);
                 return page(input, roles, "Roles", |r| role_json(acct, r, false));
             }
             "DeleteRole" => {
                 let name = required(input, "RoleName")?;
                 let role = account.roles.get(name).ok_or_else(|| no_role(name))?;
-                if !role.policies.inline.is_empty() {
-                    return Err(IamError::delete_conflict(
-                        "Cannot delete entity, must delete policies first.",
-                    ));
-                }
-                if !role.policies.attached.is_empty() {
-                    return Err(IamError::delete_conflict(
-                        "Cannot delete entity, must detach all policies first.",
-                    ));
-                }
+                no_policies_left(&role.policies)?;
                 account.roles.remove(name);
                 Value::Null
             }

@@ -310,23 +310,10 @@ impl Iam {
         context: &ContextKeys,
     ) -> Decision {
         let set = self.policies_of(caller);
-        let (source_role, username) = match &caller.kind {
-            CallerKind::AssumedRole { role_arn, .. } => (Some(role_arn.as_str()), None),
-            CallerKind::User { name } => (None, Some(name.as_str())),
-            CallerKind::Root => (None, None),
-        };
-        let principal = millrace_policy::Principal {
-            arn: &caller.arn,
-            account: &caller.account,
-            username,
-            userid: Some(&caller.user_id),
-            is_root: caller.kind == CallerKind::Root,
-            source_role_arn: source_role,
-        };
         let request = millrace_policy::Request {
             action,
             resource,
-            principal,
+            principal: sts_ops::principal_of(caller),
             context,
         };
         let identity: Vec<&Policy> = set.identity.iter().map(|p| p.as_ref()).collect();
@@ -379,38 +366,18 @@ impl Iam {
                 .clone()
         };
         for account in state.accounts.values() {
-            let root = Arc::new(Caller::root(&account.id));
+            let root = Caller::root(&account.id);
             for key in &account.root_keys {
-                index.keys.insert(
-                    key.id.clone(),
-                    Arc::new(Credential {
-                        secret: key.secret.clone(),
-                        session_token: None,
-                        expires_ms: None,
-                        active: key.status == "Active",
-                        caller: Arc::new(Caller {
-                            access_key_id: Some(key.id.clone()),
-                            ..(*root).clone()
-                        }),
-                    }),
-                );
+                index
+                    .keys
+                    .insert(key.id.clone(), long_term_credential(key, &root));
             }
             for user in account.users.values() {
                 let caller = util::user_caller(&account.id, user);
                 for key in &user.keys {
-                    index.keys.insert(
-                        key.id.clone(),
-                        Arc::new(Credential {
-                            secret: key.secret.clone(),
-                            session_token: None,
-                            expires_ms: None,
-                            active: key.status == "Active",
-                            caller: Arc::new(Caller {
-                                access_key_id: Some(key.id.clone()),
-                                ..caller.clone()
-                            }),
-                        }),
-                    );
+                    index
+                        .keys
+                        .insert(key.id.clone(), long_term_credential(key, &caller));
                 }
                 let mut set = PolicySet::default();
                 let mut add = |attachments: &records::Attachments, set: &mut PolicySet| {
@@ -482,6 +449,20 @@ impl Iam {
         *self.index.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(index);
         self.generation.fetch_add(1, Ordering::AcqRel);
     }
+}
+
+/// The index entry of a long-term access key of `owner`.
+fn long_term_credential(key: &records::AccessKeyRecord, owner: &Caller) -> Arc<Credential> {
+    Arc::new(Credential {
+        secret: key.secret.clone(),
+        session_token: None,
+        expires_ms: None,
+        active: key.status == "Active",
+        caller: Arc::new(Caller {
+            access_key_id: Some(key.id.clone()),
+            ..owner.clone()
+        }),
+    })
 }
 
 /// Where a caller's policy set is indexed: by the ARN of the user or role whose policies apply.

@@ -137,23 +137,17 @@ impl Iam {
             ),
             None => None,
         };
-        let now = util::now_ms();
-        let record = SessionRecord {
-            version: RECORD_VERSION,
-            access_key_id: util::access_key_id("ASIA"),
-            secret: util::secret_access_key(),
-            token: util::session_token(),
-            account: role_account.to_owned(),
-            subject: SessionSubject::AssumedRole {
+        let record = self.new_session(
+            role_account,
+            SessionSubject::AssumedRole {
                 role_name: role.name.clone(),
                 role_id: role.id.clone(),
                 role_path: role.path.clone(),
                 session_name: session_name.to_owned(),
             },
-            created_ms: now,
-            expires_ms: now + self.session_lifetime_ms(duration),
+            duration,
             session_policy,
-        };
+        );
         self.store_session(&record)?;
         Ok(json!({
             "Credentials": credentials_json(&record),
@@ -194,20 +188,31 @@ impl Iam {
                 43_200
             })
             .min(longest);
+        let record = self.new_session(&caller.account, subject, duration, None);
+        self.store_session(&record)?;
+        Ok(json!({"Credentials": credentials_json(&record)}))
+    }
+
+    /// Fresh temporary credentials for `subject`, good for `duration` session seconds.
+    fn new_session(
+        &self,
+        account: &str,
+        subject: SessionSubject,
+        duration: i64,
+        session_policy: Option<String>,
+    ) -> SessionRecord {
         let now = util::now_ms();
-        let record = SessionRecord {
+        SessionRecord {
             version: RECORD_VERSION,
             access_key_id: util::access_key_id("ASIA"),
             secret: util::secret_access_key(),
             token: util::session_token(),
-            account: caller.account.clone(),
+            account: account.to_owned(),
             subject,
             created_ms: now,
             expires_ms: now + self.session_lifetime_ms(duration),
-            session_policy: None,
-        };
-        self.store_session(&record)?;
-        Ok(json!({"Credentials": credentials_json(&record)}))
+            session_policy,
+        }
     }
 
     fn store_session(&self, record: &SessionRecord) -> Result<(), IamError> {

@@ -1,12 +1,19 @@
 //! Every filesystem operation of the log: file naming, creating, syncing and removing files.
 //!
-//! Keeping them in one place is the seam where a fault-injecting disk can be added later.
+//! Keeping them in one place is the IO seam: data writes and syncs go through
+//! [`write_all_at`] and [`sync_data`], where `faults` injects short writes and errors in tests.
+//!
+//! Segment files are opened through one process-wide descriptor cache ([`SegmentFile`]): at
+//! most [`open_file_budget`] of them stay open, least recently used first out, so the number
+//! of shards is not bounded by the open-file limit.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::error::LogError;
 use crate::segment::encode_segment_header;
@@ -102,11 +109,156 @@ pub(crate) fn create_dir(dir: &Path) -> Result<(), LogError> {
     Ok(())
 }
 
+/// Most segment files kept open at once by the descriptor cache (default 1,024).
+static OPEN_FILE_BUDGET: AtomicUsize = AtomicUsize::new(1024);
+
+/// Sets how many segment files the process keeps open at most (at least 8). Call it once at
+/// start, from the open-file limit, leaving room for sockets and other files.
+pub fn set_open_file_budget(files: usize) {
+    OPEN_FILE_BUDGET.store(files.max(8), Ordering::Relaxed);
+}
+
+/// How many segment files the process keeps open at most.
+pub fn open_file_budget() -> usize {
+    OPEN_FILE_BUDGET.load(Ordering::Relaxed)
+}
+
+/// Open segment files by path, with the tick of their last use.
+struct FileCache {
+    files: HashMap<PathBuf, (Arc<File>, u64)>,
+    tick: u64,
+}
+
+static FILE_CACHE: Mutex<Option<FileCache>> = Mutex::new(None);
+
+fn lock_cache() -> MutexGuard<'static, Option<FileCache>> {
+    FILE_CACHE
+        .lock()
+        .expect("descriptor cache lock poisoned by a panic")
+}
+
+fn with_cache<T>(f: impl FnOnce(&mut FileCache) -> T) -> T {
+    let mut guard = lock_cache();
+    let cache = guard.get_or_insert_with(|| FileCache {
+        files: HashMap::new(),
+        tick: 0,
+    });
+    f(cache)
+}
+
+impl FileCache {
+    fn insert(&mut self, path: PathBuf, file: Arc<File>) -> Arc<File> {
+        self.tick += 1;
+        let tick = self.tick;
+        let file = self
+            .files
+            .entry(path)
+            .or_insert_with(|| (file, tick))
+            .0
+            .clone();
+        self.shrink_to(open_file_budget());
+        file
+    }
+
+    /// Closes the least recently used files until at most `budget` stay open (a file still in
+    /// use elsewhere closes when its last user drops it).
+    fn shrink_to(&mut self, budget: usize) {
+        while self.files.len() > budget {
+            let oldest = self
+                .files
+                .iter()
+                .min_by_key(|(_, (_, tick))| *tick)
+                .map(|(path, _)| path.clone());
+            match oldest {
+                Some(path) => self.files.remove(&path),
+                None => return,
+            };
+        }
+    }
+}
+
+/// Number of segment files the descriptor cache holds open.
+pub fn cached_open_files() -> usize {
+    with_cache(|cache| cache.files.len())
+}
+
+/// A segment file that is opened on demand through the descriptor cache.
+#[derive(Clone, Debug)]
+pub(crate) struct SegmentFile {
+    path: Arc<PathBuf>,
+}
+
+impl SegmentFile {
+    pub(crate) fn new(path: PathBuf) -> SegmentFile {
+        SegmentFile {
+            path: Arc::new(path),
+        }
+    }
+
+    /// A handle to a file just opened or created, which enters the cache.
+    fn with_open(path: PathBuf, file: File) -> SegmentFile {
+        let handle = SegmentFile::new(path);
+        with_cache(|cache| cache.insert((*handle.path).clone(), Arc::new(file)));
+        handle
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The open file, opening it (read-write) if the cache closed it.
+    pub(crate) fn get(&self) -> Result<Arc<File>, LogError> {
+        let cached = with_cache(|cache| {
+            cache.tick += 1;
+            let tick = cache.tick;
+            cache.files.get_mut(&*self.path).map(|entry| {
+                entry.1 = tick;
+                entry.0.clone()
+            })
+        });
+        if let Some(file) = cached {
+            return Ok(file);
+        }
+        let open = || OpenOptions::new().read(true).write(true).open(&*self.path);
+        let file = match open() {
+            Err(err) if is_out_of_descriptors(&err) => {
+                // Other files (sockets) took the room: give back half of the cache and retry.
+                with_cache(|cache| cache.shrink_to(cache.files.len() / 2));
+                open()
+            }
+            other => other,
+        }
+        .map_err(|err| LogError::io(format!("open segment {}", self.path.display()), err))?;
+        Ok(with_cache(|cache| {
+            cache.insert((*self.path).clone(), Arc::new(file))
+        }))
+    }
+}
+
+/// Whether `err` says the process or the system ran out of file descriptors.
+pub(crate) fn is_out_of_descriptors(err: &io::Error) -> bool {
+    // EMFILE and ENFILE on Linux.
+    matches!(err.raw_os_error(), Some(24) | Some(23))
+}
+
+/// Closes the cached descriptors of files under `dir` (before they are deleted).
+pub(crate) fn forget_files_under(dir: &Path) {
+    with_cache(|cache| cache.files.retain(|path, _| !path.starts_with(dir)));
+}
+
+/// Closes the cached descriptor of `path` (before it is deleted or replaced).
+pub(crate) fn forget_file(path: &Path) {
+    with_cache(|cache| {
+        cache.files.remove(path);
+    });
+}
+
 /// Creates a segment file holding just its header, synced to disk.
 /// The caller syncs the directory. A leftover file of an earlier failed attempt is replaced;
 /// any other file with that name was loaded by recovery, so the log never asks for it.
-pub(crate) fn create_segment(dir: &Path, base: u64) -> Result<File, LogError> {
+pub(crate) fn create_segment(dir: &Path, base: u64) -> Result<SegmentFile, LogError> {
     let path = segment_path(dir, base);
+    forget_file(&path);
     let context = || format!("create segment {}", path.display());
     let file = OpenOptions::new()
         .read(true)
@@ -116,7 +268,31 @@ pub(crate) fn create_segment(dir: &Path, base: u64) -> Result<File, LogError> {
         .open(&path)
         .map_err(|err| LogError::io(context(), err))?;
     write_segment_header(&file, &path, base)?;
-    Ok(file)
+    Ok(SegmentFile::with_open(path, file))
+}
+
+/// Writes all of `buf` at `offset`, retrying short writes (through the fault-injection seam).
+pub(crate) fn write_all_at(file: &File, path: &Path, buf: &[u8], offset: u64) -> io::Result<()> {
+    let mut done = 0;
+    while done < buf.len() {
+        match crate::faults::write_at(file, path, &buf[done..], offset + done as u64) {
+            Ok(0) => return Err(io::Error::from(io::ErrorKind::WriteZero)),
+            Ok(n) => done += n,
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+            Err(err) => return Err(err),
+        }
+    }
+    Ok(())
+}
+
+/// `fdatasync` of `file` (through the fault-injection seam).
+pub(crate) fn sync_data(file: &File, path: &Path) -> io::Result<()> {
+    crate::faults::sync_data(file, path)
+}
+
+/// Hands a file opened by recovery to the descriptor cache.
+pub(crate) fn cache_segment(path: PathBuf, file: File) -> SegmentFile {
+    SegmentFile::with_open(path, file)
 }
 
 /// Replaces the contents of `file` with a fresh segment header and syncs it.
@@ -136,7 +312,7 @@ pub(crate) fn open_segment_rw(path: &Path) -> Result<File, LogError> {
         .map_err(|err| LogError::io(format!("open segment {}", path.display()), err))
 }
 
-/// Opens an existing segment for reading.
+/// Opens an existing segment for reading (recovery scans; not cached).
 pub(crate) fn open_segment_read(path: &Path) -> Result<File, LogError> {
     File::open(path).map_err(|err| LogError::io(format!("open segment {}", path.display()), err))
 }
@@ -170,6 +346,7 @@ pub(crate) fn write_index_file(dir: &Path, base: u64, bytes: &[u8]) -> Result<()
 
 /// Removes a file, treating an already missing file as success.
 pub(crate) fn remove_file(path: &Path) -> Result<(), LogError> {
+    forget_file(path);
     match fs::remove_file(path) {
         Ok(()) => Ok(()),
         Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(()),
@@ -179,6 +356,7 @@ pub(crate) fn remove_file(path: &Path) -> Result<(), LogError> {
 
 /// Removes the whole log directory, treating a missing directory as success.
 pub(crate) fn remove_dir(dir: &Path) -> Result<(), LogError> {
+    forget_files_under(dir);
     match fs::remove_dir_all(dir) {
         Ok(()) => {}
         Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(()),

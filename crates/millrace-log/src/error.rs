@@ -37,10 +37,15 @@ pub enum LogError {
 impl LogError {
     /// Wraps an I/O error with a short description of the failed operation.
     pub(crate) fn io(context: impl Into<String>, source: io::Error) -> LogError {
-        LogError::Io {
-            context: context.into(),
-            source,
+        let mut context = context.into();
+        if crate::disk::is_out_of_descriptors(&source) {
+            context.push_str(
+                ": out of file descriptors (raise the open-file limit, `ulimit -n`, or lower the \
+                 number of shards)",
+            );
+            tracing::error!(error = %source, "{context}");
         }
+        LogError::Io { context, source }
     }
 
     /// Builds a corruption error for `segment` at byte `offset`.
@@ -59,5 +64,23 @@ impl LogError {
     /// Whether this is an I/O error caused by a missing file.
     pub(crate) fn is_not_found(&self) -> bool {
         matches!(self, LogError::Io { source, .. } if source.kind() == io::ErrorKind::NotFound)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn running_out_of_descriptors_says_so() {
+        let err = LogError::io("open segment x", io::Error::from_raw_os_error(24));
+        let text = err.to_string();
+        assert!(
+            text.starts_with("open segment x: out of file descriptors"),
+            "{text}"
+        );
+        assert!(text.contains("ulimit -n"), "{text}");
+        let other = LogError::io("open segment x", io::Error::from_raw_os_error(2));
+        assert_eq!(other.to_string(), "open segment x");
     }
 }

@@ -24,12 +24,37 @@
 //!   version and a CRC32C; an invalid or inconsistent index is rebuilt by scanning
 //!   (module `index`).
 //!
+//! * **Journal file** `<journal-dir>/<sequence>.wal` (shared by many logs, see [`Journal`]):
+//!   a 16-byte header (magic `MRJL`, version u32 = 1, sequence u64), then records: a 16-byte
+//!   header (CRC32C u32 of the next 12 bytes, body length u32, log id u64) and a body of
+//!   segment frames of that log with consecutive positions (module `journal`).
+//!
 //! All integers are little-endian.
 //!
 //! # Durability and recovery
 //!
-//! [`ShardLog::append`] writes without syncing; [`ShardLog::sync`] makes everything appended
-//! before it durable with one `fdatasync` of the active segment.
+//! A log is either *standalone* ([`ShardLog::open`]) or *journaled*
+//! ([`ShardLog::open_journaled`]).
+//! A standalone log's [`ShardLog::append`] writes to the active segment without syncing, and
+//! [`ShardLog::sync`] makes everything appended before it durable with one `fdatasync` of the
+//! active segment.
+//! A journaled log's append encodes the frames into an in-memory *tail* and queues the same
+//! bytes as one record of the shared [`Journal`]; [`ShardLog::sync`] (or [`Journal::sync`],
+//! once for many logs) writes the queued records and syncs the journal file once.
+//! The tail is written back to the segment file, without a sync, when it reaches 64 KiB, when
+//! the segment rolls, and at checkpoints; reads serve the frames still in the tail from memory.
+//! When a journal file reaches [`JournalConfig::file_bytes`] the journal starts a new one; a
+//! checkpoint (a background thread) then writes every tail back, syncs each segment file
+//! written since the previous checkpoint (only the logs' own files), and deletes the older
+//! journal files, oldest first.
+//! On open, [`Journal::open`] reads the journal files (cutting a torn tail of the newest one);
+//! each journaled log writes the journaled frames its segments lack (after their own recovery)
+//! before it is used, and [`Journal::finish_recovery`] flushes them and deletes the old files.
+//! A journaled frame the segments already hold is skipped; one that would leave a gap is
+//! reported as [`LogError::Corrupt`].
+//! If a journal write or sync fails, the journal stops: no journaled log accepts appends or
+//! acknowledges syncs until the process restarts and replays. If a checkpoint's sync fails,
+//! journal files are never deleted again (the page cache may have dropped the data).
 //! A segment is rolled when the next frame would take it past `segment_bytes`: the old
 //! segment is synced, its index file written, the new segment created with its header
 //! synced, and the directory synced, in that order.
@@ -56,8 +81,13 @@
 //!
 //! An opened log whose directory does not exist yet uses a few hundred bytes and no file
 //! descriptor; the directory and first segment are created by the first append.
-//! Between calls a log keeps at most two descriptors open: the active segment and the most
-//! recently read sealed segment. Memory use is dominated by the sparse index, about 16 bytes
+//! A journaled log also holds up to 64 KiB of unwritten tail; all tails together hold at most
+//! about what the journal files since the last checkpoint hold.
+//! Segment files are opened through one process-wide descriptor cache that keeps at most
+//! [`open_file_budget`] files open ([`set_open_file_budget`]), closing the least recently used
+//! first, so a process can hold many more logs than its open-file limit; a log itself keeps no
+//! descriptor between calls. Running out of descriptors anyway is reported in the error (and
+//! logged at ERROR) as such. Memory use is dominated by the sparse index, about 16 bytes
 //! per `index_interval_bytes` of stored data (4 KiB per 1 MiB with the default interval).
 
 #![forbid(unsafe_code)]
@@ -65,14 +95,20 @@
 mod byte_reader;
 mod disk;
 mod error;
+#[doc(hidden)]
+pub mod faults;
 mod frame;
 mod index;
+mod journal;
 mod read;
 mod recovery;
 mod segment;
 mod shard_log;
+mod tail;
 
+pub use crate::disk::{cached_open_files, open_file_budget, set_open_file_budget};
 pub use crate::error::LogError;
+pub use crate::journal::{Journal, JournalConfig, JournalReplay};
 pub use crate::shard_log::ShardLog;
 
 /// Tuning knobs of a [`ShardLog`].

@@ -8,7 +8,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::disk;
+use crate::disk::{self, SegmentFile};
 use crate::error::LogError;
 use crate::frame::{FrameHeader, FRAME_HEADER_LEN};
 use crate::index::{entry_at_or_before, timestamp_scan, TimestampScan};
@@ -34,8 +34,8 @@ struct SegmentView {
     /// The indexed frame to start scanning from.
     scan_position: u64,
     scan_offset: u64,
-    /// The file, if it is the active segment (sealed ones are opened on demand).
-    active: Option<Arc<File>>,
+    /// The file, if it is the active segment (sealed ones are found by name).
+    active: Option<SegmentFile>,
 }
 
 impl State {
@@ -76,7 +76,7 @@ impl State {
         })
     }
 
-    fn active_file_of(&self, index: usize) -> Option<Arc<File>> {
+    fn active_file_of(&self, index: usize) -> Option<SegmentFile> {
         if index + 1 == self.segments.len() {
             self.active.clone()
         } else {
@@ -178,7 +178,8 @@ impl ShardLog {
             return Ok(Attempt::SegmentVanished);
         };
         let path = disk::segment_path(&self.dir, view.base);
-        let mut cursor = FrameCursor::new(&file, &path, view.limit, chunk, READ_CHUNK_MAX);
+        let mut cursor = FrameCursor::new(&file, &path, view.limit, chunk, READ_CHUNK_MAX)
+            .with_tail(&self.tail, view.base);
         let (mut expected, mut offset) = (view.scan_position, view.scan_offset);
         while expected < view.end {
             let header = expect_frame(&mut cursor, &path, offset, expected)?;
@@ -249,7 +250,8 @@ impl ShardLog {
         };
         let path = disk::segment_path(&self.dir, view.base);
         let chunk = (self.index_interval as usize).clamp(READ_CHUNK_MIN, READ_CHUNK_MAX);
-        let mut cursor = FrameCursor::new(&file, &path, view.limit, chunk, READ_CHUNK_MAX);
+        let mut cursor = FrameCursor::new(&file, &path, view.limit, chunk, READ_CHUNK_MAX)
+            .with_tail(&self.tail, view.base);
         let (mut expected, mut offset) = (view.scan_position, view.scan_offset);
         while expected < view.end && offset < view.limit {
             let header = expect_frame(&mut cursor, &path, offset, expected)?;
@@ -265,25 +267,21 @@ impl ShardLog {
 
     /// The file of a view, or `None` if retention deleted the segment meanwhile.
     fn view_file(&self, view: &SegmentView) -> Result<Option<Arc<File>>, LogError> {
-        if let Some(active) = &view.active {
-            return Ok(Some(active.clone()));
-        }
-        if let Some((base, file)) = self.lock_sealed_reader().as_ref() {
-            if *base == view.base {
-                return Ok(Some(file.clone()));
-            }
-        }
-        let file = match disk::open_segment_read(&disk::segment_path(&self.dir, view.base)) {
-            Ok(file) => Arc::new(file),
-            Err(err) if err.is_not_found() => return Ok(None),
-            Err(err) => return Err(err),
+        let segment = match &view.active {
+            Some(active) => active.clone(),
+            None => SegmentFile::new(disk::segment_path(&self.dir, view.base)),
         };
-        let mut cached = self.lock_sealed_reader();
-        // Do not cache a descriptor of a segment that retention is deleting.
-        if self.read_state().start_position() <= view.base {
-            *cached = Some((view.base, file.clone()));
+        match segment.get() {
+            Ok(file) => {
+                if self.read_state().start_position() > view.base {
+                    // Retention is deleting the segment: do not keep its descriptor.
+                    disk::forget_file(segment.path());
+                }
+                Ok(Some(file))
+            }
+            Err(err) if err.is_not_found() => Ok(None),
+            Err(err) => Err(err),
         }
-        Ok(Some(file))
     }
 
     fn vanished_error(&self, base: u64) -> LogError {

@@ -17,8 +17,8 @@ use crate::segment::{scan_segment, SegmentMeta, SEGMENT_HEADER_LEN};
 pub(crate) struct Recovered {
     /// Segments, oldest first; the last one is the active segment.
     pub(crate) segments: VecDeque<SegmentMeta>,
-    /// The active segment, opened for reading and writing; `None` when there is no segment.
-    pub(crate) active: Option<File>,
+    /// The active segment; `None` when there is no segment.
+    pub(crate) active: Option<disk::SegmentFile>,
     /// Index state of the active segment.
     pub(crate) builder: IndexBuilder,
 }
@@ -54,7 +54,10 @@ pub(crate) fn recover(dir: &Path, index_interval: u32) -> Result<Recovered, LogE
     }
     let (meta, file, builder) = recover_active(dir, active_base, index_interval)?;
     recovered.segments.push_back(meta);
-    recovered.active = Some(file);
+    recovered.active = Some(disk::cache_segment(
+        disk::segment_path(dir, active_base),
+        file,
+    ));
     recovered.builder = builder;
     if rewrote_index {
         disk::sync_dir(dir)?;

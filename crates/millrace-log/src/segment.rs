@@ -12,6 +12,7 @@ use crate::byte_reader::ByteReader;
 use crate::error::LogError;
 use crate::frame::{FrameHeader, FRAME_HEADER_LEN};
 use crate::index::{IndexBuilder, IndexEntry};
+use crate::tail::{Tail, TailRead};
 
 /// Size of the header at the start of every segment file.
 pub(crate) const SEGMENT_HEADER_LEN: u64 = 16;
@@ -107,6 +108,8 @@ pub(crate) struct FrameCursor<'a> {
     max_chunk: usize,
     buf: Vec<u8>,
     buf_start: u64,
+    /// The unwritten tail of a journaled log's active segment, with the segment's base.
+    tail: Option<(&'a Tail, u64)>,
 }
 
 impl<'a> FrameCursor<'a> {
@@ -126,7 +129,14 @@ impl<'a> FrameCursor<'a> {
             max_chunk: max_chunk.max(chunk),
             buf: Vec::new(),
             buf_start: 0,
+            tail: None,
         }
+    }
+
+    /// Also reads the bytes of segment `base` that are still in `tail` (journaled logs).
+    pub(crate) fn with_tail(mut self, tail: &'a Tail, base: u64) -> FrameCursor<'a> {
+        self.tail = Some((tail, base));
+        self
     }
 
     /// Returns `len` bytes at `offset`; the caller guarantees `offset + len <= limit`.
@@ -136,10 +146,29 @@ impl<'a> FrameCursor<'a> {
         if !cached {
             let available = self.limit.saturating_sub(offset);
             let read_len = (len.max(self.chunk) as u64).min(available);
-            let read_len = usize::try_from(read_len).unwrap_or(usize::MAX);
+            let mut read_len = usize::try_from(read_len).unwrap_or(usize::MAX);
             self.chunk = self.chunk.saturating_mul(2).min(self.max_chunk);
-            self.buf.resize(read_len, 0);
             self.buf_start = offset;
+            if let Some((tail, base)) = self.tail {
+                match tail.read(base, offset, read_len, &mut self.buf) {
+                    TailRead::Copied => return self.buffered(offset, len),
+                    TailRead::InFile(Some(in_file)) => {
+                        // Frames never straddle the tail's start, so `len` fits in the file.
+                        let in_file = usize::try_from(in_file).unwrap_or(usize::MAX);
+                        read_len = read_len.min(in_file).max(len);
+                    }
+                    TailRead::InFile(None) => {}
+                    TailRead::Missing => {
+                        self.buf.clear();
+                        return Err(LogError::corrupt(
+                            self.path,
+                            offset,
+                            "read beyond the unwritten tail",
+                        ));
+                    }
+                }
+            }
+            self.buf.resize(read_len, 0);
             if let Err(err) = self.file.read_exact_at(&mut self.buf, offset) {
                 self.buf.clear();
                 return Err(match err.kind() {
@@ -152,6 +181,10 @@ impl<'a> FrameCursor<'a> {
                 });
             }
         }
+        self.buffered(offset, len)
+    }
+
+    fn buffered(&self, offset: u64, len: usize) -> Result<&[u8], LogError> {
         let start = usize::try_from(offset - self.buf_start).unwrap_or(usize::MAX);
         self.buf
             .get(start..start.saturating_add(len))

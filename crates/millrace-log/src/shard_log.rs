@@ -4,20 +4,21 @@
 //! is on disk. An append writes its frames while holding only `writer`, then takes `state`
 //! briefly to publish them, so readers and `sync` never wait for a write to finish.
 
+use crate::disk::SegmentFile;
 use std::collections::VecDeque;
 use std::fmt;
-use std::fs::File;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use crate::disk;
 use crate::error::LogError;
-use crate::frame::{encode_frame, frame_len, MAX_PAYLOAD_LEN};
+use crate::frame::{encode_frame, frame_len, FrameHeader, FRAME_HEADER_LEN, MAX_PAYLOAD_LEN};
 use crate::index::{encode_index_file, IndexBuilder};
+use crate::journal::Journal;
 use crate::recovery::recover;
 use crate::segment::SegmentMeta;
+use crate::tail::{Tail, WRITE_BACK_BYTES};
 use crate::{Entry, LogConfig};
 
 /// Largest segment the index can address (its offsets are 32-bit).
@@ -36,8 +37,10 @@ pub struct ShardLog {
     trim: Mutex<()>,
     /// Set when a failed write, roll or sync left the files in an unknown state.
     poisoned: AtomicBool,
-    /// The most recently read sealed segment, so tailing old data does not reopen files.
-    sealed_reader: Mutex<Option<(u64, Arc<File>)>>,
+    /// Frames not yet written to the active segment (journaled logs only; empty otherwise).
+    pub(crate) tail: Arc<Tail>,
+    /// The shared journal this log writes through, and its id there.
+    journal: Option<(Arc<Journal>, u64)>,
 }
 
 /// What readers may see: the published extent of every segment.
@@ -45,7 +48,7 @@ pub(crate) struct State {
     /// Segments, oldest first. All but the last are sealed and non-empty.
     pub(crate) segments: VecDeque<SegmentMeta>,
     /// The last segment's file; `Some` exactly when `segments` is non-empty.
-    pub(crate) active: Option<Arc<File>>,
+    pub(crate) active: Option<SegmentFile>,
     pub(crate) next_position: u64,
 }
 
@@ -86,6 +89,40 @@ impl ShardLog {
         config: LogConfig,
         first_position: u64,
     ) -> Result<ShardLog, LogError> {
+        ShardLog::open_inner(dir, config, first_position, None)
+    }
+
+    /// Opens the log in `dir` as a journaled log: appends go to `journal` under `log_id` and
+    /// to memory, and reach the segment files later in large writes; [`ShardLog::sync`] syncs
+    /// the journal. `replay` holds this log's frames found in the journal at open
+    /// ([`crate::JournalReplay::take`]); those the segment files lack are written back first.
+    pub fn open_journaled(
+        dir: &Path,
+        config: LogConfig,
+        journal: &Arc<Journal>,
+        log_id: u64,
+        replay: Option<&[u8]>,
+    ) -> Result<ShardLog, LogError> {
+        let log = ShardLog::open_inner(dir, config, 0, Some((journal.clone(), log_id)))?;
+        let replayed = match replay {
+            Some(frames) => log.replay(frames)?,
+            None => false,
+        };
+        log.reset_tail();
+        if replayed {
+            // Written directly; the journal's next checkpoint or `finish_recovery` syncs it.
+            log.tail.mark_dirty();
+        }
+        journal.register(&log.tail);
+        Ok(log)
+    }
+
+    fn open_inner(
+        dir: &Path,
+        config: LogConfig,
+        first_position: u64,
+        journal: Option<(Arc<Journal>, u64)>,
+    ) -> Result<ShardLog, LogError> {
         let recovered = recover(dir, config.index_interval_bytes)?;
         let next_position = recovered
             .segments
@@ -93,7 +130,7 @@ impl ShardLog {
             .map_or(first_position, |segment| segment.end);
         let state = State {
             segments: recovered.segments,
-            active: recovered.active.map(Arc::new),
+            active: recovered.active,
             next_position,
         };
         tracing::debug!(
@@ -113,8 +150,66 @@ impl ShardLog {
             }),
             trim: Mutex::new(()),
             poisoned: AtomicBool::new(false),
-            sealed_reader: Mutex::new(None),
+            tail: Arc::new(Tail::new(dir.to_path_buf())),
+            journal,
         })
+    }
+
+    /// Points the tail at the end of the active segment (which must be fully written).
+    fn reset_tail(&self) {
+        let active = {
+            let state = self.read_state();
+            state
+                .active
+                .clone()
+                .zip(state.segments.back().map(|s| (s.base, s.len)))
+        };
+        if let Some((file, (base, len))) = active {
+            self.tail.reset(base, file, len);
+        }
+    }
+
+    /// Writes the journaled frames that the segment files lack (recovery after a crash).
+    /// Returns whether anything was written.
+    fn replay(&self, mut frames: &[u8]) -> Result<bool, LogError> {
+        let mut entries = Vec::new();
+        let mut expected = self.next_position();
+        let skipped_from = expected;
+        while !frames.is_empty() {
+            let header = FrameHeader::parse(frames).expect("the journal checked its frames");
+            let len = usize::try_from(header.frame_len()).expect("checked by the journal");
+            let payload = &frames[FRAME_HEADER_LEN..len];
+            frames = &frames[len..];
+            if header.position < expected {
+                continue;
+            }
+            if header.position > expected {
+                return Err(LogError::corrupt(
+                    &self.dir,
+                    0,
+                    format!(
+                        "the journal continues at position {} but the log ends at {expected}",
+                        header.position
+                    ),
+                ));
+            }
+            entries.push(Entry {
+                timestamp_ms: header.timestamp_ms,
+                payload,
+            });
+            expected += 1;
+        }
+        if entries.is_empty() {
+            return Ok(false);
+        }
+        self.append_entries(&entries, false)?;
+        tracing::info!(
+            dir = %self.dir.display(),
+            from = skipped_from,
+            records = entries.len(),
+            "replayed records from the journal"
+        );
+        Ok(true)
     }
 
     pub(crate) fn read_state(&self) -> RwLockReadGuard<'_, State> {
@@ -135,17 +230,15 @@ impl ShardLog {
             .expect("shard log writer lock poisoned by a panic")
     }
 
-    pub(crate) fn lock_sealed_reader(&self) -> MutexGuard<'_, Option<(u64, Arc<File>)>> {
-        self.sealed_reader
-            .lock()
-            .expect("shard log reader cache lock poisoned by a panic")
-    }
-
     /// Appends `entries` without syncing and returns the position of the first one.
     ///
     /// Timestamps must not decrease, within the batch and relative to earlier appends.
     /// On error, a prefix of the batch may have been appended (positions are not reused).
     pub fn append(&self, entries: &[Entry<'_>]) -> Result<u64, LogError> {
+        self.append_entries(entries, self.journal.is_some())
+    }
+
+    fn append_entries(&self, entries: &[Entry<'_>], journaled: bool) -> Result<u64, LogError> {
         if let Some(entry) = entries
             .iter()
             .find(|e| e.payload.len() as u64 > MAX_PAYLOAD_LEN)
@@ -170,7 +263,7 @@ impl ShardLog {
         }
         let mut rest = entries;
         loop {
-            let written = self.write_to_active(&mut writer, rest)?;
+            let written = self.write_to_active(&mut writer, rest, journaled)?;
             rest = rest.get(written..).unwrap_or_default();
             if rest.is_empty() {
                 return Ok(first_position);
@@ -200,6 +293,7 @@ impl ShardLog {
         &self,
         writer: &mut Writer,
         entries: &[Entry<'_>],
+        journaled: bool,
     ) -> Result<usize, LogError> {
         let (file, base, start_len, start_end) = {
             let state = self.read_state();
@@ -214,7 +308,16 @@ impl ShardLog {
         let mut new_index = Vec::new();
         let room = self.segment_bytes.saturating_sub(start_len);
         let wanted: u64 = entries.iter().map(|e| frame_len(e.payload.len())).sum();
-        let mut buf = Vec::with_capacity(usize::try_from(wanted.min(room)).unwrap_or(0));
+        let wanted = usize::try_from(wanted.min(room)).unwrap_or(0);
+        // Journaled: frames are encoded straight into the tail, under its lock.
+        let mut tail = journaled.then(|| self.tail.lock());
+        let mut local = Vec::new();
+        let buf = match &mut tail {
+            Some(tail) => &mut tail.bytes,
+            None => &mut local,
+        };
+        buf.reserve(wanted);
+        let buf_start = buf.len();
         let (mut len, mut end) = (start_len, start_end);
         for entry in entries {
             let frame_len = frame_len(entry.payload.len());
@@ -224,7 +327,7 @@ impl ShardLog {
             let rel_position = u32::try_from(end - base).expect("a segment has < 2^32 records");
             let offset = u32::try_from(len).expect("rolling keeps frame offsets below 4 GiB");
             new_index.extend(builder.observe(rel_position, offset, entry.timestamp_ms, frame_len));
-            encode_frame(&mut buf, end, entry.timestamp_ms, entry.payload);
+            encode_frame(buf, end, entry.timestamp_ms, entry.payload);
             len += frame_len;
             end += 1;
         }
@@ -232,15 +335,32 @@ impl ShardLog {
         if written == 0 {
             return Ok(0);
         }
-        if let Err(err) = file.write_all_at(&buf, start_len) {
-            let path = disk::segment_path(&self.dir, base);
-            let err = LogError::io(format!("write segment {}", path.display()), err);
-            // A partial write must not stay behind the published length.
-            if file.set_len(start_len).is_err() {
-                self.poison(&err);
+        if let (Some(tail), Some((journal, log_id))) = (&mut tail, &self.journal) {
+            if let Err(err) = journal.append(*log_id, &tail.bytes[buf_start..]) {
+                tail.bytes.truncate(buf_start);
+                return Err(err);
             }
-            return Err(err);
+            if tail.bytes.len() >= WRITE_BACK_BYTES {
+                // The frames are in the journal already, so this append stands; the log stops
+                // taking more until it is reopened and replays them.
+                if let Err(err) = tail.write_back(&self.dir) {
+                    self.poison(&err);
+                }
+            }
+        } else {
+            let file = file.get()?;
+            let path = disk::segment_path(&self.dir, base);
+            if let Err(err) = disk::write_all_at(&file, &path, &local, start_len) {
+                let err = LogError::io(format!("write segment {}", path.display()), err);
+                // A partial write must not stay behind the published length.
+                if file.set_len(start_len).is_err() {
+                    self.poison(&err);
+                }
+                return Err(err);
+            }
         }
+        // The tail holds the frames before they are published (lock order: tail, then state).
+        drop(tail);
         let mut state = self.write_state();
         let segment = state
             .segments
@@ -264,9 +384,11 @@ impl ShardLog {
         let base = self.read_state().next_position;
         let file = disk::create_segment(&self.dir, base)?;
         disk::sync_dir(&self.dir)?;
+        self.tail
+            .reset(base, file.clone(), SegmentMeta::empty(base).len);
         let mut state = self.write_state();
         state.segments.push_back(SegmentMeta::empty(base));
-        state.active = Some(Arc::new(file));
+        state.active = Some(file);
         tracing::debug!(dir = %self.dir.display(), base, "created first segment");
         Ok(())
     }
@@ -289,14 +411,20 @@ impl ShardLog {
             (file.clone(), segment.base, index_file, state.next_position)
         };
         let path = disk::segment_path(&self.dir, base);
-        file.sync_data()
+        self.tail.write_back()?;
+        disk::sync_data(&*file.get()?, &path)
             .map_err(|err| LogError::io(format!("sync segment {}", path.display()), err))?;
         disk::write_index_file(&self.dir, base, &index_file)?;
         let new_file = disk::create_segment(&self.dir, next_position)?;
         disk::sync_dir(&self.dir)?;
+        self.tail.reset(
+            next_position,
+            new_file.clone(),
+            SegmentMeta::empty(next_position).len,
+        );
         let mut state = self.write_state();
         state.segments.push_back(SegmentMeta::empty(next_position));
-        state.active = Some(Arc::new(new_file));
+        state.active = Some(new_file);
         writer.builder = IndexBuilder::new(self.index_interval);
         tracing::debug!(dir = %self.dir.display(), sealed = base, next_position, "rolled segment");
         Ok(())
@@ -310,15 +438,42 @@ impl ShardLog {
             let state = self.read_state();
             (state.active.clone(), state.next_position)
         };
+        if let Some((journal, _)) = &self.journal {
+            // Everything below `position` entered the journal before it was published.
+            journal.sync()?;
+            return Ok(position);
+        }
         // Segments before the active one were synced when they were sealed.
         if let Some(file) = file {
-            if let Err(err) = file.sync_data() {
-                let err = LogError::io(format!("sync log {}", self.dir.display()), err);
+            let synced = file.get().and_then(|handle| {
+                disk::sync_data(&handle, file.path())
+                    .map_err(|err| LogError::io(format!("sync log {}", self.dir.display()), err))
+            });
+            if let Err(err) = synced {
                 self.poison(&err);
                 return Err(err);
             }
         }
         Ok(position)
+    }
+
+    /// Whether appending about `bytes` of payload would, as things stand, only copy memory:
+    /// the log is journaled, its active segment exists and has room, and its tail would not
+    /// reach the write-back size. A hint for callers that avoid blocking (races make it wrong
+    /// now and then, which costs time, never correctness).
+    pub fn append_stays_in_memory(&self, bytes: usize) -> bool {
+        if self.journal.is_none() || self.poisoned.load(Ordering::Relaxed) {
+            return false;
+        }
+        let room = {
+            let state = self.read_state();
+            match (&state.active, state.segments.back()) {
+                (Some(_), Some(segment)) => self.segment_bytes.saturating_sub(segment.len),
+                _ => return false,
+            }
+        };
+        let bytes = bytes as u64 * 2 + 1024;
+        bytes < room && self.tail.len() as u64 + bytes < WRITE_BACK_BYTES as u64
     }
 
     /// Position the next appended record gets.
@@ -369,7 +524,6 @@ impl ShardLog {
                     _ => break,
                 }
             };
-            self.forget_sealed_reader(base);
             // Oldest first, one directory sync each: a crash never leaves a gap.
             disk::remove_file(&disk::segment_path(&self.dir, base))?;
             disk::remove_file(&disk::index_path(&self.dir, base))?;
@@ -385,17 +539,6 @@ impl ShardLog {
             );
         }
         Ok(deleted)
-    }
-
-    /// Closes the cached handle of segment `base`, if it is the cached one.
-    fn forget_sealed_reader(&self, base: u64) {
-        let mut cached = self.lock_sealed_reader();
-        if cached
-            .as_ref()
-            .is_some_and(|(cached_base, _)| *cached_base == base)
-        {
-            *cached = None;
-        }
     }
 
     /// Deletes the log and its directory.

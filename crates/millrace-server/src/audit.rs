@@ -86,20 +86,50 @@ fn event_time() -> String {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0);
-    let compact = crate::sigv4::format_amz_date(secs);
-    // yyyymmddThhmmssZ → yyyy-mm-ddThh:mm:ssZ
-    format!(
-        "{}-{}-{}T{}:{}:{}Z",
-        &compact[0..4],
-        &compact[4..6],
-        &compact[6..8],
-        &compact[9..11],
-        &compact[11..13],
-        &compact[13..15]
-    )
+    crate::sigv4::iso8601(secs)
+}
+
+/// One call as the request path knows it.
+pub struct Call<'a> {
+    pub event_source: &'a str,
+    pub operation: &'a str,
+    pub region: &'a str,
+    pub source_ip: &'a str,
+    pub caller: &'a millrace_iam::Caller,
+    pub parameters: Option<&'a Value>,
+    /// The error's code and message, when the call failed.
+    pub error: Option<(&'a str, Option<&'a str>)>,
+    pub request_id: &'a str,
+}
+
+/// CloudTrail's `userIdentity.type` of a caller.
+pub fn identity_type(caller: &millrace_iam::Caller) -> &'static str {
+    match caller.kind {
+        millrace_iam::CallerKind::Root => "Root",
+        millrace_iam::CallerKind::User { .. } => "IAMUser",
+        millrace_iam::CallerKind::AssumedRole { .. } => "AssumedRole",
+    }
 }
 
 impl AuditLog {
+    /// Records one call of any service.
+    pub fn record_call(&self, call: &Call<'_>) {
+        self.record(&AuditEvent {
+            event_source: call.event_source,
+            event_name: call.operation,
+            region: call.region,
+            source_ip: call.source_ip,
+            user_arn: &call.caller.arn,
+            account: &call.caller.account,
+            access_key_id: call.caller.access_key_id.as_deref(),
+            identity_type: identity_type(call.caller),
+            request_parameters: call.parameters,
+            error_code: call.error.map(|(code, _)| code),
+            error_message: call.error.and_then(|(_, message)| message),
+            request_id: call.request_id,
+        });
+    }
+
     /// Starts the writer thread.
     pub fn start(config: AuditConfig) -> std::io::Result<AuditLog> {
         std::fs::create_dir_all(&config.dir)?;

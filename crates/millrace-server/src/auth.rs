@@ -148,11 +148,19 @@ pub fn parse(headers: &HeaderMap, query: Option<&str>) -> Result<Signed, AuthFai
         )),
         (None, false) => Err(AuthFailure::Missing),
         (Some(header), false) => {
-            let fields = header.strip_prefix("AWS4-HMAC-SHA256").unwrap_or(header);
+            // The algorithm, then `Name=value` parameters separated by any run of commas and
+            // white space.
+            let mut tokens = header
+                .split(|c: char| c == ',' || c.is_whitespace())
+                .filter(|t| !t.is_empty())
+                .peekable();
+            if tokens.peek().is_some_and(|t| !t.contains('=')) {
+                tokens.next();
+            }
+            let parameters: Vec<&str> = tokens.collect();
             let field = |name: &str| {
-                fields
-                    .split(',')
-                    .map(str::trim)
+                parameters
+                    .iter()
                     .find_map(|part| part.strip_prefix(name).and_then(|v| v.strip_prefix('=')))
             };
             let mut missing = String::new();
@@ -223,7 +231,8 @@ pub fn parse(headers: &HeaderMap, query: Option<&str>) -> Result<Signed, AuthFai
                 "X-Amz-SignedHeaders",
                 "X-Amz-Date",
             ] {
-                if query_value(name).is_none() {
+                // A parameter without a value counts as missing.
+                if query_value(name).is_none_or(str::is_empty) {
                     missing.push_str(&format!(
                         "AWS query-string parameters must include '{name}'. "
                     ));
@@ -508,6 +517,24 @@ mod tests {
             AuthFailure::Incomplete("Authorization header requires 'Credential' parameter. Authorization header requires 'SignedHeaders' parameter. Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header. Authorization=AWS4-HMAC-SHA256 Signature=abc".into())
         );
         assert_eq!(error.json().code, "IncompleteSignatureException");
+    }
+
+    #[test]
+    fn parameters_are_separated_by_any_run_of_commas_and_spaces() {
+        let error = parse(
+            &headers(&[("authorization", "AWS4- Signature=b Credential=a")]),
+            None,
+        )
+        .expect_err("incomplete");
+        assert_eq!(
+            error,
+            AuthFailure::Incomplete("Authorization header requires 'SignedHeaders' parameter. Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header. Authorization=AWS4- Signature=b Credential=a".into())
+        );
+        let empty = parse(&headers(&[]), Some("X-Amz-Algorithm")).expect_err("incomplete");
+        let AuthFailure::Incomplete(message) = empty else {
+            panic!("incomplete expected");
+        };
+        assert!(message.starts_with("AWS query-string parameters must include 'X-Amz-Algorithm'."));
     }
 
     #[test]

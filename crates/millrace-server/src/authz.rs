@@ -132,6 +132,14 @@ impl<'a> Authz<'a> {
         }
     }
 
+    /// The account that owns `resource` (the caller's for `*` and for names without one).
+    fn resource_account<'r>(&'r self, resource: &'r str) -> &'r str {
+        if resource == "*" {
+            return &self.caller.account;
+        }
+        arn_account(resource).unwrap_or(&self.caller.account)
+    }
+
     /// The request's condition keys.
     pub fn context(&self) -> &ContextKeys {
         self.context.get_or_init(|| (self.make_context)())
@@ -154,11 +162,7 @@ impl<'a> Authz<'a> {
         if self.mode != AuthMode::Enforce {
             return Ok(());
         }
-        let resource_account = if resource == "*" {
-            self.caller.account.as_str()
-        } else {
-            arn_account(resource).unwrap_or(self.caller.account.as_str())
-        };
+        let resource_account = self.resource_account(resource);
         let policy = resource_policy.and_then(|text| self.policies.get(text));
         let decision = self.iam.authorize(
             &self.caller,
@@ -189,11 +193,7 @@ impl<'a> Authz<'a> {
         if self.mode != AuthMode::Enforce {
             return Ok(());
         }
-        let resource_account = if resource == "*" {
-            self.caller.account.as_str()
-        } else {
-            arn_account(resource).unwrap_or(self.caller.account.as_str())
-        };
+        let resource_account = self.resource_account(resource);
         let policy_text = if resource == "*" {
             None
         } else {

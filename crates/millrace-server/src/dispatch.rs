@@ -7,6 +7,8 @@ use crate::server::ServerConfig;
 
 /// The Kinesis target prefix.
 const KINESIS_PREFIX: &str = "Kinesis_20131202";
+/// The one content type whose early errors are answered in JSON.
+const JSON_1_1: &str = "application/x-amz-json-1.1";
 
 /// The body format of a request, which its response uses too.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -104,19 +106,7 @@ pub fn context_keys(
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0);
     keys.insert("aws:EpochTime", now.to_string());
-    let compact = crate::sigv4::format_amz_date(now);
-    keys.insert(
-        "aws:CurrentTime",
-        format!(
-            "{}-{}-{}T{}:{}:{}Z",
-            &compact[0..4],
-            &compact[4..6],
-            &compact[6..8],
-            &compact[9..11],
-            &compact[11..13],
-            &compact[13..15]
-        ),
-    );
+    keys.insert("aws:CurrentTime", crate::sigv4::iso8601(now));
     keys.insert(
         "aws:PrincipalType",
         match caller.kind {
@@ -180,25 +170,67 @@ pub async fn route(
     raw_body: &[u8],
 ) -> Result<Reply, ApiError> {
     let config = services.config;
-    if parts.method != http::Method::POST {
-        return Err(ApiError::new(
+    let access_denied = || {
+        ApiError::fixed(
             "AccessDeniedException",
-            "Unable to determine service/operation name to be authorized",
+            403,
+            None,
+            "<AccessDeniedException>\n  <Message>Unable to determine service/operation name to be \
+             authorized</Message>\n</AccessDeniedException>\n",
         )
-        .with_status(403));
+    };
+    if parts.method != http::Method::POST {
+        return Err(access_denied());
     }
     let (prefix, operation) = target.split_once('.').unwrap_or(("", ""));
     let known = prefix == KINESIS_PREFIX && millrace_wire::validate::operation_exists(operation);
+    let content_type = parts
+        .headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
     if raw_body.is_empty() {
-        return Err(if known {
+        // Answered before the body is read: CBOR, AWS's fallback, unless the request is JSON 1.1.
+        let error = if known {
             ApiError::serialization(None)
         } else {
             ApiError::bare("UnknownOperationException")
+        };
+        return Err(if content_type == Some(JSON_1_1) {
+            error
+        } else {
+            error.in_cbor()
         });
     }
     let (format, recognised) = Format::of(&parts.headers);
     if !recognised {
-        return Err(ApiError::bare("UnknownOperationException").with_status(404));
+        let media = content_type.map(|c| c.split(';').next().unwrap_or("").trim());
+        return Err(match media {
+            None => access_denied(),
+            Some("application/json") => {
+                // The Coral 1.0 envelope of the service's oldest protocol.
+                let parses = serde_json::from_slice::<serde::de::IgnoredAny>(raw_body).is_ok();
+                let (code, status) = if parses {
+                    ("UnknownOperationException", 404)
+                } else {
+                    ("SerializationException", 400)
+                };
+                ApiError::fixed(
+                    code,
+                    status,
+                    Some("application/json"),
+                    format!(
+                        r#"{{"Output":{{"__type":"com.amazon.coral.service#{code}"}},"Version":"1.0"}}"#
+                    ),
+                )
+            }
+            Some(_) if !prefix.is_empty() && !operation.is_empty() => ApiError::fixed(
+                "UnknownOperationException",
+                404,
+                None,
+                "<UnknownOperationException/>\n",
+            ),
+            Some(_) => access_denied(),
+        });
     }
     // CBOR requests are transcoded to the JSON document the JSON protocol would carry; the
     // reply is transcoded back by the caller.
@@ -295,31 +327,20 @@ pub async fn route(
         let denied = matches!(&outcome, Err(e) if e.code == "AccessDeniedException");
         if denied || !DATA_PLANE.contains(&operation) {
             let parameters = serde_json::from_slice::<serde_json::Value>(body).ok();
-            let error = outcome.as_ref().err();
-            audit.record(&crate::audit::AuditEvent {
+            audit.record_call(&crate::audit::Call {
                 event_source: "kinesis.amazonaws.com",
-                event_name: operation,
+                operation,
                 region: &region,
                 source_ip: &peer.ip,
-                user_arn: &caller.arn,
-                account: &caller.account,
-                access_key_id: caller.access_key_id.as_deref(),
-                identity_type: identity_type(&caller),
-                request_parameters: parameters.as_ref(),
-                error_code: error.map(|e| e.code),
-                error_message: error.and_then(|e| e.message.as_deref()),
+                caller: &caller,
+                parameters: parameters.as_ref(),
+                error: outcome
+                    .as_ref()
+                    .err()
+                    .map(|e| (e.code, e.message.as_deref())),
                 request_id,
             });
         }
     }
     outcome
-}
-
-/// CloudTrail's `userIdentity.type` of a caller.
-pub fn identity_type(caller: &millrace_iam::Caller) -> &'static str {
-    match caller.kind {
-        millrace_iam::CallerKind::Root => "Root",
-        millrace_iam::CallerKind::User { .. } => "IAMUser",
-        millrace_iam::CallerKind::AssumedRole { .. } => "AssumedRole",
-    }
 }

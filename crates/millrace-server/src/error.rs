@@ -11,6 +11,21 @@ pub struct ApiError {
     pub message: Option<String>,
     /// `message` for modelled Kinesis errors, `Message` for SerializationException.
     pub capital_message_key: bool,
+    /// How the body is written when it is not the request's format: CBOR for errors found
+    /// before a JSON 1.1 request was recognised, or a fixed body (XML, Coral 1.0 JSON).
+    pub wire: Option<ErrorWire>,
+}
+
+/// An error body in a shape other than the request's.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ErrorWire {
+    /// `{"__type": …}` in CBOR.
+    Cbor,
+    /// A fixed body, with its content type if it has one.
+    Fixed {
+        content_type: Option<&'static str>,
+        body: Vec<u8>,
+    },
 }
 
 impl ApiError {
@@ -20,7 +35,33 @@ impl ApiError {
             status: 400,
             message: Some(message.into()),
             capital_message_key: false,
+            wire: None,
         }
+    }
+
+    /// An error with a fixed body (and no `__type` JSON).
+    pub fn fixed(
+        code: &'static str,
+        status: u16,
+        content_type: Option<&'static str>,
+        body: impl Into<Vec<u8>>,
+    ) -> ApiError {
+        ApiError {
+            code,
+            status,
+            message: None,
+            capital_message_key: false,
+            wire: Some(ErrorWire::Fixed {
+                content_type,
+                body: body.into(),
+            }),
+        }
+    }
+
+    /// The same error, written in CBOR.
+    pub fn in_cbor(mut self) -> ApiError {
+        self.wire = Some(ErrorWire::Cbor);
+        self
     }
 
     /// An error whose body is only `{"__type": code}`.
@@ -30,6 +71,7 @@ impl ApiError {
             status: 400,
             message: None,
             capital_message_key: false,
+            wire: None,
         }
     }
 
@@ -39,6 +81,7 @@ impl ApiError {
             status: 400,
             message,
             capital_message_key: true,
+            wire: None,
         }
     }
 
@@ -48,6 +91,7 @@ impl ApiError {
             status: 500,
             message: None,
             capital_message_key: false,
+            wire: None,
         }
     }
 

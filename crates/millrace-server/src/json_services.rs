@@ -8,7 +8,7 @@ use millrace_service::{CallContext, JsonService, ServiceError};
 use serde_json::Value;
 
 use crate::auth;
-use crate::dispatch::{context_keys, identity_type, Peer, Services};
+use crate::dispatch::{context_keys, Peer, Services};
 
 /// The services registered with the server, looked up by target prefix.
 #[derive(Default, Clone)]
@@ -154,19 +154,17 @@ pub async fn route(
         tracing::error!(operation, "operation ran without an authorization check");
     }
     if let Some(audit) = services.audit {
-        let error = outcome.as_ref().err();
-        audit.record(&crate::audit::AuditEvent {
+        audit.record_call(&crate::audit::Call {
             event_source: &format!("{}.amazonaws.com", service.signing_name()),
-            event_name: operation,
+            operation,
             region: &region,
             source_ip: &peer.ip,
-            user_arn: &caller.arn,
-            account: &caller.account,
-            access_key_id: caller.access_key_id.as_deref(),
-            identity_type: identity_type(&caller),
-            request_parameters: Some(&audit_input),
-            error_code: error.map(|e| e.code.as_str()),
-            error_message: error.and_then(|e| e.message.as_deref()),
+            caller: &caller,
+            parameters: Some(&audit_input),
+            error: outcome
+                .as_ref()
+                .err()
+                .map(|e| (e.code.as_str(), e.message.as_deref())),
             request_id,
         });
     }

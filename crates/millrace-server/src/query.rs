@@ -13,7 +13,7 @@ use millrace_wire::xml::ErrorKind;
 use serde_json::Value;
 
 use crate::auth::{self, AuthMode};
-use crate::dispatch::{context_keys, identity_type, Peer, Services};
+use crate::dispatch::{context_keys, Peer, Services};
 
 /// A finished awsQuery reply: status and XML body.
 pub struct QueryReply {
@@ -210,32 +210,30 @@ pub fn route(
         iam.call_sts(&caller, operation, &input, &keys, mode == AuthMode::Enforce)
     };
     if let Some(audit) = services.audit {
-        let error = outcome.as_ref().err();
         let parameters = if operation == "CreateAccessKey" {
             None
         } else {
             Some(&input)
         };
-        audit.record(&crate::audit::AuditEvent {
+        audit.record_call(&crate::audit::Call {
             event_source: if service == "sts" {
                 "sts.amazonaws.com"
             } else {
                 "iam.amazonaws.com"
             },
-            event_name: operation,
+            operation,
             region: if signed.region.is_empty() {
                 "us-east-1"
             } else {
                 &signed.region
             },
             source_ip: &peer.ip,
-            user_arn: &caller.arn,
-            account: &caller.account,
-            access_key_id: caller.access_key_id.as_deref(),
-            identity_type: identity_type(&caller),
-            request_parameters: parameters,
-            error_code: error.map(|e| e.code),
-            error_message: error.map(|e| e.message.as_str()),
+            caller: &caller,
+            parameters,
+            error: outcome
+                .as_ref()
+                .err()
+                .map(|e| (e.code, Some(e.message.as_str()))),
             request_id,
         });
     }

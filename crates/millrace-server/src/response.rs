@@ -102,6 +102,19 @@ pub fn ok(
 
 /// An error reply in the protocol's shape (`__type` and message, JSON or CBOR).
 pub fn error(request_id: &str, error: &ApiError, format: Format) -> Response<ResponseBody> {
+    let format = match &error.wire {
+        Some(crate::error::ErrorWire::Fixed { content_type, body }) => {
+            let mut response = builder(request_id, error.status);
+            if let Some(content_type) = content_type {
+                response = response.header(http::header::CONTENT_TYPE, *content_type);
+            }
+            return response
+                .body(full(body.clone()))
+                .expect("static headers are valid");
+        }
+        Some(crate::error::ErrorWire::Cbor) => Format::Cbor,
+        None => format,
+    };
     let json = error.body();
     let body = match format {
         Format::Json => json,
@@ -139,15 +152,26 @@ pub fn xml(request_id: &str, status: u16, body: Vec<u8>) -> Response<ResponseBod
         .expect("static headers are valid")
 }
 
-/// The answer to a browser's CORS preflight.
-pub fn cors_preflight(request_id: &str) -> Response<ResponseBody> {
-    builder(request_id, 200)
+/// The answer to a browser's CORS preflight: no `x-amz-id-2` and no Content-Type, and the
+/// requested headers and method echoed back, as the service answers.
+pub fn cors_preflight(request_id: &str, headers: &http::HeaderMap) -> Response<ResponseBody> {
+    let mut response = Response::builder()
+        .status(200)
+        .header("x-amzn-RequestId", request_id)
+        .header(http::header::DATE, httpdate::fmt_http_date(std::time::SystemTime::now()))
+        .header("Access-Control-Allow-Origin", "*")
         .header(
-            "Access-Control-Allow-Methods",
-            "GET,POST,PUT,DELETE,OPTIONS",
+            "Access-Control-Expose-Headers",
+            "x-amzn-RequestId,x-amzn-ErrorType,x-amz-request-id,x-amz-id-2,x-amzn-ErrorMessage,Date",
         )
-        .header("Access-Control-Allow-Headers", "*")
-        .header("Access-Control-Max-Age", "172800")
+        .header("Access-Control-Max-Age", "172800");
+    if let Some(requested) = headers.get("access-control-request-headers") {
+        response = response.header("Access-Control-Allow-Headers", requested.clone());
+    }
+    if let Some(requested) = headers.get("access-control-request-method") {
+        response = response.header("Access-Control-Allow-Methods", requested.clone());
+    }
+    response
         .body(full(Bytes::new()))
         .expect("static headers are valid")
 }

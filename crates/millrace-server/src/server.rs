@@ -207,7 +207,7 @@ async fn handle_parts(
     let (format, _) = crate::dispatch::Format::of(&parts.headers);
     let operation = target.rsplit('.').next().unwrap_or("").to_owned();
     if parts.method == http::Method::OPTIONS {
-        return response::cors_preflight(&request_id);
+        return response::cors_preflight(&request_id, &parts.headers);
     }
     let body = match Limited::new(body, MAX_BODY_BYTES).collect().await {
         Ok(collected) => collected.to_bytes(),

@@ -331,6 +331,20 @@ pub fn format_amz_date(secs: i64) -> String {
     )
 }
 
+/// `yyyy-mm-ddThh:mm:ssZ` of Unix seconds (audit records, `aws:CurrentTime`).
+pub fn iso8601(secs: i64) -> String {
+    let c = format_amz_date(secs);
+    format!(
+        "{}-{}-{}T{}:{}:{}Z",
+        &c[0..4],
+        &c[4..6],
+        &c[6..8],
+        &c[9..11],
+        &c[11..13],
+        &c[13..15]
+    )
+}
+
 /// The hex SHA-256 of an empty body.
 pub const EMPTY_PAYLOAD_HASH: &str =
     "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";

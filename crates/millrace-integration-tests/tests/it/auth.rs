@@ -3,25 +3,12 @@
 
 use aws_sdk_kinesis::error::ProvideErrorMetadata;
 use aws_sdk_kinesis::primitives::Blob;
-use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode, TlsContext, TrustStore};
 use millrace_integration_tests::Server;
+
+use crate::fanout::tls_http;
 
 const ROOT_KEY: &str = "AKIAMILLRACEROOT0001";
 const ROOT_SECRET: &str = "root-secret-for-tests";
-
-fn tls_http(server: &Server) -> aws_sdk_kinesis::config::SharedHttpClient {
-    let trust = TrustStore::empty()
-        .with_pem_certificate(server.self_signed_certificate().expect("certificate"));
-    aws_smithy_http_client::Builder::new()
-        .tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc))
-        .tls_context(
-            TlsContext::builder()
-                .with_trust_store(trust)
-                .build()
-                .expect("tls context"),
-        )
-        .build_https()
-}
 
 #[tokio::test]
 async fn signatures_are_verified_over_http1_and_http2_tls() {

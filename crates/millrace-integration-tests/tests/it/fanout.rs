@@ -13,10 +13,11 @@ use aws_sdk_kinesis::Client;
 use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode, TlsContext, TrustStore};
 use millrace_integration_tests::Server;
 
-fn http2_client(server: &Server) -> Client {
+/// An HTTPS client (HTTP/2 through ALPN) trusting a `--tls self-signed` server's certificate.
+pub(crate) fn tls_http(server: &Server) -> aws_sdk_kinesis::config::SharedHttpClient {
     let trust = TrustStore::empty()
         .with_pem_certificate(server.self_signed_certificate().expect("certificate"));
-    let http = aws_smithy_http_client::Builder::new()
+    aws_smithy_http_client::Builder::new()
         .tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc))
         .tls_context(
             TlsContext::builder()
@@ -24,8 +25,11 @@ fn http2_client(server: &Server) -> Client {
                 .build()
                 .expect("tls context"),
         )
-        .build_https();
-    server.kinesis_tls(http)
+        .build_https()
+}
+
+fn http2_client(server: &Server) -> Client {
+    server.kinesis_tls(tls_http(server))
 }
 
 fn position(kind: ShardIteratorType) -> StartingPosition {

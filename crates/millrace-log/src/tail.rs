@@ -1,0 +1,148 @@
+//! The unwritten tail of a journaled log: frames that are durable in the journal but not yet
+//! written to the active segment file.
+//!
+//! The tail always ends at the active segment's published length and starts at a frame
+//! boundary, at the offset up to which the segment file has been written. Writing it back is a
+//! positional write without a sync (the journal already made the frames durable); only then
+//! does `start` move forward, so a reader that does not find bytes in the tail finds them in
+//! the file.
+
+use std::path::PathBuf;
+use std::sync::{Mutex, MutexGuard};
+
+use crate::disk::{self, SegmentFile};
+use crate::error::LogError;
+
+/// A log's tail is written back once it holds this many bytes.
+pub(crate) const WRITE_BACK_BYTES: usize = 64 << 10;
+
+pub(crate) struct Tail {
+    dir: PathBuf,
+    inner: Mutex<TailInner>,
+}
+
+pub(crate) struct TailInner {
+    /// Base position of the segment the tail belongs to; `None` before the first segment.
+    pub(crate) base: Option<u64>,
+    pub(crate) file: Option<SegmentFile>,
+    /// Offset in the segment file of `bytes[0]`.
+    pub(crate) start: u64,
+    pub(crate) bytes: Vec<u8>,
+    /// The file was written since the last checkpoint synced it.
+    pub(crate) dirty: bool,
+}
+
+impl Tail {
+    pub(crate) fn new(dir: PathBuf) -> Tail {
+        Tail {
+            dir,
+            inner: Mutex::new(TailInner {
+                base: None,
+                file: None,
+                start: 0,
+                bytes: Vec::new(),
+                dirty: false,
+            }),
+        }
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, TailInner> {
+        self.inner
+            .lock()
+            .expect("shard log tail lock poisoned by a panic")
+    }
+
+    /// Points the (empty) tail at a new active segment whose data ends at `len`.
+    pub(crate) fn reset(&self, base: u64, file: SegmentFile, len: u64) {
+        let mut inner = self.lock();
+        debug_assert!(
+            inner.bytes.is_empty(),
+            "a tail is written back before a roll"
+        );
+        inner.base = Some(base);
+        inner.file = Some(file);
+        inner.start = len;
+        inner.bytes = Vec::new();
+    }
+
+    /// Bytes not yet written back.
+    pub(crate) fn len(&self) -> usize {
+        self.lock().bytes.len()
+    }
+
+    /// Records that the active segment was written outside the tail (replay).
+    pub(crate) fn mark_dirty(&self) {
+        self.lock().dirty = true;
+    }
+
+    /// Writes the tail back and, if the file was written since the last call, returns it
+    /// for the caller to sync.
+    pub(crate) fn write_back_for_sync(&self) -> Result<Option<SegmentFile>, LogError> {
+        let mut inner = self.lock();
+        inner.write_back(&self.dir)?;
+        if !std::mem::take(&mut inner.dirty) {
+            return Ok(None);
+        }
+        Ok(inner.file.clone())
+    }
+
+    /// Writes the tail to its segment file without syncing.
+    pub(crate) fn write_back(&self) -> Result<(), LogError> {
+        let mut inner = self.lock();
+        inner.write_back(&self.dir)
+    }
+
+    /// Copies `len` bytes at segment `offset` of segment `base` into `out`, if the tail still
+    /// holds them; otherwise returns how many bytes from `offset` on are in the file already
+    /// (`None`: all of them).
+    pub(crate) fn read(&self, base: u64, offset: u64, len: usize, out: &mut Vec<u8>) -> TailRead {
+        let inner = self.lock();
+        if inner.base != Some(base) || inner.bytes.is_empty() {
+            return TailRead::InFile(None);
+        }
+        if offset < inner.start {
+            return TailRead::InFile(Some(inner.start - offset));
+        }
+        let from = usize::try_from(offset - inner.start).unwrap_or(usize::MAX);
+        match inner.bytes.get(from..from.saturating_add(len)) {
+            Some(bytes) => {
+                out.clear();
+                out.extend_from_slice(bytes);
+                TailRead::Copied
+            }
+            None => TailRead::Missing,
+        }
+    }
+}
+
+/// What [`Tail::read`] found.
+pub(crate) enum TailRead {
+    Copied,
+    /// The range starts in the file; `Some(n)`: only its first `n` bytes are there.
+    InFile(Option<u64>),
+    /// The range runs past the tail: a caller bug or a torn view.
+    Missing,
+}
+
+impl TailInner {
+    pub(crate) fn write_back(&mut self, dir: &std::path::Path) -> Result<(), LogError> {
+        if self.bytes.is_empty() {
+            return Ok(());
+        }
+        let (Some(file), Some(base)) = (&self.file, self.base) else {
+            return Ok(());
+        };
+        let path = disk::segment_path(dir, base);
+        if let Err(err) = disk::write_all_at(&*file.get()?, &path, &self.bytes, self.start) {
+            return Err(LogError::io(
+                format!("write back segment {}", path.display()),
+                err,
+            ));
+        }
+        self.start += self.bytes.len() as u64;
+        self.dirty = true;
+        // Release the memory: most shards are idle most of the time.
+        self.bytes = Vec::new();
+        Ok(())
+    }
+}
