@@ -62,3 +62,19 @@ else
     printf '%s\n' "$node_hash" >"$node_stamp"
     log "node done"
 fi
+
+# --- Go ---------------------------------------------------------------------------------------------
+if command -v go >/dev/null 2>&1; then
+    (cd "$repo_root/compat/go" && go mod download) && log "go modules ready (compat/go)"
+else
+    log "go not found: cannot run compat/go" >&2
+    exit 1
+fi
+
+# --- Java -------------------------------------------------------------------------------------------
+if command -v mvn >/dev/null 2>&1; then
+    (cd "$repo_root/compat/java" && mvn -B -q dependency:go-offline) && log "maven dependencies ready (compat/java)"
+else
+    log "mvn not found: cannot run compat/java" >&2
+    exit 1
+fi

@@ -7,6 +7,8 @@
 #   4. .venv/bin/pytest -q compat/python      (boto3, AWS CLI, raw HTTP, crash, retention)
 #   5. bash bench/smoke.sh                    (2-second smoke of every benchmark workload, no timing checks)
 #   6. node --test in compat/node             (AWS SDK for JavaScript v3)
+#   7. go test in compat/go                   (AWS SDK for Go v2; modules from the Go module proxy)
+#   8. mvn test in compat/java                (AWS SDK for Java v2, CBOR and HTTP/2; jars from Maven Central)
 # Every test section runs even if an earlier one failed; the script exits non-zero if any failed.
 # Extra arguments are passed to pytest (e.g. scripts/test.sh -k bad_input).
 set -euo pipefail
@@ -77,6 +79,12 @@ run_section "bench smoke (bench/smoke.sh)" "$logs/bench.log" '[0-9]+ passed, [0-
 
 run_section "node --test compat/node" "$logs/node.log" '^(# |ℹ )(tests|pass|fail) ' \
     env NODE_NO_WARNINGS=1 bash -c 'cd compat/node && node --test'
+
+run_section "go test compat/go" "$logs/go.log" '^(ok|FAIL|---)' \
+    bash -c 'cd compat/go && go test -count=1 ./...'
+
+run_section "mvn test compat/java" "$logs/java.log" '(Tests run:|BUILD|ERROR)' \
+    bash -c 'cd compat/java && mvn -B -q test && grep -h "Tests run" target/surefire-reports/*.txt'
 
 printf '\n=== summary ===\n'
 for line in "${summary[@]}"; do

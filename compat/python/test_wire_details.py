@@ -106,3 +106,44 @@ def test_shard_iterators_have_the_services_shape(server):
         assert len(raw) >= 152 and (len(raw) - 152) % 16 == 0, len(raw)
         assert iterator.startswith("AAAAAAAAAAE")
         assert kinesis.get_records(ShardIterator=iterator)["Records"] == []
+
+
+def _iterator_error(kinesis, stream, shard, number):
+    return client_error(kinesis.get_shard_iterator, StreamName=stream, ShardId=shard,
+                        ShardIteratorType="AT_SEQUENCE_NUMBER", StartingSequenceNumber=number)
+
+
+def test_sequence_numbers_in_the_older_layout(server):
+    kinesis = server.client()
+    create_stream(kinesis, "seq", shards=2)
+    shard0 = "shardId-000000000000"
+    err = _iterator_error(kinesis, "seq", shard0, "5")
+    assert err.response["Error"]["Code"] == "InvalidArgumentException"
+    assert err.response["Error"]["Message"] == (
+        "Invalid StartingSequenceNumber. It encodes shardId-000000000005, while it was used in a call to a shard "
+        "with shardId-000000000000")
+    err = _iterator_error(kinesis, "seq", shard0, "0")
+    assert (err.response["Error"]["Code"], err.response["ResponseMetadata"]["HTTPStatusCode"]) == ("InternalFailure", 500)
+    # A current-layout number whose shard index has the top bit set prints as a signed number.
+    start = int(kinesis.list_shards(StreamName="seq")["Shards"][0]["SequenceNumberRange"]["StartingSequenceNumber"])
+    index_mask = 0xFFFFFFFF << 4
+    top_bit = (start & ~index_mask) | (0x80000000 << 4)
+    top_bit = (top_bit & ~(0xF << 144)) | (0x0 << 144)  # the low hex digit of the index (0) stays in step
+    err = _iterator_error(kinesis, "seq", shard0, str(top_bit))
+    assert err.response["Error"]["Message"] == (
+        "Invalid StartingSequenceNumber. It encodes shardId--02147483648, while it was used in a call to a shard "
+        "with shardId-000000000000")
+
+
+def test_sequence_number_for_ordering_layouts(server):
+    kinesis = server.client()
+    create_stream(kinesis, "order")
+    kinesis.put_record(StreamName="order", PartitionKey="k", Data=b"x", SequenceNumberForOrdering="0")
+    # A current-layout number whose creation time has every bit set is refused.
+    absurd = (2 << 184) | (((1 << 36) - 1) << 148) | 2
+    err = client_error(kinesis.put_record, StreamName="order", PartitionKey="k", Data=b"x",
+                       SequenceNumberForOrdering=str(absurd))
+    assert err.response["Error"]["Code"] == "InvalidArgumentException"
+    assert err.response["Error"]["Message"] == (
+        f"ExclusiveMinimumSequenceNumber {absurd} used in PutRecord on stream order under account {ACCOUNT} "
+        "is invalid.")

@@ -377,7 +377,11 @@ impl Engine {
         sequence_number_for_ordering: Option<&str>,
     ) -> Result<PutOutcome, Error> {
         if let Some(text) = sequence_number_for_ordering {
-            if SequenceNumber::parse(text).is_err() {
+            // Any decodable number is accepted, in either layout (the service does not check
+            // that it encodes this stream's shard).
+            if SequenceNumber::parse(text).is_err()
+                && millrace_types::OlderLayout::parse(text).is_none()
+            {
                 return Err(Error::InvalidArgument(format!(
                     "ExclusiveMinimumSequenceNumber {text} used in PutRecord on stream {name} \
                      under account {} is invalid.",
@@ -512,13 +516,31 @@ impl Engine {
                         self.config.account_id
                     ))
                 };
-                let sequence = SequenceNumber::parse(text).map_err(|_| invalid())?;
-                if sequence.shard_index != shard.index {
-                    return Err(Error::InvalidArgument(format!(
+                let other_shard = |encoded: u32| {
+                    Error::InvalidArgument(format!(
                         "Invalid StartingSequenceNumber. It encodes {}, while it was used in a \
                          call to a shard with {shard_name}",
-                        ShardId(sequence.shard_index)
-                    )));
+                        millrace_types::encoded_shard_name(encoded)
+                    ))
+                };
+                let sequence = match SequenceNumber::parse(text) {
+                    Ok(sequence) => sequence,
+                    Err(_) => {
+                        // Small numbers are read in the service's older layout: the shard they
+                        // encode is checked; zero fails inside the service.
+                        return Err(match millrace_types::OlderLayout::parse(text) {
+                            Some(older) if older.is_zero => {
+                                Error::Internal("sequence number 0 in the older layout".into())
+                            }
+                            Some(older) if older.shard_index != shard.index => {
+                                other_shard(older.shard_index)
+                            }
+                            _ => invalid(),
+                        });
+                    }
+                };
+                if sequence.shard_index != shard.index {
+                    return Err(other_shard(sequence.shard_index));
                 }
                 if sequence.shard_created_secs != shard.created_secs {
                     return Err(Error::InvalidArgument(format!(

@@ -9,5 +9,5 @@ pub mod sequence_number;
 pub mod shard_id;
 
 pub use hash_key::{partition_key_hash, HashKeyRange};
-pub use sequence_number::SequenceNumber;
+pub use sequence_number::{encoded_shard_name, OlderLayout, SequenceNumber};
 pub use shard_id::ShardId;

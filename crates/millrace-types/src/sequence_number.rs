@@ -58,6 +58,10 @@ impl SequenceNumber {
         if value.bits(184, 8) != 2 || value.bits(0, 4) != 2 || value.bits(72, 8) != 0 {
             return Err(UndecodableSequenceNumber);
         }
+        // A creation time with every bit set is no time at all (year 4147).
+        if value.bits(148, 36) == (1u128 << 36) - 1 {
+            return Err(UndecodableSequenceNumber);
+        }
         let counter = value.bits(80, 64) as u64;
         if counter > ENDING_COUNTER {
             return Err(UndecodableSequenceNumber);
@@ -73,6 +77,34 @@ impl SequenceNumber {
             shard_index,
         })
     }
+}
+
+/// A number below 2^124, which the service reads in an older layout: only its shard index (the
+/// low 16 bits) is known, and zero is a number the service fails on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OlderLayout {
+    pub shard_index: u32,
+    pub is_zero: bool,
+}
+
+impl OlderLayout {
+    /// Reads `decimal` when it is below 2^124.
+    pub fn parse(decimal: &str) -> Option<OlderLayout> {
+        let value = U192::parse_decimal(decimal)?;
+        if value.0[0] != 0 || value.bits(124, 4) != 0 {
+            return None;
+        }
+        Some(OlderLayout {
+            shard_index: value.bits(0, 16) as u32,
+            is_zero: value == U192::ZERO,
+        })
+    }
+}
+
+/// `shardId-<12 digits>` of an index as the service prints an encoded one: a signed 32-bit
+/// number, so an index with the top bit set shows as `shardId--02147483648`.
+pub fn encoded_shard_name(shard_index: u32) -> String {
+    format!("shardId-{:012}", shard_index as i32)
 }
 
 impl fmt::Display for SequenceNumber {
@@ -167,6 +199,26 @@ impl U192 {
             write!(f, "{chunk:019}")?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod older_layout_tests {
+    use super::*;
+
+    #[test]
+    fn small_numbers_read_in_the_older_layout() {
+        assert_eq!(
+            OlderLayout::parse("5"),
+            Some(OlderLayout {
+                shard_index: 5,
+                is_zero: false
+            })
+        );
+        assert!(OlderLayout::parse("0").expect("small").is_zero);
+        assert_eq!(OlderLayout::parse(&(1u128 << 124).to_string()), None);
+        assert_eq!(encoded_shard_name(5), "shardId-000000000005");
+        assert_eq!(encoded_shard_name(0x8000_0000), "shardId--02147483648");
     }
 }
 
