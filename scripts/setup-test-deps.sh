@@ -2,6 +2,7 @@
 # Installs the dependencies of the compat test suites into project-local folders:
 #   - /work/main/.venv            (python3 -m venv; boto3, awscli, pytest from compat/python/requirements.txt)
 #   - compat/node/node_modules    (npm ci from compat/node/package-lock.json; @aws-sdk/client-kinesis)
+#   - chromium and chromium-driver (apt, as root, when missing) for the web console's browser test
 # Idempotent and quiet: each part is skipped when a stamp file records the hash of the inputs it was
 # installed from. Set MILLRACE_FORCE_SETUP=1 to reinstall regardless.
 set -euo pipefail
@@ -38,6 +39,21 @@ else
     printf '%s\n' "$py_hash" >"$py_stamp"
     log "python done: $("$venv/bin/python" -m pip list --disable-pip-version-check 2>/dev/null \
         | awk '$1 ~ /^(boto3|botocore|awscli|pytest)$/ {printf "%s %s  ", $1, $2}')"
+fi
+
+# --- Browser (the web console's Selenium tests) ------------------------------------------------------
+# Headless Chromium and its driver from Debian; the rest of the suite does not need them.
+if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then
+    log "chromium and chromedriver present"
+elif command -v apt-get >/dev/null 2>&1 && [[ "$(id -u)" == "0" ]]; then
+    log "installing chromium and chromium-driver (apt)"
+    if ! { apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null 2>&1 \
+           || { apt-get update -qq >/dev/null 2>&1 \
+                && apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null 2>&1; }; }; then
+        log "could not install chromium: the console browser test will fail" >&2
+    fi
+else
+    log "chromium or chromedriver missing and apt-get is not usable: the console browser test will fail" >&2
 fi
 
 # --- Node -----------------------------------------------------------------------------------------

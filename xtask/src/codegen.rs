@@ -124,9 +124,18 @@ fn build_tables(model: &Json) -> Result<Tables> {
     };
     let service_id = metadata_str("serviceId")?;
     let api_version = metadata_str("apiVersion")?;
+    // A service that lists several protocols (CloudWatch: smithy-rpc-v2-cbor, json, query) is
+    // described by its JSON one: rpc-v2-cbor is transcoded to the same JSON documents.
+    let listed = |name: &str| {
+        metadata
+            .get("protocols")
+            .and_then(Json::as_array)
+            .is_some_and(|list| list.iter().any(|p| p.as_str() == Some(name)))
+    };
     let protocol = match metadata_str("protocol")?.as_str() {
         "json" => "Json",
         "query" => "Query",
+        _ if listed("json") => "Json",
         other => bail!("protocol {other} is not supported"),
     };
     // awsJson services name the operation in `X-Amz-Target`, awsQuery ones in `Action`; only
@@ -430,7 +439,7 @@ fn build_shape(
     };
     let error = match shape.get("error") {
         None => None,
-        Some(error) => Some(read_error_trait(error).context("read error trait")?),
+        Some(error) => Some(read_error_trait(name, error).context("read error trait")?),
     };
     let location_name = |part: &str| -> Result<Option<String>> {
         match shape
@@ -471,12 +480,13 @@ fn build_shape(
 }
 
 /// The `error` trait of an error shape: `{"code": ..., "httpStatusCode": ..., "senderFault": ...}`.
-/// `senderFault` defaults to false.
-fn read_error_trait(error: &Json) -> Result<(String, u16, bool)> {
-    let code = error
-        .get("code")
-        .and_then(Json::as_str)
-        .context("error trait has no code")?;
+/// `senderFault` defaults to false; a trait without `code` (CloudWatch's `ConflictException`) uses
+/// the shape's name, as the query protocol does.
+fn read_error_trait(shape_name: &str, error: &Json) -> Result<(String, u16, bool)> {
+    let code = match error.get("code") {
+        None => shape_name,
+        Some(code) => code.as_str().context("error trait code is not a string")?,
+    };
     let status = error
         .get("httpStatusCode")
         .and_then(Json::as_number)

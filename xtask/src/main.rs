@@ -26,6 +26,7 @@ const SERVICES: &[(&str, &str)] = &[
     ("iam", "IAM"),
     ("sts", "STS"),
     ("kms", "KMS"),
+    ("cloudwatch", "CLOUDWATCH"),
 ];
 
 // xtask is a command-line tool: reporting on stderr is its job.

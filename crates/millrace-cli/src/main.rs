@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 use millrace_server::accounts::Accounts;
 use millrace_server::audit::AuditConfig;
 use millrace_server::auth::AuthMode;
+use millrace_server::cloudwatch::{CloudWatch, Metrics, MetricsConfig};
 use millrace_server::json_services::JsonServices;
 use millrace_server::kms::{Kms, RootKey};
 use millrace_server::kms_keys::KmsRecordKeys;
@@ -21,8 +22,27 @@ use millrace_server::{Backends, EngineConfig, FsyncPolicy, Iam, RootCredentials,
     about = "A self-hosted, wire-compatible Kinesis Data Streams server"
 )]
 struct Cli {
+    /// Log line format on stderr: `text` or `json`.
+    #[arg(
+        long,
+        env = "MILLRACE_LOG_FORMAT",
+        value_enum,
+        default_value = "text",
+        global = true
+    )]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+/// How log lines are written to stderr.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line (timestamp, level, target, fields, spans with the request id),
+    /// for log shippers.
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -160,6 +180,16 @@ struct ServeArgs {
     /// Testing knob: how many real milliseconds one second of an STS session's duration lasts.
     #[arg(long, env = "MILLRACE_SESSION_SECOND_MS", default_value_t = 1000)]
     session_second_ms: u64,
+    /// Kinesis metrics and the CloudWatch API: `on` or `off` (no counting, no CloudWatch, no
+    /// `/metrics`).
+    #[arg(long, env = "MILLRACE_METRICS", default_value = "on", value_parser = ["on", "off"])]
+    metrics: String,
+    /// How many days one-minute datapoints are kept.
+    #[arg(long, env = "MILLRACE_METRICS_RETENTION_DAYS", default_value_t = 15)]
+    metrics_retention_days: u32,
+    /// How often alarms are evaluated, in milliseconds.
+    #[arg(long, env = "MILLRACE_ALARM_EVALUATION_MS", default_value_t = 60_000)]
+    alarm_evaluation_ms: u64,
     /// Size at which a shard's log segment is rolled, in bytes.
     #[arg(long, env = "MILLRACE_SEGMENT_BYTES", default_value_t = 64 * 1024 * 1024)]
     segment_bytes: u64,
@@ -259,18 +289,26 @@ fn bound_malloc_arenas() -> bool {
 
 fn main() -> anyhow::Result<()> {
     let arenas_unbounded = bound_malloc_arenas();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    match cli.log_format {
+        LogFormat::Text => tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+        LogFormat::Json => tracing_subscriber::fmt()
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .init(),
+    }
     if arenas_unbounded {
         tracing::warn!("could not restart with {ARENA_VARIABLE} set; memory use may be higher");
     }
-    let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => {
             let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -440,10 +478,31 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             keep_files: args.audit_keep.max(1),
         }),
     };
+    let metrics = if args.metrics == "on" {
+        let path = args.data_dir.join("metrics.redb");
+        let config = MetricsConfig {
+            retention_days: args.metrics_retention_days.max(1),
+            alarm_evaluation: Duration::from_millis(args.alarm_evaluation_ms.max(100)),
+        };
+        let metrics = tokio::task::spawn_blocking(move || Metrics::open(&path, config))
+            .await
+            .context("open the metrics store")?
+            .context("open the metrics store")?;
+        metrics.start_background();
+        Some(metrics)
+    } else {
+        None
+    };
+    let mut services: Vec<std::sync::Arc<dyn millrace_server::JsonService>> =
+        vec![std::sync::Arc::new(kms)];
+    if let Some(metrics) = &metrics {
+        services.push(std::sync::Arc::new(CloudWatch::new(metrics.clone())));
+    }
     let backends = Backends {
         accounts,
         iam,
-        json_services: JsonServices::new(vec![std::sync::Arc::new(kms)]),
+        json_services: JsonServices::new(services),
+        metrics,
     };
     millrace_server::serve(
         listener,

@@ -520,6 +520,14 @@ impl Engine {
             .map(|state| state.stream_name)
     }
 
+    /// The stream and shard index a shard iterator reads, when the iterator is genuine (for the
+    /// server's shard-level metrics).
+    pub fn iterator_shard(&self, iterator: &str) -> Option<(String, u32)> {
+        self.tokens
+            .open_iterator(iterator)
+            .map(|state| (state.stream_name, state.shard_index))
+    }
+
     /// Wakes on new records of one shard: the seam for fan-out and other internal readers.
     pub fn subscribe_shard(
         &self,

@@ -158,6 +158,7 @@ pub struct Services<'a> {
     pub policies: &'a crate::authz::PolicyCache,
     pub decisions: &'a crate::authz::DecisionCache,
     pub audit: Option<&'a crate::audit::AuditLog>,
+    pub metrics: Option<&'a millrace_cloudwatch::Metrics>,
 }
 
 /// Runs the service's checks in its order, then the operation; returns the reply.
@@ -304,6 +305,7 @@ pub async fn route(
         region: region.clone(),
         format,
         authz: &authz,
+        metrics: services.metrics,
     };
     let outcome = async {
         if ACCOUNT_OPERATIONS.contains(&operation) {

@@ -11,6 +11,7 @@ pub mod accounts;
 pub mod audit;
 pub mod auth;
 mod authz;
+mod console;
 mod dispatch;
 mod error;
 mod handlers;
@@ -25,6 +26,8 @@ mod server;
 mod sigv4;
 pub mod tls;
 
+pub use millrace_cloudwatch as cloudwatch;
 pub use millrace_engine::{Engine, EngineConfig, FsyncPolicy};
 pub use millrace_iam::{Iam, RootCredentials};
+pub use millrace_service::JsonService;
 pub use server::{serve, Backends, ServerConfig};

@@ -139,6 +139,12 @@ pub fn json_service(
     if let Some(error_type) = reply.error_type {
         response = response.header("x-amzn-ErrorType", error_type);
     }
+    if let Some(query_error) = reply.query_error {
+        response = response.header("x-amzn-query-error", query_error);
+    }
+    if reply.smithy_protocol {
+        response = response.header("Smithy-Protocol", "rpc-v2-cbor");
+    }
     response
         .body(full(reply.body))
         .expect("static headers are valid")
@@ -149,6 +155,30 @@ pub fn xml(request_id: &str, status: u16, body: Vec<u8>) -> Response<ResponseBod
     builder(request_id, status)
         .header(http::header::CONTENT_TYPE, millrace_wire::xml::CONTENT_TYPE)
         .body(full(body))
+        .expect("static headers are valid")
+}
+
+/// The Prometheus text exposition (`GET /metrics`).
+pub fn prometheus(request_id: &str, body: String) -> Response<ResponseBody> {
+    builder(request_id, 200)
+        .header(
+            http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )
+        .body(full(body))
+        .expect("static headers are valid")
+}
+
+/// A console asset.
+pub fn static_asset(
+    request_id: &str,
+    content_type: &'static str,
+    body: &'static str,
+) -> Response<ResponseBody> {
+    builder(request_id, 200)
+        .header(http::header::CONTENT_TYPE, content_type)
+        .header(http::header::CACHE_CONTROL, "no-cache")
+        .body(full(Bytes::from_static(body.as_bytes())))
         .expect("static headers are valid")
 }
 

@@ -43,6 +43,8 @@ pub struct Backends {
     pub accounts: crate::accounts::Accounts,
     pub iam: Arc<Iam>,
     pub json_services: crate::json_services::JsonServices,
+    /// The metrics the Kinesis handlers record into and `GET /metrics` shows; `None` keeps none.
+    pub metrics: Option<Arc<millrace_cloudwatch::Metrics>>,
 }
 
 struct Shared {
@@ -54,6 +56,7 @@ struct Shared {
     policies: crate::authz::PolicyCache,
     decisions: crate::authz::DecisionCache,
     audit: Option<crate::audit::AuditLog>,
+    metrics: Option<Arc<millrace_cloudwatch::Metrics>>,
 }
 
 impl Shared {
@@ -66,6 +69,7 @@ impl Shared {
             policies: &self.policies,
             decisions: &self.decisions,
             audit: self.audit.as_ref(),
+            metrics: self.metrics.as_deref(),
         }
     }
 }
@@ -85,6 +89,7 @@ pub async fn serve(
         accounts,
         iam,
         json_services,
+        metrics,
     } = backends;
     let shared = Arc::new(Shared {
         accounts,
@@ -95,6 +100,7 @@ pub async fn serve(
         policies: Default::default(),
         decisions: Default::default(),
         audit,
+        metrics,
     });
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let builder = auto::Builder::new(TokioExecutor::new());
@@ -189,11 +195,27 @@ async fn handle(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_owned();
-    let operation = target.rsplit('.').next().unwrap_or("").to_owned();
-    let span = tracing::debug_span!("request", %request_id, operation = %operation);
-    handle_parts(shared, peer, request_id, parts, body, target)
-        .instrument(span)
-        .await
+    let mut operation = target.rsplit('.').next().unwrap_or("").to_owned();
+    if operation.is_empty() {
+        if let Some((_, op)) = crate::json_services::rpc_v2_path(parts.uri.path()) {
+            operation = op.to_owned();
+        }
+    }
+    let span = tracing::info_span!("request", %request_id, operation = %operation);
+    let started = std::time::Instant::now();
+    let response = handle_parts(shared, peer, request_id, parts, body, target)
+        .instrument(span.clone())
+        .await;
+    // The request log: one DEBUG line per request, inside the span that carries the request id
+    // (the one `x-amzn-RequestId` returns).
+    span.in_scope(|| {
+        tracing::debug!(
+            status = response.status().as_u16(),
+            micros = started.elapsed().as_micros() as u64,
+            "request finished"
+        )
+    });
+    response
 }
 
 async fn handle_parts(
@@ -224,7 +246,55 @@ async fn handle_parts(
         }
     };
     let services = shared.services();
+    if parts.method == http::Method::GET {
+        if let Some((content_type, asset)) = crate::console::asset(parts.uri.path()) {
+            return response::static_asset(&request_id, content_type, asset);
+        }
+    }
+    if parts.method == http::Method::GET && parts.uri.path() == "/metrics" {
+        if let Some(metrics) = &shared.metrics {
+            return response::prometheus(
+                &request_id,
+                millrace_cloudwatch::prometheus::render(metrics),
+            );
+        }
+    }
+    // Smithy RPC v2 CBOR (CloudWatch's first protocol): the service and operation are in the path.
+    if let Some((service_name, operation)) = crate::json_services::rpc_v2_path(parts.uri.path()) {
+        if let Some(service) = shared.json_services.by_prefix(service_name) {
+            let reply = crate::json_services::route_rpc_v2(
+                &services,
+                service.as_ref(),
+                &peer,
+                &request_id,
+                &parts,
+                operation,
+                &body,
+            )
+            .await;
+            return response::json_service(&request_id, reply);
+        }
+    }
     if crate::query::is_query_request(&parts) {
+        // awsQuery for a JSON service (CloudWatch), recognised by the credential scope's service.
+        let scope = crate::auth::parse(&parts.headers, parts.uri.query())
+            .ok()
+            .map(|signed| signed.service);
+        if let Some(service) = scope
+            .as_deref()
+            .and_then(|name| shared.json_services.by_signing_name(name))
+        {
+            let reply = crate::json_services::route_query(
+                &services,
+                service.as_ref(),
+                &peer,
+                &request_id,
+                &parts,
+                &body,
+            )
+            .await;
+            return response::xml(&request_id, reply.status, reply.body);
+        }
         let reply = crate::query::route(&services, &peer, &request_id, &parts, &body);
         return response::xml(&request_id, reply.status, reply.body);
     }

@@ -106,7 +106,12 @@ pub fn request_to_json_for(
     operation: &str,
     cbor: &[u8],
 ) -> Result<Value, CborError> {
-    decode::document(model, model.input_shape(operation), cbor)
+    decode::document(
+        model,
+        model.input_shape(operation),
+        cbor,
+        TimestampUnit::Millis,
+    )
 }
 
 /// Re-encodes the JSON response body of `operation` as CBOR, guided by the operation's output
@@ -125,7 +130,12 @@ pub fn response_to_cbor_for(
     let Some(value) = parse_json(json)? else {
         return Ok(Vec::new());
     };
-    encode::document(model, model.output_shape(operation), &value)
+    encode::document(
+        model,
+        model.output_shape(operation),
+        &value,
+        TimestampUnit::Millis,
+    )
 }
 
 /// Re-encodes a JSON error body (`{"__type": ..., "message": ...}`, or `"Message"`) as a CBOR
@@ -134,7 +144,7 @@ pub fn error_to_cbor(json: &[u8]) -> Result<Vec<u8>, CborError> {
     let Some(value) = parse_json(json)? else {
         return Ok(Vec::new());
     };
-    encode::document(&KINESIS, None, &value)
+    encode::document(&KINESIS, None, &value, TimestampUnit::Millis)
 }
 
 /// Encodes one event-stream payload (e.g. a `SubscribeToShardEvent`, an exception event's
@@ -155,7 +165,45 @@ pub fn event_payload_to_cbor_for(
         .ok_or_else(|| CborError::UnknownShape {
             name: shape_name.to_owned(),
         })?;
-    encode::document(model, Some(shape), json)
+    encode::document(model, Some(shape), json, TimestampUnit::Millis)
+}
+
+/// What a tag-1 timestamp holds: Kinesis's CBOR 1.1 puts epoch milliseconds there, Smithy RPC
+/// v2 CBOR (CloudWatch) epoch seconds (an integer, or a float with a fraction).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TimestampUnit {
+    Millis,
+    Seconds,
+}
+
+/// Decodes a Smithy RPC v2 CBOR request body into the JSON document of the model's JSON
+/// protocol (timestamps in seconds, blobs in base64).
+pub fn rpc_v2_request_to_json(
+    model: &ServiceModel,
+    operation: &str,
+    cbor: &[u8],
+) -> Result<Value, CborError> {
+    decode::document(
+        model,
+        model.input_shape(operation),
+        cbor,
+        TimestampUnit::Seconds,
+    )
+}
+
+/// Encodes the JSON reply of `operation` as a Smithy RPC v2 CBOR body; with an operation the
+/// model does not have (errors), the document is encoded as it is.
+pub fn rpc_v2_response_to_cbor(
+    model: &ServiceModel,
+    operation: &str,
+    json: &Value,
+) -> Result<Vec<u8>, CborError> {
+    encode::document(
+        model,
+        model.output_shape(operation),
+        json,
+        TimestampUnit::Seconds,
+    )
 }
 
 /// The parsed JSON body, or `None` when it is empty or only whitespace.

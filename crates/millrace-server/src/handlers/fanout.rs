@@ -211,10 +211,30 @@ pub async fn subscribe_to_shard(
     if let Some((region, name)) = consumer_stream(&input.consumer_arn) {
         super::authorize_stream_key(context, region, name, false)?;
     }
-    let mut subscription = context
-        .engine
-        .subscribe(&input.consumer_arn, request)
-        .await?;
+    let result = context.engine.subscribe(&input.consumer_arn, request).await;
+    // The consumer's metrics carry StreamName and ConsumerName, from the consumer ARN
+    // (`…:stream/<stream>/consumer/<consumer>:<created>`).
+    let names = input
+        .consumer_arn
+        .split_once(":stream/")
+        .and_then(|(_, rest)| rest.split_once("/consumer/"))
+        .map(|(stream, consumer)| {
+            (
+                stream,
+                consumer.rsplit_once(':').map_or(consumer, |(c, _)| c),
+            )
+        });
+    let counted = match (&result, names) {
+        (Err(millrace_engine::Error::ResourceNotFound(_)), _) | (_, None) => None,
+        (result, Some((stream, consumer))) => {
+            let outcome = match result {
+                Ok(_) => Ok(()),
+                Err(error) => Err(matches!(error, millrace_engine::Error::LimitExceeded(_))),
+            };
+            super::metrics::subscribe(context, &context.region, stream, consumer, outcome)
+        }
+    };
+    let mut subscription = result?;
     let cbor = context.format == crate::dispatch::Format::Cbor;
     // Event payloads use the request's format, and say so in `:content-type`.
     let content_type = if cbor {
@@ -245,11 +265,20 @@ pub async fn subscribe_to_shard(
         }
         loop {
             let message = match subscription.next_event(HEARTBEAT).await {
-                Ok(Some(event)) => event_stream::event(
-                    "SubscribeToShardEvent",
-                    content_type,
-                    &encode_payload("SubscribeToShardEvent", event_json(&event)),
-                ),
+                Ok(Some(event)) => {
+                    if let Some(handle) = &counted {
+                        super::metrics::subscription_event(
+                            handle,
+                            &event.records,
+                            event.millis_behind_latest,
+                        );
+                    }
+                    event_stream::event(
+                        "SubscribeToShardEvent",
+                        content_type,
+                        &encode_payload("SubscribeToShardEvent", event_json(&event)),
+                    )
+                }
                 Ok(None) => return,
                 Err(error) => {
                     let api_error = ApiError::from(error);

@@ -1,6 +1,7 @@
 //! Operation handlers and the dispatch table keyed by operation name.
 
 pub mod fanout;
+mod metrics;
 mod records;
 mod reshard;
 mod settings;
@@ -20,6 +21,8 @@ pub struct Context<'a> {
     pub region: String,
     pub format: crate::dispatch::Format,
     pub authz: &'a crate::authz::Authz<'a>,
+    /// Where the Kinesis metrics are counted (`None`: metrics off).
+    pub metrics: Option<&'a millrace_cloudwatch::Metrics>,
 }
 
 /// Operations of the model that later work will serve.

@@ -15,7 +15,11 @@ use millrace_engine::{
 };
 use serde::Deserialize;
 
-use super::{stream_target, Context};
+use std::time::Instant;
+
+use millrace_engine::Error as EngineError;
+
+use super::{metrics, stream_target, Context};
 use crate::error::ApiError;
 use crate::json::{decode, millis};
 
@@ -120,6 +124,7 @@ fn decode_data(text: &str) -> Result<Vec<u8>, ApiError> {
 }
 
 pub async fn put_records(context: &Context<'_>, body: &[u8]) -> Result<Vec<u8>, ApiError> {
+    let started = Instant::now();
     let parsed: Option<PutRecordsInput<'_>> = serde_json::from_slice(body).ok();
     let mut data = Vec::new();
     let fast = parsed.as_ref().and_then(|input| {
@@ -166,6 +171,13 @@ pub async fn put_records(context: &Context<'_>, body: &[u8]) -> Result<Vec<u8>, 
         })
         .collect();
     let outcomes = context.engine.put_records(&region, &name, &entries).await?;
+    if context.metrics.is_some() {
+        let sizes: Vec<u64> = entries
+            .iter()
+            .map(|e| (e.data.len() + e.partition_key.map_or(0, str::len)) as u64)
+            .collect();
+        metrics::put_records(context, &region, &name, started, &sizes, &outcomes);
+    }
     Ok(put_records_reply(&outcomes))
 }
 
@@ -213,6 +225,7 @@ struct PutRecordInput {
 }
 
 pub async fn put_record(context: &Context<'_>, body: &[u8]) -> Result<Vec<u8>, ApiError> {
+    let started = Instant::now();
     let input: PutRecordInput = decode("PutRecord", body)?;
     dry_run(input.dry_run)?;
     let (region, name) = stream_target(
@@ -222,7 +235,7 @@ pub async fn put_record(context: &Context<'_>, body: &[u8]) -> Result<Vec<u8>, A
     )?;
     super::authorize_stream_key(context, &region, &name, true)?;
     let data = decode_data(&input.data)?;
-    let outcome = context
+    let result = context
         .engine
         .put_record(
             &region,
@@ -234,7 +247,23 @@ pub async fn put_record(context: &Context<'_>, body: &[u8]) -> Result<Vec<u8>, A
             },
             input.sequence_number_for_ordering.as_deref(),
         )
-        .await?;
+        .await;
+    if context.metrics.is_some() {
+        let size = (data.len() + input.partition_key.as_deref().map_or(0, str::len)) as u64;
+        let shard = result.as_ref().map(|o| o.shard_id.to_string());
+        let outcome = match (&shard, &result) {
+            (Ok(shard), _) => Ok(shard.as_str()),
+            (_, Err(EngineError::ProvisionedThroughputExceeded(message))) => {
+                Err(Some(metrics::throttled_shard(message)))
+            }
+            _ => Err(None),
+        };
+        // Requests for streams that do not exist are not counted (no series per bad name).
+        if !matches!(&result, Err(EngineError::ResourceNotFound(_))) {
+            metrics::put_record(context, &region, &name, started, size, outcome);
+        }
+    }
+    let outcome = result?;
     Ok(format!(
         r#"{{"ShardId":"{}","SequenceNumber":"{}"}}"#,
         outcome.shard_id, outcome.sequence_number
@@ -334,10 +363,28 @@ pub async fn get_records(context: &Context<'_>, body: &[u8]) -> Result<Vec<u8>, 
             }
         }
     }
-    let output = context
+    let started = Instant::now();
+    let result = context
         .engine
         .get_records(&input.shard_iterator, input.limit)
-        .await?;
+        .await;
+    if context.metrics.is_some() {
+        let outcome = match &result {
+            Ok(output) => Ok((&output.records[..], output.millis_behind_latest)),
+            Err(error) => Err(matches!(
+                error,
+                EngineError::ProvisionedThroughputExceeded(_)
+            )),
+        };
+        metrics::get_records(
+            context,
+            &context.region,
+            &input.shard_iterator,
+            started,
+            outcome,
+        );
+    }
+    let output = result?;
     let data_bytes: usize = output.records.iter().map(|r| r.data().len()).sum();
     let mut reply = String::with_capacity(200 + output.records.len() * 160 + data_bytes * 4 / 3);
     reply.push_str(r#"{"Records":"#);

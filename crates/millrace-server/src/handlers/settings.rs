@@ -39,6 +39,7 @@ pub fn enhanced_monitoring(
         &input.shard_level_metrics,
         enable,
     )?;
+    super::metrics::shard_level_changed(context, &region, &name, &desired);
     Ok(encode(&json!({
         "StreamName": name,
         "StreamARN": context.engine.stream_arn(&region, &name),

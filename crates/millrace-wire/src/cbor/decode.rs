@@ -10,6 +10,7 @@ use minicbor::data::Type;
 use minicbor::decode::{Decoder, Error as DecodeError};
 use serde_json::{Map, Number, Value};
 
+use super::TimestampUnit;
 use super::{element_shape, kind_of, member_shape, CborError, MAX_DEPTH, MAX_ITEMS};
 use crate::model::{ServiceModel, Shape, ShapeKind};
 
@@ -21,6 +22,7 @@ pub(super) fn document(
     model: &ServiceModel,
     root: Option<&'static Shape>,
     input: &[u8],
+    unit: TimestampUnit,
 ) -> Result<Value, CborError> {
     if input.is_empty() {
         return Err(CborError::Malformed {
@@ -32,6 +34,7 @@ pub(super) fn document(
         decoder: Decoder::new(input),
         model,
         items: 0,
+        unit,
     };
     let value = reader.item(root, 0)?;
     let end = reader.decoder.position();
@@ -49,6 +52,7 @@ struct Reader<'b, 'm> {
     model: &'m ServiceModel,
     /// Data items decoded so far, checked against [`MAX_ITEMS`].
     items: usize,
+    unit: TimestampUnit,
 }
 
 impl Reader<'_, '_> {
@@ -88,7 +92,7 @@ impl Reader<'_, '_> {
             | Type::Int => {
                 let int = i128::from(self.decoder.int().map_err(|err| malformed(offset, err))?);
                 let at_timestamp = matches!(kind_of(shape), Some(ShapeKind::Timestamp));
-                if timestamp_tagged || at_timestamp {
+                if (timestamp_tagged || at_timestamp) && self.unit == TimestampUnit::Millis {
                     Ok(seconds_from_millis(int))
                 } else {
                     Ok(integer(int))

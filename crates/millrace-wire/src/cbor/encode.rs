@@ -7,6 +7,7 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use serde_json::{Number, Value};
 
+use super::TimestampUnit;
 use super::{element_shape, kind_of, member_shape, CborError, MAX_DEPTH};
 use crate::model::{ServiceModel, Shape, ShapeKind};
 
@@ -29,10 +30,12 @@ pub(super) fn document(
     model: &ServiceModel,
     root: Option<&'static Shape>,
     value: &Value,
+    unit: TimestampUnit,
 ) -> Result<Vec<u8>, CborError> {
     let mut writer = Writer {
         out: Vec::new(),
         model,
+        unit,
     };
     match writer.value(value, root, 0) {
         Ok(()) => Ok(writer.out),
@@ -49,6 +52,7 @@ pub(super) fn document(
 struct Writer<'m> {
     out: Vec<u8>,
     model: &'m ServiceModel,
+    unit: TimestampUnit,
 }
 
 impl Writer<'_> {
@@ -115,6 +119,20 @@ impl Writer<'_> {
 
     fn number(&mut self, number: &Number, kind: Option<ShapeKind>) -> Result<(), CborError> {
         match kind {
+            Some(ShapeKind::Timestamp) if self.unit == TimestampUnit::Seconds => {
+                // Smithy RPC v2: tag 1 and the seconds, an integer when whole.
+                self.head(MAJOR_TAG, TIMESTAMP_TAG);
+                let whole = number.as_i64().or_else(|| {
+                    number
+                        .as_f64()
+                        .filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15)
+                        .map(|f| f as i64)
+                });
+                match whole {
+                    Some(whole) => self.integer(i128::from(whole)),
+                    None => self.number(number, None),
+                }
+            }
             Some(ShapeKind::Timestamp) => {
                 let millis = millis_from_seconds(number)
                     .ok_or_else(|| unencodable(format!("timestamp {number} is out of range")))?;

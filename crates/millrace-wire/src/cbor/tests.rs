@@ -56,7 +56,8 @@ fn build(
 
 /// Decodes CBOR produced by the encoders back to JSON with the shape the encoder used.
 fn decode_with(shape: Option<&'static Shape>, cbor: &[u8]) -> Value {
-    decode::document(&KINESIS, shape, cbor).expect("decode our own output")
+    decode::document(&KINESIS, shape, cbor, super::TimestampUnit::Millis)
+        .expect("decode our own output")
 }
 
 fn check_request(operation: &str, cbor: &[u8], expected: Value) {
@@ -852,4 +853,39 @@ fn output_and_error_shapes_are_in_the_model() {
         .shape_named("ResourceNotFoundException")
         .expect("error shape");
     assert!(not_found.exception);
+}
+
+// --- Smithy RPC v2 CBOR (CloudWatch): timestamps in seconds ---
+
+#[test]
+fn rpc_v2_timestamps_are_epoch_seconds_both_ways() {
+    use crate::generated::cloudwatch_model::CLOUDWATCH;
+    let body = build(|e| {
+        e.map(4)?
+            .str("Namespace")?
+            .str("AWS/Kinesis")?
+            .str("MetricName")?
+            .str("IncomingRecords")?
+            .str("StartTime")?
+            .tag(Tag::new(1))?
+            .f64(1_700_000_000.5)?
+            .str("EndTime")?
+            .tag(Tag::new(1))?
+            .u32(1_700_000_600)?;
+        Ok(())
+    });
+    let json = rpc_v2_request_to_json(&CLOUDWATCH, "GetMetricStatistics", &body).expect("decode");
+    assert_eq!(json["StartTime"], json!(1_700_000_000.5));
+    assert_eq!(json["EndTime"], json!(1_700_000_600));
+    let reply = json!({"Label": "L", "Datapoints": [{"Timestamp": 1_700_000_040.0, "Sum": 2.0}]});
+    let cbor = rpc_v2_response_to_cbor(&CLOUDWATCH, "GetMetricStatistics", &reply).expect("encode");
+    // Tag 1, then the whole seconds as a 4-byte unsigned integer: c1 1a 6553f128.
+    assert!(hex(&cbor).contains("c11a6553f128"), "{}", hex(&cbor));
+    // Kinesis's CBOR 1.1 keeps milliseconds.
+    let kinesis = response_to_cbor(
+        "GetRecords",
+        br#"{"Records":[{"SequenceNumber":"1","ApproximateArrivalTimestamp":1.5,"Data":"","PartitionKey":"k"}],"MillisBehindLatest":0}"#,
+    )
+    .expect("encode kinesis");
+    assert!(hex(&kinesis).contains("c11905dc"), "{}", hex(&kinesis));
 }
