@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the dependencies of the compat test suites into project-local folders:
 #   - /work/main/.venv            (python3 -m venv; boto3, awscli, pytest from compat/python/requirements.txt)
+#   - /work/main/.venv/kclpy      (amazon_kclpy's Python sources, for the KCL daemon tests)
 #   - compat/node/node_modules    (npm ci from compat/node/package-lock.json; @aws-sdk/client-kinesis)
 #   - chromium and chromium-driver (apt, as root, when missing) for the web console's browser test
 # Idempotent and quiet: each part is skipped when a stamp file records the hash of the inputs it was
@@ -54,6 +55,26 @@ elif command -v apt-get >/dev/null 2>&1 && [[ "$(id -u)" == "0" ]]; then
     fi
 else
     log "chromium or chromedriver missing and apt-get is not usable: the console browser test will fail" >&2
+fi
+
+# --- amazon_kclpy (the KCL daemon tests run its unmodified sample processor) ------------------------
+# Its install step downloads the Java daemon's jars, which `millrace kcl` does not need, so only the
+# pure-Python sources are fetched (the PyPI sdist) and unpacked; the tests put them on PYTHONPATH.
+kclpy_version="3.2.0"
+kclpy_dir="$venv/kclpy/amazon_kclpy-$kclpy_version"
+if [[ -f "$kclpy_dir/amazon_kclpy/kcl.py" ]]; then
+    log "amazon_kclpy $kclpy_version present ($kclpy_dir)"
+else
+    log "fetching amazon_kclpy $kclpy_version sources into $venv/kclpy"
+    kclpy_tmp="$(mktemp -d)"
+    if "$venv/bin/python" -m pip download --quiet --disable-pip-version-check --no-deps --no-binary :all: \
+            "amazon_kclpy==$kclpy_version" -d "$kclpy_tmp"; then
+        mkdir -p "$venv/kclpy"
+        tar xzf "$kclpy_tmp/amazon_kclpy-$kclpy_version.tar.gz" -C "$venv/kclpy"
+    else
+        log "could not fetch amazon_kclpy; the KCL daemon tests will fail" >&2
+    fi
+    rm -rf "$kclpy_tmp"
 fi
 
 # --- Node -----------------------------------------------------------------------------------------

@@ -27,6 +27,7 @@ const SERVICES: &[(&str, &str)] = &[
     ("sts", "STS"),
     ("kms", "KMS"),
     ("cloudwatch", "CLOUDWATCH"),
+    ("dynamodb", "DYNAMODB"),
 ];
 
 // xtask is a command-line tool: reporting on stderr is its job.

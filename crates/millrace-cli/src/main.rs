@@ -1,4 +1,7 @@
-//! The `millrace` binary: parses flags, sets up logging, binds and runs the server.
+//! The `millrace` binary: parses flags, sets up logging, binds and runs the server, or runs
+//! the KCL multi-language daemon (`millrace kcl`).
+
+mod kcl;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -6,6 +9,8 @@ use std::time::Duration;
 
 use anyhow::{bail, Context as _};
 use clap::{Parser, Subcommand};
+
+mod tools;
 use millrace_server::accounts::Accounts;
 use millrace_server::audit::AuditConfig;
 use millrace_server::auth::AuthMode;
@@ -46,9 +51,19 @@ enum LogFormat {
 }
 
 #[derive(Subcommand)]
+// One value per process: the size difference between the variants does not matter.
+#[allow(clippy::large_enum_variant)]
 enum Command {
     /// Run the server.
     Serve(Box<ServeArgs>),
+    /// Put records (arguments, or one per line of standard input) through the producer library.
+    Put(tools::PutArgs),
+    /// Print a stream's records from every shard, parents before children, de-aggregated.
+    Tail(tools::TailArgs),
+    /// List, describe, create, delete or scale streams.
+    Streams(tools::StreamsArgs),
+    /// Run a KCL multi-language daemon worker (a drop-in for the Java MultiLangDaemon).
+    Kcl(KclArgs),
     /// Re-wrap every KMS key's material under a new master key (the server must be stopped);
     /// records and ciphertexts stay as they are.
     RewrapMasterKey(RewrapArgs),
@@ -64,6 +79,13 @@ struct RewrapArgs {
     /// The new master key.
     #[arg(long)]
     new_master_key_file: PathBuf,
+}
+
+#[derive(Parser)]
+struct KclArgs {
+    /// The MultiLangDaemon `.properties` file.
+    #[arg(long = "properties", alias = "properties-file")]
+    properties: PathBuf,
 }
 
 #[derive(Parser)]
@@ -328,7 +350,38 @@ fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Put(args) => run_tool(tools::put(args)),
+        Command::Tail(args) => run_tool(tools::tail(args)),
+        Command::Streams(args) => run_tool(tools::streams(args)),
+        Command::Kcl(args) => {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("start the async runtime")?;
+            if let Err(error) = runtime.block_on(kcl::run(args.properties)) {
+                tracing::error!("failed to {error:#}");
+                return Err(error);
+            }
+            Ok(())
+        }
     }
+}
+
+/// Runs a client command; an error is printed in plain words and the exit code is 1.
+fn run_tool(future: impl std::future::Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("start the async runtime")?;
+    if let Err(error) = runtime.block_on(future) {
+        #[allow(clippy::print_stderr)]
+        {
+            eprintln!("millrace: {error:#}");
+        }
+        std::process::exit(1);
+    }
+    Ok(())
 }
 
 /// Root credentials of the default account and of every further account.
@@ -493,8 +546,14 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     } else {
         None
     };
+    let dynamodb_path = args.data_dir.join("dynamodb.redb");
+    let dynamodb =
+        tokio::task::spawn_blocking(move || millrace_dynamodb::DynamoDb::open(&dynamodb_path))
+            .await
+            .context("open the lease-table store")?
+            .context("open the lease-table store")?;
     let mut services: Vec<std::sync::Arc<dyn millrace_server::JsonService>> =
-        vec![std::sync::Arc::new(kms)];
+        vec![std::sync::Arc::new(kms), std::sync::Arc::new(dynamodb)];
     if let Some(metrics) = &metrics {
         services.push(std::sync::Arc::new(CloudWatch::new(metrics.clone())));
     }

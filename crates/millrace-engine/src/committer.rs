@@ -17,9 +17,21 @@ use crate::storage::GroupSync;
 
 type Reply = oneshot::Sender<Result<(), String>>;
 
+/// What a request waits for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Barrier {
+    /// Durable: on stable storage (fsync `always`, interval and shutdown syncs).
+    Sync,
+    /// Out of the process: handed to the operating system, not forced (fsync `never` or an
+    /// interval), so a crash of the process loses nothing acknowledged.
+    Write,
+}
+
+type Request = (Vec<Arc<Shard>>, Barrier, Reply);
+
 /// Handle to the committer thread.
 pub struct Committer {
-    requests: mpsc::Sender<(Vec<Arc<Shard>>, Reply)>,
+    requests: mpsc::Sender<Request>,
 }
 
 /// Most shards forced at the same time with one `fdatasync` each (logs without a journal).
@@ -29,7 +41,7 @@ impl Committer {
     /// Starts the committer thread; `group` is the logs' shared barrier (without it, every
     /// shard is synced on its own).
     pub fn start(group: Option<Arc<dyn GroupSync>>) -> Committer {
-        let (requests, receiver) = mpsc::channel::<(Vec<Arc<Shard>>, Reply)>();
+        let (requests, receiver) = mpsc::channel::<Request>();
         std::thread::Builder::new()
             .name("millrace-commit".into())
             .spawn(move || run(receiver, group))
@@ -37,11 +49,12 @@ impl Committer {
         Committer { requests }
     }
 
-    /// Waits until everything appended to `shards` before this call is durable and visible.
-    pub async fn commit(&self, shards: Vec<Arc<Shard>>) -> Result<(), String> {
+    /// Waits until everything appended to `shards` before this call has passed `barrier` and
+    /// is visible.
+    pub async fn commit(&self, shards: Vec<Arc<Shard>>, barrier: Barrier) -> Result<(), String> {
         let (reply, done) = oneshot::channel();
         self.requests
-            .send((shards, reply))
+            .send((shards, barrier, reply))
             .map_err(|_| "the commit thread has stopped".to_owned())?;
         done.await
             .map_err(|_| "the commit thread has stopped".to_owned())?
@@ -49,24 +62,32 @@ impl Committer {
 }
 
 impl Committer {
-    /// Like `commit`, for callers outside the async runtime.
+    /// Like `commit` with [`Barrier::Sync`], for callers outside the async runtime.
     pub fn commit_blocking(&self, shards: Vec<Arc<Shard>>) -> Result<(), String> {
         let (reply, done) = oneshot::channel();
         self.requests
-            .send((shards, reply))
+            .send((shards, Barrier::Sync, reply))
             .map_err(|_| "the commit thread has stopped".to_owned())?;
         done.blocking_recv()
             .map_err(|_| "the commit thread has stopped".to_owned())?
     }
 }
 
-fn run(receiver: mpsc::Receiver<(Vec<Arc<Shard>>, Reply)>, group: Option<Arc<dyn GroupSync>>) {
+fn run(receiver: mpsc::Receiver<Request>, group: Option<Arc<dyn GroupSync>>) {
     while let Ok(first) = receiver.recv() {
         let mut batch = vec![first];
         batch.extend(receiver.try_iter());
         let mut seen = HashSet::new();
         let mut shards: Vec<Arc<Shard>> = Vec::new();
-        for (requested, _) in &batch {
+        let barrier = if batch
+            .iter()
+            .any(|(_, barrier, _)| *barrier == Barrier::Sync)
+        {
+            Barrier::Sync
+        } else {
+            Barrier::Write
+        };
+        for (requested, _, _) in &batch {
             for shard in requested {
                 if seen.insert(Arc::as_ptr(shard)) {
                     shards.push(shard.clone());
@@ -75,7 +96,9 @@ fn run(receiver: mpsc::Receiver<(Vec<Arc<Shard>>, Reply)>, group: Option<Arc<dyn
         }
         let results: Vec<(Arc<Shard>, Result<(), String>)> = match &group {
             _ if shards.is_empty() => Vec::new(),
-            Some(group) => sync_group(group.as_ref(), shards),
+            Some(group) => sync_group(group.as_ref(), shards, barrier),
+            // Standalone logs wrote their appends to the operating system already.
+            None if barrier == Barrier::Write => publish_appended(shards),
             _ if shards.len() == 1 => {
                 let shard = shards.pop().expect("one shard");
                 let result = shard.sync_and_publish();
@@ -87,7 +110,7 @@ fn run(receiver: mpsc::Receiver<(Vec<Arc<Shard>>, Reply)>, group: Option<Arc<dyn
             .into_iter()
             .filter_map(|(shard, result)| result.err().map(|e| (Arc::as_ptr(&shard), e)))
             .collect();
-        for (requested, reply) in batch {
+        for (requested, _, reply) in batch {
             let result = requested
                 .iter()
                 .find_map(|shard| failed.get(&Arc::as_ptr(shard)).cloned())
@@ -102,9 +125,14 @@ fn run(receiver: mpsc::Receiver<(Vec<Arc<Shard>>, Reply)>, group: Option<Arc<dyn
 fn sync_group(
     group: &dyn GroupSync,
     shards: Vec<Arc<Shard>>,
+    barrier: Barrier,
 ) -> Vec<(Arc<Shard>, Result<(), String>)> {
     let ends: Vec<u64> = shards.iter().map(|s| s.log.next_position()).collect();
-    match group.sync() {
+    let passed = match barrier {
+        Barrier::Sync => group.sync(),
+        Barrier::Write => group.write(),
+    };
+    match passed {
         Ok(()) => shards
             .into_iter()
             .zip(ends)
@@ -121,6 +149,16 @@ fn sync_group(
                 .collect()
         }
     }
+}
+
+fn publish_appended(shards: Vec<Arc<Shard>>) -> Vec<(Arc<Shard>, Result<(), String>)> {
+    shards
+        .into_iter()
+        .map(|shard| {
+            shard.publish(shard.log.next_position());
+            (shard, Ok(()))
+        })
+        .collect()
 }
 
 fn sync_in_parallel(shards: Vec<Arc<Shard>>) -> Vec<(Arc<Shard>, Result<(), String>)> {

@@ -11,6 +11,7 @@ use millrace_types::limits::{
 use millrace_types::{partition_key_hash, SequenceNumber, ShardId};
 
 use crate::clock::now_ms;
+use crate::committer::Barrier;
 use crate::config::FsyncPolicy;
 use crate::error::Error;
 use crate::record_codec;
@@ -279,16 +280,9 @@ impl Engine {
                 })
                 .collect();
             let limits = self.config.throughput_limits;
-            // Without group commit, the journal is written (not forced) before the reply, so
-            // an acknowledged record survives a crash of the process.
-            let write_through = match self.config.fsync {
-                FsyncPolicy::Always => None,
-                FsyncPolicy::Never | FsyncPolicy::Interval(_) => self.group_sync.clone(),
-            };
             // Small appends to journaled logs only copy memory: they run right here, which
             // saves two thread hand-offs per request (most of a single-record put's cost).
-            let in_memory = write_through.is_none()
-                && jobs.len() <= INLINE_APPEND_SHARDS
+            let in_memory = jobs.len() <= INLINE_APPEND_SHARDS
                 && jobs.iter().all(|(shard, _, buffer, _)| {
                     buffer.len() <= INLINE_APPEND_BYTES
                         && shard.log.append_stays_in_memory(buffer.len())
@@ -296,15 +290,9 @@ impl Engine {
             let round = if in_memory {
                 append_groups(jobs, limits)?
             } else {
-                tokio::task::spawn_blocking(move || {
-                    let round = append_groups(jobs, limits)?;
-                    if let Some(group) = write_through.filter(|_| !round.placements.is_empty()) {
-                        group.write()?;
-                    }
-                    Ok::<_, Error>(round)
-                })
-                .await
-                .map_err(|e| Error::Internal(format!("append task failed: {e}")))??
+                tokio::task::spawn_blocking(move || append_groups(jobs, limits))
+                    .await
+                    .map_err(|e| Error::Internal(format!("append task failed: {e}")))??
             };
             placements.extend(round.placements);
             throttled.extend(round.throttled);
@@ -353,7 +341,17 @@ impl Engine {
             FsyncPolicy::Always => {
                 let shards = placements.iter().map(|p| p.shard.clone()).collect();
                 self.committer
-                    .commit(shards)
+                    .commit(shards, Barrier::Sync)
+                    .await
+                    .map_err(Error::Internal)?;
+            }
+            // Journaled logs hold appends in memory: the commit thread writes the journal for
+            // every request of the round at once (no sync) before they are acknowledged, so
+            // an acknowledged record survives a crash of the process.
+            FsyncPolicy::Never | FsyncPolicy::Interval(_) if self.group_sync.is_some() => {
+                let shards = placements.iter().map(|p| p.shard.clone()).collect();
+                self.committer
+                    .commit(shards, Barrier::Write)
                     .await
                     .map_err(Error::Internal)?;
             }

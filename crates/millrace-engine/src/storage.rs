@@ -193,7 +193,9 @@ impl LogFactory for LocalLogs {
     }
 
     fn destroy(&self, incarnation: u64) -> std::io::Result<()> {
-        match std::fs::remove_dir_all(self.root.join(incarnation.to_string())) {
+        let dir = self.root.join(incarnation.to_string());
+        millrace_log::forget_files_under(&dir);
+        match std::fs::remove_dir_all(&dir) {
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),
             other => other,
         }

@@ -64,9 +64,8 @@ pub fn service_error(error: KmsError) -> ServiceError {
         KmsError::InvalidState(_) => "KMSInvalidStateException",
         KmsError::InvalidCiphertext => {
             return ServiceError {
-                code: "InvalidCiphertextException".into(),
-                status: 400,
                 message: None,
+                ..ServiceError::client("InvalidCiphertextException", "")
             }
         }
         KmsError::IncorrectKey(_) => "IncorrectKeyException",

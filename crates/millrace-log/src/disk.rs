@@ -86,6 +86,16 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<(), LogError> {
 
 /// Creates `dir` and any missing parents, making the new entries durable.
 pub(crate) fn create_dir(dir: &Path) -> Result<(), LogError> {
+    // Each created directory must be recorded in its parent's entry list.
+    for parent in create_dir_unsynced(dir)? {
+        sync_dir(&parent)?;
+    }
+    Ok(())
+}
+
+/// Creates `dir` and any missing parents without syncing; returns the directories whose entry
+/// lists changed (the parents of the created ones), outermost first, for the caller to sync.
+pub(crate) fn create_dir_unsynced(dir: &Path) -> Result<Vec<PathBuf>, LogError> {
     let mut existing = dir;
     let mut created = Vec::new();
     while !existing.exists() {
@@ -96,17 +106,16 @@ pub(crate) fn create_dir(dir: &Path) -> Result<(), LogError> {
         }
     }
     if created.is_empty() {
-        return Ok(());
+        return Ok(Vec::new());
     }
     fs::create_dir_all(dir)
         .map_err(|err| LogError::io(format!("create log directory {}", dir.display()), err))?;
-    // Each created directory must be recorded in its parent's entry list.
-    for child in created.iter().rev() {
-        if let Some(parent) = child.parent().filter(|p| !p.as_os_str().is_empty()) {
-            sync_dir(parent)?;
-        }
-    }
-    Ok(())
+    Ok(created
+        .iter()
+        .rev()
+        .filter_map(|child| child.parent().filter(|p| !p.as_os_str().is_empty()))
+        .map(Path::to_path_buf)
+        .collect())
 }
 
 /// Most segment files kept open at once by the descriptor cache (default 1,024).
@@ -241,8 +250,9 @@ pub(crate) fn is_out_of_descriptors(err: &io::Error) -> bool {
     matches!(err.raw_os_error(), Some(24) | Some(23))
 }
 
-/// Closes the cached descriptors of files under `dir` (before they are deleted).
-pub(crate) fn forget_files_under(dir: &Path) {
+/// Closes the cached descriptors of files under `dir`: call it when deleting a directory of
+/// logs by other means, or the deleted files keep their disk space until the cache drops them.
+pub fn forget_files_under(dir: &Path) {
     with_cache(|cache| cache.files.retain(|path, _| !path.starts_with(dir)));
 }
 
@@ -257,6 +267,16 @@ pub(crate) fn forget_file(path: &Path) {
 /// The caller syncs the directory. A leftover file of an earlier failed attempt is replaced;
 /// any other file with that name was loaded by recovery, so the log never asks for it.
 pub(crate) fn create_segment(dir: &Path, base: u64) -> Result<SegmentFile, LogError> {
+    create_segment_file(dir, base, true)
+}
+
+/// Like [`create_segment`] without the sync: for journaled logs, whose journal holds every
+/// record until a checkpoint has synced the file and its directory.
+pub(crate) fn create_segment_unsynced(dir: &Path, base: u64) -> Result<SegmentFile, LogError> {
+    create_segment_file(dir, base, false)
+}
+
+fn create_segment_file(dir: &Path, base: u64, sync: bool) -> Result<SegmentFile, LogError> {
     let path = segment_path(dir, base);
     forget_file(&path);
     let context = || format!("create segment {}", path.display());
@@ -267,7 +287,12 @@ pub(crate) fn create_segment(dir: &Path, base: u64) -> Result<SegmentFile, LogEr
         .truncate(true)
         .open(&path)
         .map_err(|err| LogError::io(context(), err))?;
-    write_segment_header(&file, &path, base)?;
+    if sync {
+        write_segment_header(&file, &path, base)?;
+    } else {
+        file.write_all_at(&encode_segment_header(base), 0)
+            .map_err(|err| LogError::io(format!("write segment header {}", path.display()), err))?;
+    }
     Ok(SegmentFile::with_open(path, file))
 }
 

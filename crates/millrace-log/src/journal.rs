@@ -412,9 +412,36 @@ impl Journal {
             .filter_map(Weak::upgrade)
             .collect();
         let mut dirty = Vec::new();
+        let mut dirs = std::collections::BTreeSet::new();
         for tail in tails {
-            dirty.extend(tail.write_back_for_sync()?);
+            let (file, changed) = tail.write_back_for_sync()?;
+            dirty.extend(file);
+            dirs.extend(changed);
         }
+        if let Err(err) = self.sync_files(&dirty) {
+            return Err(self.checkpoint_failed(err));
+        }
+        // New segment files (and new log directories) are durable once their directories are.
+        for dir in &dirs {
+            match disk::sync_dir(dir) {
+                Err(err) if err.is_not_found() => {} // a destroyed log's directory
+                Err(err) => return Err(self.checkpoint_failed(err)),
+                Ok(()) => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn checkpoint_failed(&self, err: LogError) -> LogError {
+        // After a failed sync the page cache may have dropped the data: only the journal still
+        // holds it, so its files are never deleted again.
+        self.keep_files.store(true, Ordering::Release);
+        tracing::error!(error = %err, "checkpoint failed; journal files are kept from now on");
+        err
+    }
+
+    /// Syncs segment files, several at a time.
+    fn sync_files(&self, dirty: &[crate::disk::SegmentFile]) -> Result<(), LogError> {
         if dirty.is_empty() {
             return Ok(());
         }
@@ -427,12 +454,15 @@ impl Journal {
                         // Opened one at a time: the descriptor cache stays bounded. A descriptor
                         // opened after the write still reports the write's errors (Linux 4.13+).
                         for segment in group {
-                            let synced = segment.get().and_then(|file| {
-                                disk::sync_data(&file, segment.path()).map_err(|err| {
+                            let synced = match segment.get() {
+                                // A destroyed log's file: nothing to keep.
+                                Err(err) if err.is_not_found() => Ok(()),
+                                Err(err) => Err(err),
+                                Ok(file) => disk::sync_data(&file, segment.path()).map_err(|err| {
                                     let path = segment.path().display();
                                     LogError::io(format!("sync segment {path}"), err)
-                                })
-                            });
+                                }),
+                            };
                             if let Err(err) = synced {
                                 return Some(err);
                             }
@@ -446,14 +476,7 @@ impl Journal {
                 .filter_map(|h| h.join().expect("sync threads do not panic"))
                 .next()
         });
-        let Some(err) = failure else {
-            return Ok(());
-        };
-        // After a failed sync the page cache may have dropped the data: only the journal still
-        // holds it, so its files are never deleted again.
-        self.keep_files.store(true, Ordering::Release);
-        tracing::error!(error = %err, "checkpoint failed; journal files are kept from now on");
-        Err(err)
+        failure.map_or(Ok(()), Err)
     }
 
     /// Ends recovery: once every log has been opened with its replayed records, flushes them

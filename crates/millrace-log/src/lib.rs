@@ -45,8 +45,12 @@
 //! the segment rolls, and at checkpoints; reads serve the frames still in the tail from memory.
 //! When a journal file reaches [`JournalConfig::file_bytes`] the journal starts a new one; a
 //! checkpoint (a background thread) then writes every tail back, syncs each segment file
-//! written since the previous checkpoint (only the logs' own files), and deletes the older
-//! journal files, oldest first.
+//! written since the previous checkpoint (only the logs' own files) and the directories of
+//! segments created since, and deletes the older journal files, oldest first.
+//! A journaled log creates its directory and first segment without any sync (the journal
+//! holds the records until a checkpoint made them durable), so the first write to a shard
+//! costs no `fsync`; recovery therefore repairs a first segment whose header was lost in a
+//! power cut like a torn creation, and the journal replays its records.
 //! On open, [`Journal::open`] reads the journal files (cutting a torn tail of the newest one);
 //! each journaled log writes the journaled frames its segments lack (after their own recovery)
 //! before it is used, and [`Journal::finish_recovery`] flushes them and deletes the old files.
@@ -106,7 +110,9 @@ mod segment;
 mod shard_log;
 mod tail;
 
-pub use crate::disk::{cached_open_files, open_file_budget, set_open_file_budget};
+pub use crate::disk::{
+    cached_open_files, forget_files_under, open_file_budget, set_open_file_budget,
+};
 pub use crate::error::LogError;
 pub use crate::journal::{Journal, JournalConfig, JournalReplay};
 pub use crate::shard_log::ShardLog;

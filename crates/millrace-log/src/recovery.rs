@@ -23,8 +23,14 @@ pub(crate) struct Recovered {
     pub(crate) builder: IndexBuilder,
 }
 
-/// Recovers the log stored in `dir`, which may not exist yet.
-pub(crate) fn recover(dir: &Path, index_interval: u32) -> Result<Recovered, LogError> {
+/// Recovers the log stored in `dir`, which may not exist yet. A `journaled` log creates its
+/// first segment without syncing it (the journal holds the records), so after a power cut its
+/// header may be lost while later bytes survived: that is repaired like a torn creation.
+pub(crate) fn recover(
+    dir: &Path,
+    index_interval: u32,
+    journaled: bool,
+) -> Result<Recovered, LogError> {
     let mut recovered = Recovered {
         segments: VecDeque::new(),
         active: None,
@@ -52,7 +58,9 @@ pub(crate) fn recover(dir: &Path, index_interval: u32) -> Result<Recovered, LogE
         rewrote_index |= rebuilt;
         recovered.segments.push_back(meta);
     }
-    let (meta, file, builder) = recover_active(dir, active_base, index_interval)?;
+    let first_segment = sealed.is_empty();
+    let (meta, file, builder) =
+        recover_active(dir, active_base, index_interval, journaled && first_segment)?;
     recovered.segments.push_back(meta);
     recovered.active = Some(disk::cache_segment(
         disk::segment_path(dir, active_base),
@@ -139,6 +147,7 @@ fn recover_active(
     dir: &Path,
     base: u64,
     index_interval: u32,
+    created_unsynced: bool,
 ) -> Result<(SegmentMeta, File, IndexBuilder), LogError> {
     let path = disk::segment_path(dir, base);
     let file = disk::open_segment_rw(&path)?;
@@ -153,7 +162,7 @@ fn recover_active(
     if stop.offset == 0 {
         // The header is written and synced before any frame, so a bad header is only a torn
         // creation when nothing follows it.
-        if file_len > SEGMENT_HEADER_LEN {
+        if file_len > SEGMENT_HEADER_LEN && !created_unsynced {
             return Err(LogError::corrupt(path, 0, stop.reason));
         }
         tracing::warn!(

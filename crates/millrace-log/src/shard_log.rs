@@ -123,7 +123,7 @@ impl ShardLog {
         first_position: u64,
         journal: Option<(Arc<Journal>, u64)>,
     ) -> Result<ShardLog, LogError> {
-        let recovered = recover(dir, config.index_interval_bytes)?;
+        let recovered = recover(dir, config.index_interval_bytes, journal.is_some())?;
         let next_position = recovered
             .segments
             .back()
@@ -379,13 +379,26 @@ impl ShardLog {
     }
 
     /// Creates the directory and the first segment of a log that has none.
+    /// A journaled log syncs nothing here: its journal holds every record until a checkpoint
+    /// has synced the segment and the directories whose entries changed (no `fsync` on the
+    /// first write to a shard).
     fn create_first_segment(&self) -> Result<(), LogError> {
-        disk::create_dir(&self.dir)?;
         let base = self.read_state().next_position;
-        let file = disk::create_segment(&self.dir, base)?;
-        disk::sync_dir(&self.dir)?;
+        let file = if self.journal.is_some() {
+            let mut changed = disk::create_dir_unsynced(&self.dir)?;
+            let file = disk::create_segment_unsynced(&self.dir, base)?;
+            changed.push(self.dir.clone());
+            self.tail.dirs_to_sync(changed);
+            file
+        } else {
+            disk::create_dir(&self.dir)?;
+            let file = disk::create_segment(&self.dir, base)?;
+            disk::sync_dir(&self.dir)?;
+            file
+        };
         self.tail
             .reset(base, file.clone(), SegmentMeta::empty(base).len);
+        self.tail.mark_dirty();
         let mut state = self.write_state();
         state.segments.push_back(SegmentMeta::empty(base));
         state.active = Some(file);

@@ -30,6 +30,9 @@ pub(crate) struct TailInner {
     pub(crate) bytes: Vec<u8>,
     /// The file was written since the last checkpoint synced it.
     pub(crate) dirty: bool,
+    /// Directories whose entry lists changed (the segment was created unsynced), to be synced
+    /// by the next checkpoint.
+    pub(crate) dirs: Vec<PathBuf>,
 }
 
 impl Tail {
@@ -42,6 +45,7 @@ impl Tail {
                 start: 0,
                 bytes: Vec::new(),
                 dirty: false,
+                dirs: Vec::new(),
             }),
         }
     }
@@ -70,20 +74,28 @@ impl Tail {
         self.lock().bytes.len()
     }
 
+    /// Records directories the next checkpoint must sync.
+    pub(crate) fn dirs_to_sync(&self, dirs: Vec<PathBuf>) {
+        self.lock().dirs.extend(dirs);
+    }
+
     /// Records that the active segment was written outside the tail (replay).
     pub(crate) fn mark_dirty(&self) {
         self.lock().dirty = true;
     }
 
-    /// Writes the tail back and, if the file was written since the last call, returns it
-    /// for the caller to sync.
-    pub(crate) fn write_back_for_sync(&self) -> Result<Option<SegmentFile>, LogError> {
+    /// Writes the tail back and returns, for the caller to sync, the file if it was written
+    /// since the last call and the directories whose entries changed.
+    pub(crate) fn write_back_for_sync(
+        &self,
+    ) -> Result<(Option<SegmentFile>, Vec<PathBuf>), LogError> {
         let mut inner = self.lock();
         inner.write_back(&self.dir)?;
+        let dirs = std::mem::take(&mut inner.dirs);
         if !std::mem::take(&mut inner.dirty) {
-            return Ok(None);
+            return Ok((None, dirs));
         }
-        Ok(inner.file.clone())
+        Ok((inner.file.clone(), dirs))
     }
 
     /// Writes the tail to its segment file without syncing.
@@ -133,7 +145,18 @@ impl TailInner {
             return Ok(());
         };
         let path = disk::segment_path(dir, base);
-        if let Err(err) = disk::write_all_at(&*file.get()?, &path, &self.bytes, self.start) {
+        let handle = match file.get() {
+            Ok(handle) => handle,
+            Err(err) if err.is_not_found() => {
+                // The active segment is never deleted while its log lives: the log was
+                // destroyed (its stream deleted), so its records are not wanted any more.
+                self.bytes = Vec::new();
+                self.dirty = false;
+                return Ok(());
+            }
+            Err(err) => return Err(err),
+        };
+        if let Err(err) = disk::write_all_at(&handle, &path, &self.bytes, self.start) {
             return Err(LogError::io(
                 format!("write back segment {}", path.display()),
                 err,

@@ -284,3 +284,58 @@ fn a_crash_in_the_middle_of_trimming_the_journal_loses_nothing() {
         journal.finish_recovery().expect("finish");
     }
 }
+
+#[test]
+fn a_deleted_log_does_not_block_checkpoints() {
+    let temp = fast_tempdir();
+    let config = JournalConfig { file_bytes: 1000 };
+    let (journal, logs) = open_all_with(temp.path(), config, LogConfig::default(), 2);
+    append_records(&logs[0], 3);
+    append_records(&logs[1], 3);
+    // Log 1's stream is deleted while a reader still holds the log, its tail unwritten.
+    let deleted = temp.path().join("1");
+    millrace_log::forget_files_under(&deleted);
+    fs::remove_dir_all(&deleted).expect("delete the log directory");
+    for _ in 0..20 {
+        append_records(&logs[0], 5);
+        logs[0].sync().expect("sync");
+    }
+    journal
+        .checkpoint()
+        .expect("the checkpoint skips the deleted log");
+    assert_eq!(journal_files(&temp.path().join("journal")).len(), 1);
+    check_all_records(&logs[0]);
+}
+
+#[test]
+fn a_first_segment_that_lost_its_header_in_a_power_cut_is_rebuilt_from_the_journal() {
+    let temp = fast_tempdir();
+    let big = LogConfig::default();
+    let (journal, logs) = open_all_with(temp.path(), JournalConfig::default(), big, 1);
+    // More than one write-back: the segment file holds frames after its header.
+    let payload = vec![9u8; 30_000];
+    let entries: Vec<millrace_log::Entry<'_>> = (0..5)
+        .map(|_| millrace_log::Entry {
+            timestamp_ms: 2,
+            payload: &payload,
+        })
+        .collect();
+    logs[0].append(&entries).expect("append");
+    logs[0].sync().expect("sync");
+    drop(logs);
+    drop(journal);
+    // The segment was created without a sync: its first bytes may not have reached the disk.
+    let segment = segment_file(&temp.path().join("0"), 0);
+    let file = OpenOptions::new().write(true).open(&segment).expect("open");
+    std::os::unix::fs::FileExt::write_all_at(&file, &[0u8; 16], 0).expect("lose the header");
+    drop(file);
+    let ((_journal, logs), warnings) =
+        capture::warnings(|| open_all_with(temp.path(), JournalConfig::default(), big, 1));
+    assert!(
+        warnings.iter().any(|w| w.contains("rewriting the header")),
+        "{warnings:?}"
+    );
+    assert_eq!(logs[0].next_position(), 5);
+    let records = logs[0].read(0, 5, 10, usize::MAX).expect("read");
+    assert!(records.iter().all(|r| r.payload == payload));
+}

@@ -73,6 +73,9 @@ fn error_value(error: &ServiceError) -> Value {
     if let Some(message) = &error.message {
         body.insert("message".into(), Value::String(message.clone()));
     }
+    for (name, value) in &error.fields {
+        body.insert(name.clone(), value.clone());
+    }
     Value::Object(body)
 }
 
@@ -238,6 +241,7 @@ pub async fn route(
             code: "UnknownOperationException".into(),
             status: 400,
             message: None,
+            fields: Default::default(),
         });
     }
     let input: Value = match serde_json::from_slice(if body.is_empty() { b"{}" } else { body }) {
@@ -247,6 +251,7 @@ pub async fn route(
                 code: "SerializationException".into(),
                 status: 400,
                 message: None,
+                fields: Default::default(),
             })
         }
     };
@@ -315,6 +320,7 @@ pub async fn route_rpc_v2(
             code: "UnknownOperationException".into(),
             status: 404,
             message: None,
+            fields: Default::default(),
         });
     }
     let input = if body.is_empty() {
@@ -327,6 +333,7 @@ pub async fn route_rpc_v2(
                     code: "SerializationException".into(),
                     status: 400,
                     message: None,
+                    fields: Default::default(),
                 })
             }
         }
@@ -434,6 +441,7 @@ fn api_to_service(error: crate::error::ApiError) -> ServiceError {
         code: error.code.to_owned(),
         status: error.status,
         message: error.message,
+        fields: serde_json::Map::new(),
     }
 }
 

@@ -1,4 +1,5 @@
-//! SigV4 verification: the canonical request rebuilt from the request as received, the string
+//! SigV4 verification (the canonicalization and signing core is `millrace_wire::sigv4`, shared with
+//! the clients): the canonical request rebuilt from the request as received, the string
 //! to sign, the cached signing key and a constant-time comparison of the signature.
 //!
 //! Header authentication (`Authorization: AWS4-HMAC-SHA256 Credential=…, SignedHeaders=…,
@@ -9,11 +10,6 @@
 //! unless the request says `UNSIGNED-PAYLOAD`.
 
 use std::sync::RwLock;
-
-use hmac::{Hmac, Mac};
-use sha2::{Digest, Sha256};
-
-type HmacSha256 = Hmac<Sha256>;
 
 /// The longest a signature's date may be off the server's clock, either way.
 pub const MAX_SKEW_SECS: i64 = 5 * 60;
@@ -47,96 +43,11 @@ impl Signed {
     }
 }
 
-/// SigV4's URI encoding: unreserved characters stay, everything else becomes `%XX`.
-fn encode_into(out: &mut String, bytes: &[u8], keep_slash: bool) {
-    const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    for &b in bytes {
-        let unreserved = b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~');
-        if unreserved || (keep_slash && b == b'/') {
-            out.push(b as char);
-        } else {
-            out.push('%');
-            out.push(HEX[(b >> 4) as usize] as char);
-            out.push(HEX[(b & 15) as usize] as char);
-        }
-    }
-}
-
-/// Percent-decoding of a query component (`+` stays a plus, as SigV4 signers send `%20`).
-pub fn percent_decode(text: &str) -> Vec<u8> {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            let hex = |c: u8| (c as char).to_digit(16);
-            if let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                out.push((h * 16 + l) as u8);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    out
-}
-
-fn canonical_uri(path: &str) -> String {
-    let mut out = String::with_capacity(path.len() + 8);
-    if path.is_empty() {
-        return "/".into();
-    }
-    encode_into(&mut out, path.as_bytes(), true);
-    out
-}
-
-fn canonical_query(query: Option<&str>, presigned: bool) -> String {
-    let Some(query) = query else {
-        return String::new();
-    };
-    let mut pairs: Vec<(String, String)> = query
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| p.split_once('=').unwrap_or((p, "")))
-        .filter(|(k, _)| !(presigned && *k == "X-Amz-Signature"))
-        .map(|(k, v)| {
-            let mut key = String::new();
-            encode_into(&mut key, &percent_decode(k), false);
-            let mut value = String::new();
-            encode_into(&mut value, &percent_decode(v), false);
-            (key, value)
-        })
-        .collect();
-    pairs.sort();
-    let mut out = String::new();
-    for (i, (k, v)) in pairs.iter().enumerate() {
-        if i > 0 {
-            out.push('&');
-        }
-        out.push_str(k);
-        out.push('=');
-        out.push_str(v);
-    }
-    out
-}
-
-/// A header value as SigV4 canonicalizes it: trimmed, inner runs of spaces collapsed.
-fn canonical_value(out: &mut String, value: &[u8]) {
-    let text = String::from_utf8_lossy(value);
-    let mut previous_space = false;
-    for c in text.trim().chars() {
-        if c == ' ' || c == '\t' {
-            if !previous_space {
-                out.push(' ');
-            }
-            previous_space = true;
-        } else {
-            out.push(c);
-            previous_space = false;
-        }
-    }
-}
+use millrace_wire::sigv4::{canonical_value, CanonicalInput};
+pub use millrace_wire::sigv4::{
+    format_amz_date, parse_amz_date, payload_hash, percent_decode, signature_matches, signing_key,
+    EMPTY_PAYLOAD_HASH,
+};
 
 /// The request pieces the signature covers.
 pub struct RequestParts<'a> {
@@ -154,77 +65,41 @@ pub fn canonical_request_hash(
     request: &RequestParts<'_>,
     payload_hash: &str,
 ) -> String {
-    let mut canonical = String::with_capacity(512);
-    canonical.push_str(request.method);
-    canonical.push('\n');
-    canonical.push_str(&canonical_uri(request.path));
-    canonical.push('\n');
-    canonical.push_str(&canonical_query(request.query, signed.presigned));
-    canonical.push('\n');
-    for name in &signed.signed_headers {
-        canonical.push_str(name);
-        canonical.push(':');
+    let input = CanonicalInput {
+        method: request.method,
+        path: request.path,
+        query: request.query,
+        presigned: signed.presigned,
+        signed_headers: &signed.signed_headers,
+        payload_hash,
+    };
+    millrace_wire::sigv4::canonical_request_hash(&input, |name, out| {
         if name == "host" {
             if let Some(host) = request
                 .headers
                 .get(http::header::HOST)
                 .map(|v| v.as_bytes())
             {
-                canonical_value(&mut canonical, host);
+                canonical_value(out, host);
             } else if let Some(host) = request.host {
-                canonical_value(&mut canonical, host.as_bytes());
+                canonical_value(out, host.as_bytes());
             }
         } else {
             let mut first = true;
-            for value in request.headers.get_all(name.as_str()) {
+            for value in request.headers.get_all(name) {
                 if !first {
-                    canonical.push(',');
+                    out.push(',');
                 }
                 first = false;
-                canonical_value(&mut canonical, value.as_bytes());
+                canonical_value(out, value.as_bytes());
             }
         }
-        canonical.push('\n');
-    }
-    canonical.push('\n');
-    canonical.push_str(&signed.signed_headers.join(";"));
-    canonical.push('\n');
-    canonical.push_str(payload_hash);
-    hex::encode(Sha256::digest(canonical.as_bytes()))
+    })
 }
 
 /// `AWS4-HMAC-SHA256\n<date>\n<scope>\n<hash>`.
 pub fn string_to_sign(signed: &Signed, canonical_hash: &str) -> String {
-    format!(
-        "AWS4-HMAC-SHA256\n{}\n{}\n{}",
-        signed.amz_date,
-        signed.scope(),
-        canonical_hash
-    )
-}
-
-fn hmac(key: &[u8], data: &[u8]) -> [u8; 32] {
-    let mut mac = HmacSha256::new_from_slice(key).expect("HMAC takes keys of any length");
-    mac.update(data);
-    mac.finalize().into_bytes().into()
-}
-
-/// The signing key of a secret for one scope.
-pub fn signing_key(secret: &str, date: &str, region: &str, service: &str) -> [u8; 32] {
-    let k_date = hmac(format!("AWS4{secret}").as_bytes(), date.as_bytes());
-    let k_region = hmac(&k_date, region.as_bytes());
-    let k_service = hmac(&k_region, service.as_bytes());
-    hmac(&k_service, b"aws4_request")
-}
-
-/// Whether `signature_hex` is the HMAC of `string_to_sign` under `key`, compared in constant time.
-pub fn signature_matches(key: &[u8; 32], string_to_sign: &str, signature_hex: &str) -> bool {
-    let Ok(given) = hex::decode(signature_hex) else {
-        return false;
-    };
-    let mut mac = HmacSha256::new_from_slice(key).expect("HMAC takes keys of any length");
-    mac.update(string_to_sign.as_bytes());
-    mac.verify_slice(&given).is_ok()
+    millrace_wire::sigv4::string_to_sign(&signed.amz_date, &signed.scope(), canonical_hash)
 }
 
 /// Signing keys by access key, scope and identity generation: deriving one costs four HMACs,
@@ -283,54 +158,6 @@ impl SigningKeyCache {
     }
 }
 
-/// Seconds since the Unix epoch of `yyyymmddThhmmssZ`.
-pub fn parse_amz_date(text: &str) -> Option<i64> {
-    let b = text.as_bytes();
-    if b.len() != 16 || b[8] != b'T' || b[15] != b'Z' {
-        return None;
-    }
-    let num = |range: std::ops::Range<usize>| -> Option<i64> {
-        std::str::from_utf8(&b[range]).ok()?.parse().ok()
-    };
-    let (y, mo, d) = (num(0..4)?, num(4..6)?, num(6..8)?);
-    let (h, mi, s) = (num(9..11)?, num(11..13)?, num(13..15)?);
-    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || s > 60 {
-        return None;
-    }
-    Some(days_from_civil(y, mo as u32, d as u32) * 86_400 + h * 3600 + mi * 60 + s)
-}
-
-fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m as i64 + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d as i64 - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-/// `yyyymmddThhmmssZ` of Unix seconds.
-pub fn format_amz_date(secs: i64) -> String {
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}{m:02}{d:02}T{:02}{:02}{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
 /// `yyyy-mm-ddThh:mm:ssZ` of Unix seconds (audit records, `aws:CurrentTime`).
 pub fn iso8601(secs: i64) -> String {
     let c = format_amz_date(secs);
@@ -345,26 +172,9 @@ pub fn iso8601(secs: i64) -> String {
     )
 }
 
-/// The hex SHA-256 of an empty body.
-pub const EMPTY_PAYLOAD_HASH: &str =
-    "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
-
-/// The hex SHA-256 of a body.
-pub fn payload_hash(body: &[u8]) -> String {
-    hex::encode(Sha256::digest(body))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn dates_round_trip() {
-        let secs = parse_amz_date("20261201T082000Z").expect("date");
-        assert_eq!(format_amz_date(secs), "20261201T082000Z");
-        assert_eq!(parse_amz_date("20150830T123600Z"), Some(1_440_938_160));
-        assert_eq!(parse_amz_date("2015-08-30"), None);
-    }
 
     /// AWS's published `get-vanilla` example of the SigV4 test suite.
     #[test]
@@ -402,14 +212,5 @@ mod tests {
         assert!(signature_matches(&key, &to_sign, &signed.signature));
         assert!(!signature_matches(&key, &to_sign, &"0".repeat(64)));
         assert!(!signature_matches(&key, &to_sign, "not hex"));
-    }
-
-    #[test]
-    fn query_is_sorted_and_reencoded() {
-        assert_eq!(
-            canonical_query(Some("b=2&a=x%20y&X-Amz-Signature=abc"), true),
-            "a=x%20y&b=2"
-        );
-        assert_eq!(canonical_uri("/a b/%3A"), "/a%20b/%253A");
     }
 }

@@ -27,6 +27,9 @@ pub struct ServiceError {
     pub code: String,
     pub status: u16,
     pub message: Option<String>,
+    /// Further members of the error body beside `__type` and `message` (DynamoDB's
+    /// `ConditionalCheckFailedException` carries the `Item`).
+    pub fields: serde_json::Map<String, Value>,
 }
 
 impl ServiceError {
@@ -36,6 +39,7 @@ impl ServiceError {
             code: code.to_owned(),
             status: 400,
             message: Some(message.into()),
+            fields: serde_json::Map::new(),
         }
     }
 
@@ -45,11 +49,18 @@ impl ServiceError {
             code: code.to_owned(),
             status: 500,
             message: None,
+            fields: serde_json::Map::new(),
         }
     }
 
     pub fn with_status(mut self, status: u16) -> ServiceError {
         self.status = status;
+        self
+    }
+
+    /// Adds a member to the error body.
+    pub fn with_field(mut self, name: &str, value: Value) -> ServiceError {
+        self.fields.insert(name.to_owned(), value);
         self
     }
 }

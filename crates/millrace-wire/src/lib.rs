@@ -1,8 +1,9 @@
-//! AWS wire layer: the shape models generated from the AWS models (Kinesis, IAM, STS), request
+//! AWS wire layer: the shape models generated from the AWS models (Kinesis, IAM, STS, DynamoDB), request
 //! checking with AWS's exact SerializationException and ValidationException texts, the CBOR body
 //! format (transcoded to and from the JSON documents the server works with), event-stream
 //! framing, and the awsQuery protocol of IAM and STS (form-encoded requests decoded into the same
-//! JSON documents, XML replies and errors). A pure codec: no IO.
+//! JSON documents, XML replies and errors), and the SigV4 signing core that the server verifies
+//! with and the clients sign with. A pure codec: no IO.
 #![deny(clippy::unwrap_used)]
 
 pub mod cbor;
@@ -11,6 +12,7 @@ pub mod generated;
 pub mod model;
 pub mod pattern;
 pub mod query;
+pub mod sigv4;
 pub mod timestamp;
 pub mod validate;
 pub mod xml;

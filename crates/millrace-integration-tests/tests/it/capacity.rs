@@ -113,11 +113,13 @@ async fn a_producer_above_a_mebibyte_per_second_is_throttled() {
         .send()
         .await
         .expect("drain the budget");
+    // 900 KiB needs almost a second of refill: a loaded machine's debug-build SDK, signing the
+    // body, took about half a second between the two requests and let 512 KiB through.
     let error = bare
         .put_record()
         .stream_name("hot")
         .partition_key("k")
-        .data(Blob::new(vec![b'y'; 512 * 1024]))
+        .data(Blob::new(vec![b'y'; 900 * 1024]))
         .send()
         .await
         .expect_err("over the budget");

@@ -6,5 +6,6 @@ mod capacity;
 mod crash;
 mod errors;
 mod fanout;
+mod producer;
 mod reshard;
 mod round_trip;
