@@ -25,6 +25,7 @@ const SERVICES: &[(&str, &str)] = &[
     ("kinesis", "KINESIS"),
     ("iam", "IAM"),
     ("sts", "STS"),
+    ("kms", "KMS"),
     ("cloudwatch", "CLOUDWATCH"),
     ("dynamodb", "DYNAMODB"),
 ];

@@ -242,6 +242,16 @@ impl Connection {
         self.wait_active(name).await
     }
 
+    /// Starts server-side encryption of a stream with `key` and waits until it is ACTIVE again.
+    pub async fn encrypt_stream(&mut self, name: &str, key: &str) -> anyhow::Result<()> {
+        self.call_json(
+            "StartStreamEncryption",
+            &json!({"StreamName": name, "EncryptionType": "KMS", "KeyId": key}),
+        )
+        .await?;
+        self.wait_active(name).await
+    }
+
     /// Polls DescribeStreamSummary until the stream is ACTIVE (peers keep new streams CREATING for a while).
     pub async fn wait_active(&mut self, name: &str) -> anyhow::Result<()> {
         for _ in 0..600 {

@@ -29,6 +29,10 @@ pub struct EncryptionRecord {
     /// `NONE` or `KMS`.
     pub encryption_type: String,
     pub key_id: Option<String>,
+    /// When Start- or StopStreamEncryption last succeeded (the last 24 hours), for the
+    /// service's limit on such calls.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub changes_ms: Vec<u64>,
 }
 
 /// One shard of a stream.

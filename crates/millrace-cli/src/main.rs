@@ -16,6 +16,8 @@ use millrace_server::audit::AuditConfig;
 use millrace_server::auth::AuthMode;
 use millrace_server::cloudwatch::{CloudWatch, Metrics, MetricsConfig};
 use millrace_server::json_services::JsonServices;
+use millrace_server::kms::{Kms, RootKey};
+use millrace_server::kms_keys::KmsRecordKeys;
 use millrace_server::{Backends, EngineConfig, FsyncPolicy, Iam, RootCredentials, ServerConfig};
 
 #[derive(Parser)]
@@ -53,7 +55,7 @@ enum LogFormat {
 #[allow(clippy::large_enum_variant)]
 enum Command {
     /// Run the server.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Put records (arguments, or one per line of standard input) through the producer library.
     Put(tools::PutArgs),
     /// Print a stream's records from every shard, parents before children, de-aggregated.
@@ -62,6 +64,21 @@ enum Command {
     Streams(tools::StreamsArgs),
     /// Run a KCL multi-language daemon worker (a drop-in for the Java MultiLangDaemon).
     Kcl(KclArgs),
+    /// Re-wrap every KMS key's material under a new master key (the server must be stopped);
+    /// records and ciphertexts stay as they are.
+    RewrapMasterKey(RewrapArgs),
+}
+
+#[derive(Parser)]
+struct RewrapArgs {
+    #[arg(long, env = "MILLRACE_DATA_DIR", default_value = "./millrace-data")]
+    data_dir: PathBuf,
+    /// The current master key (or MILLRACE_MASTER_KEY).
+    #[arg(long, env = "MILLRACE_MASTER_KEY_FILE")]
+    master_key_file: Option<PathBuf>,
+    /// The new master key.
+    #[arg(long)]
+    new_master_key_file: PathBuf,
 }
 
 #[derive(Parser)]
@@ -202,6 +219,42 @@ struct ServeArgs {
     /// shard's segment files hold its records durably.
     #[arg(long, env = "MILLRACE_JOURNAL_FILE_BYTES", default_value_t = 64 * 1024 * 1024)]
     journal_file_bytes: u64,
+    /// File holding the 32-byte master key that wraps all KMS key material (base64 or hex;
+    /// `openssl rand -base64 32`). The key itself may instead be given in MILLRACE_MASTER_KEY.
+    /// Without one, KMS and stream encryption are unavailable.
+    #[arg(long, env = "MILLRACE_MASTER_KEY_FILE")]
+    master_key_file: Option<PathBuf>,
+}
+
+/// The master key from `file`, or from MILLRACE_MASTER_KEY; never logged.
+fn master_key(file: Option<&std::path::Path>) -> anyhow::Result<Option<RootKey>> {
+    let text = match file {
+        Some(path) => std::fs::read_to_string(path)
+            .with_context(|| format!("read the master key file {}", path.display()))?,
+        None => match std::env::var("MILLRACE_MASTER_KEY") {
+            Ok(text) => text,
+            Err(_) => return Ok(None),
+        },
+    };
+    Ok(Some(RootKey::parse(&text).context("parse the master key")?))
+}
+
+fn rewrap(args: RewrapArgs) -> anyhow::Result<()> {
+    let old = master_key(args.master_key_file.as_deref())?
+        .context("give the current master key (--master-key-file or MILLRACE_MASTER_KEY)")?;
+    let new = master_key(Some(&args.new_master_key_file))?.context("read the new master key")?;
+    let path = args.data_dir.join("kms.redb");
+    let kms = Kms::open(&path, Some(old)).context("open the key store with the current key")?;
+    let count = kms
+        .key_store()
+        .rewrap(&new)
+        .context("re-wrap the key material")?;
+    tracing::info!(
+        keys = count,
+        fingerprint = new.fingerprint(),
+        "re-wrapped every key"
+    );
+    Ok(())
 }
 
 fn parse_fsync(value: &str) -> anyhow::Result<FsyncPolicy> {
@@ -284,7 +337,14 @@ fn main() -> anyhow::Result<()> {
                 .enable_all()
                 .build()
                 .context("start the async runtime")?;
-            if let Err(error) = runtime.block_on(serve(args)) {
+            if let Err(error) = runtime.block_on(serve(*args)) {
+                tracing::error!("failed to {error:#}");
+                return Err(error);
+            }
+            Ok(())
+        }
+        Command::RewrapMasterKey(args) => {
+            if let Err(error) = rewrap(args) {
                 tracing::error!("failed to {error:#}");
                 return Err(error);
             }
@@ -394,7 +454,18 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             mode.name()
         );
     }
+    let root_key = master_key(args.master_key_file.as_deref())?;
+    let has_root_key = root_key.is_some();
+    let kms_path = args.data_dir.join("kms.redb");
+    let kms = tokio::task::spawn_blocking(move || Kms::open(&kms_path, root_key))
+        .await
+        .context("open the key store")?
+        .context("open the key store")?;
+    if !has_root_key {
+        tracing::info!("no master key given: KMS and stream encryption are unavailable");
+    }
     let mut config = EngineConfig::new(args.data_dir.clone());
+    config.record_keys = Some(KmsRecordKeys::provider(kms.key_store().clone()));
     config.account_id = args.account_id.clone();
     config.fsync = parse_fsync(&args.fsync)?;
     config.create_stream_ms = args.create_stream_ms;
@@ -482,7 +553,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             .context("open the lease-table store")?
             .context("open the lease-table store")?;
     let mut services: Vec<std::sync::Arc<dyn millrace_server::JsonService>> =
-        vec![std::sync::Arc::new(dynamodb)];
+        vec![std::sync::Arc::new(kms), std::sync::Arc::new(dynamodb)];
     if let Some(metrics) = &metrics {
         services.push(std::sync::Arc::new(CloudWatch::new(metrics.clone())));
     }

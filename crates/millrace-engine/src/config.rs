@@ -46,6 +46,8 @@ pub struct EngineConfig {
     pub deregister_consumer_ms: u64,
     /// How long one SubscribeToShard call streams before it ends (five minutes on the service).
     pub subscription_ms: u64,
+    /// The KMS that stream encryption takes data keys from (`None`: encryption unavailable).
+    pub record_keys: Option<crate::encryption::KeyProvider>,
 }
 
 impl EngineConfig {
@@ -70,6 +72,7 @@ impl EngineConfig {
             register_consumer_ms: 0,
             deregister_consumer_ms: 0,
             subscription_ms: 300_000,
+            record_keys: None,
         }
     }
 }

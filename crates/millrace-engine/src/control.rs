@@ -15,6 +15,9 @@ use crate::clock::now_ms;
 use crate::error::Error;
 use crate::registry::{Engine, Stream};
 use crate::token::ListStreamsState;
+
+/// Successful Start- and StopStreamEncryption calls allowed per stream in a rolling 24 hours.
+const ENCRYPTION_CHANGES_PER_DAY: usize = 25;
 use crate::view::{AccountSettingsView, LimitsView, StreamView};
 
 /// CreateStream's parameters after wire validation.
@@ -190,7 +193,7 @@ impl Engine {
             tags: request.tags,
             encryption: EncryptionRecord {
                 encryption_type: "NONE".into(),
-                key_id: None,
+                ..EncryptionRecord::default()
             },
             shard_level_metrics: Vec::new(),
             max_record_size_kib: request
@@ -472,7 +475,27 @@ impl Engine {
         })
     }
 
-    /// Start- and StopStreamEncryption: records the setting (records are not yet encrypted).
+    /// The ARN of the stream's KMS key when it is encrypted (checking that the key is usable).
+    pub fn encryption_key_arn(&self, region: &str, name: &str) -> Result<Option<String>, Error> {
+        let Some(stream) = self.lookup(region, name) else {
+            return Ok(None);
+        };
+        let record = stream.snapshot();
+        match (
+            record.encryption.encryption_type.as_str(),
+            record.encryption.key_id.as_deref(),
+        ) {
+            ("KMS", Some(key_id)) => Ok(Some(self.sealer.check(
+                &self.config.account_id,
+                region,
+                key_id,
+            )?)),
+            _ => Ok(None),
+        }
+    }
+
+    /// Start- and StopStreamEncryption: checks the key (to start), then switches the stream;
+    /// records written from now on are encrypted (or not), earlier ones stay as they are.
     pub fn set_encryption(
         &self,
         region: &str,
@@ -486,28 +509,46 @@ impl Engine {
                 "EncryptionType {encryption_type} is not supported; use KMS."
             )));
         }
+        self.active_record(region, name)?;
+        if start {
+            self.sealer.check(&self.config.account_id, region, key_id)?;
+        }
         let update_ms = self.config.update_stream_ms;
+        let now = now_ms();
+        let account = self.config.account_id.clone();
+        let mut incarnation = 0;
         self.modify(region, name, |record, status| {
             if status != StreamStatus::Active {
-                return Err(not_active(name, &self.config.account_id, status));
+                return Err(not_active(name, &account, status));
             }
-            record.encryption = if start {
-                EncryptionRecord {
-                    encryption_type: "KMS".into(),
-                    key_id: Some(key_id.to_owned()),
-                }
-            } else {
-                EncryptionRecord {
-                    encryption_type: "NONE".into(),
-                    key_id: None,
-                }
+            let mut changes: Vec<u64> = record
+                .encryption
+                .changes_ms
+                .iter()
+                .copied()
+                .filter(|&t| now.saturating_sub(t) < 24 * 3_600_000)
+                .collect();
+            if changes.len() >= ENCRYPTION_CHANGES_PER_DAY {
+                return Err(Error::LimitExceeded(format!(
+                    "Encryption of stream {name} under account {account} was changed \
+                     {ENCRYPTION_CHANGES_PER_DAY} times in the last 24 hours, the maximum."
+                )));
+            }
+            changes.push(now);
+            incarnation = record.incarnation;
+            record.encryption = EncryptionRecord {
+                encryption_type: if start { "KMS" } else { "NONE" }.into(),
+                key_id: start.then(|| key_id.to_owned()),
+                changes_ms: changes,
             };
             if update_ms > 0 {
                 record.status = StreamStatus::Updating;
-                record.status_until_ms = now_ms() + update_ms;
+                record.status_until_ms = now + update_ms;
             }
             Ok(())
-        })
+        })?;
+        self.sealer.forget(incarnation);
+        Ok(())
     }
 
     /// Put-, Get- and DeleteResourcePolicy on a stream ARN.

@@ -90,6 +90,8 @@ pub struct ReadRecord {
     pub sequence_number: SequenceNumber,
     pub arrival_ms: u64,
     pub(crate) payload: Vec<u8>,
+    /// Whether the record was stored encrypted (GetRecords reports `EncryptionType: KMS`).
+    pub encrypted: bool,
 }
 
 impl ReadRecord {
@@ -168,6 +170,21 @@ impl Engine {
         entries: &[PutEntry<'_>],
     ) -> Result<Vec<Result<PutOutcome, PutFailure>>, Error> {
         let (stream, record) = self.writable_stream(region, name)?;
+        let stream_arn = self.stream_arn(&record.region, &record.name);
+        let write_key = match (
+            record.encryption.encryption_type.as_str(),
+            record.encryption.key_id.as_deref(),
+        ) {
+            ("KMS", Some(key_id)) => Some(self.sealer.write_key(
+                &self.config.account_id,
+                &record.region,
+                record.incarnation,
+                key_id,
+                &stream_arn,
+            )?),
+            _ => None,
+        };
+        let overhead = write_key.as_ref().map_or(0, |k| k.overhead());
         let max_record = record.max_record_size_kib as usize * 1024;
         let automatic = record.record_distribution_strategy.as_deref() == Some("AUTO");
         if !automatic {
@@ -239,18 +256,24 @@ impl Engine {
                         .iter()
                         .map(|&i| {
                             let entry = &entries[i];
-                            3 + entry.partition_key.map_or(0, str::len) + entry.data.len()
+                            3 + overhead
+                                + entry.partition_key.map_or(0, str::len)
+                                + entry.data.len()
                         })
                         .sum();
                     let mut buffer = Vec::with_capacity(size);
                     let mut ends = Vec::with_capacity(members.len());
                     for &entry_index in &members {
                         let entry = &entries[entry_index];
-                        record_codec::encode_into(
-                            &mut buffer,
-                            entry.partition_key.unwrap_or_default(),
-                            entry.data,
-                        );
+                        let partition_key = entry.partition_key.unwrap_or_default();
+                        match &write_key {
+                            Some(key) => {
+                                key.seal_into(&mut buffer, partition_key, entry.data, &stream_arn)
+                            }
+                            None => {
+                                record_codec::encode_into(&mut buffer, partition_key, entry.data)
+                            }
+                        }
                         ends.push(buffer.len());
                     }
                     (open[position].clone(), members, buffer, ends)
@@ -604,7 +627,8 @@ impl Engine {
                 .charge_read(entries.iter().map(|e| e.payload.len()).sum());
         }
         let next_position = entries.last().map_or(from, |e| e.position + 1);
-        let records = retained_records(&shard, entries, cutoff);
+        let mut records = retained_records(&shard, entries, cutoff);
+        self.open_records(&record, &mut records)?;
         let millis_behind_latest = millis_behind(&records, next_position, until, now);
         let child_shards = match end {
             Some(end) if next_position >= end => children_of(&record, state.shard_index),
@@ -636,6 +660,39 @@ impl Engine {
     }
 }
 
+impl Engine {
+    /// Checks the stream's KMS key (when it is encrypted) and decrypts the sealed records in
+    /// place; a sealed record that does not authenticate fails the read.
+    pub(crate) fn open_records(
+        &self,
+        record: &StreamRecord,
+        records: &mut [ReadRecord],
+    ) -> Result<(), Error> {
+        let account = &self.config.account_id;
+        if let ("KMS", Some(key_id)) = (
+            record.encryption.encryption_type.as_str(),
+            record.encryption.key_id.as_deref(),
+        ) {
+            self.sealer.check(account, &record.region, key_id)?;
+        }
+        if !records
+            .iter()
+            .any(|r| crate::encryption::is_sealed(&r.payload))
+        {
+            return Ok(());
+        }
+        let stream_arn = self.stream_arn(&record.region, &record.name);
+        let mut payloads: Vec<&mut Vec<u8>> = records.iter_mut().map(|r| &mut r.payload).collect();
+        let sealed = self
+            .sealer
+            .open_all(account, &record.region, &stream_arn, &mut payloads)?;
+        for (record, sealed) in records.iter_mut().zip(sealed) {
+            record.encrypted = sealed;
+        }
+        Ok(())
+    }
+}
+
 /// Turns log entries into records, dropping those older than `cutoff_ms` (expired but not yet
 /// removed from disk by the retention pass).
 pub(crate) fn retained_records(
@@ -650,6 +707,7 @@ pub(crate) fn retained_records(
             sequence_number: shard.sequence_number(entry.position, entry.timestamp_ms),
             arrival_ms: entry.timestamp_ms,
             payload: entry.payload,
+            encrypted: false,
         })
         .collect()
 }

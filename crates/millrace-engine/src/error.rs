@@ -21,6 +21,21 @@ pub enum Error {
     Validation(String),
     #[error("{0}")]
     AccessDenied(String),
+    /// The stream's KMS key is disabled.
+    #[error("{0}")]
+    KmsDisabled(String),
+    /// The stream's KMS key is pending deletion.
+    #[error("{0}")]
+    KmsInvalidState(String),
+    /// The stream's KMS key does not exist.
+    #[error("{0}")]
+    KmsNotFound(String),
+    /// The caller may not use the stream's KMS key.
+    #[error("{0}")]
+    KmsAccessDenied(String),
+    /// KMS refused for rate.
+    #[error("{0}")]
+    KmsThrottling(String),
     /// A failure of the server itself; the message is for the log, not the client.
     #[error("internal failure: {0}")]
     Internal(String),

@@ -531,11 +531,15 @@ impl Subscription {
         if let Some(budget) = self.budget.as_mut() {
             budget.charge(entries.iter().map(|e| e.payload.len()).sum());
         }
-        if let Some(last) = entries.last() {
-            self.position = last.position + 1;
-            self.continuation = Some(self.shard.sequence_number(last.position, last.timestamp_ms));
+        let last = entries.last().map(|e| (e.position, e.timestamp_ms));
+        let mut records = retained_records(&self.shard, entries, cutoff);
+        // Decrypt before moving on, so a key that is disabled now fails this event and a later
+        // subscription starts from the same records.
+        self.engine.open_records(&record, &mut records)?;
+        if let Some((position, timestamp_ms)) = last {
+            self.position = position + 1;
+            self.continuation = Some(self.shard.sequence_number(position, timestamp_ms));
         }
-        let records = retained_records(&self.shard, entries, cutoff);
         let millis_behind_latest =
             millis_behind(&records, self.position, self.shard.visible_end(), now);
         self.last_event_ms = now;

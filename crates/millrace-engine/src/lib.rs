@@ -14,6 +14,7 @@ mod committer;
 pub mod config;
 mod control;
 mod data;
+pub mod encryption;
 pub mod error;
 mod fanout;
 mod listing;

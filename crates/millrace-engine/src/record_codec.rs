@@ -14,6 +14,9 @@ pub fn encode_into(buffer: &mut Vec<u8>, partition_key: &str, data: &[u8]) {
 
 /// The size the service counts for an encoded record: data plus partition key.
 pub fn record_size(payload: &[u8]) -> usize {
+    if crate::encryption::is_sealed(payload) {
+        return crate::encryption::sealed_record_size(payload);
+    }
     payload.len().saturating_sub(3)
 }
 

@@ -220,6 +220,7 @@ pub struct Engine {
     pub(crate) policy_cache: RwLock<HashMap<String, Option<Arc<str>>>>,
     next_incarnation: AtomicU64,
     pub(crate) subscriptions: crate::fanout::Subscriptions,
+    pub(crate) sealer: crate::encryption::Sealer,
 }
 
 const TOKEN_KEY_SETTING: &str = "token_key";
@@ -280,6 +281,7 @@ impl Engine {
             next_incarnation = next_incarnation.max(orphan + 1);
         }
         let group_sync = logs.group_sync();
+        let sealer = crate::encryption::Sealer::new(config.record_keys.clone().map(|p| p.0));
         let engine = Arc::new(Engine {
             config,
             store,
@@ -293,6 +295,7 @@ impl Engine {
             policy_cache: RwLock::new(HashMap::new()),
             next_incarnation: AtomicU64::new(next_incarnation),
             subscriptions: Default::default(),
+            sealer,
         });
         for record in records {
             engine.install(record)?;
@@ -393,6 +396,7 @@ impl Engine {
             .write()
             .expect("lock")
             .remove(&incarnation);
+        self.sealer.forget(incarnation);
         self.store.delete_stream(region, name)?;
         self.logs
             .destroy(incarnation)

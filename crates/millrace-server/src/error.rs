@@ -139,6 +139,11 @@ impl From<Error> for ApiError {
             Error::ExpiredNextToken(m) => ApiError::new("ExpiredNextTokenException", m),
             Error::Validation(m) => ApiError::new("ValidationException", m),
             Error::AccessDenied(m) => ApiError::new("AccessDeniedException", m),
+            Error::KmsDisabled(m) => ApiError::new("KMSDisabledException", m),
+            Error::KmsInvalidState(m) => ApiError::new("KMSInvalidStateException", m),
+            Error::KmsNotFound(m) => ApiError::new("KMSNotFoundException", m),
+            Error::KmsAccessDenied(m) => ApiError::new("KMSAccessDeniedException", m),
+            Error::KmsThrottling(m) => ApiError::new("KMSThrottlingException", m),
             Error::Internal(detail) => {
                 tracing::error!(%detail, "request failed inside the server");
                 ApiError::internal()

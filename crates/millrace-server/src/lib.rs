@@ -16,6 +16,8 @@ mod dispatch;
 mod error;
 mod handlers;
 mod json;
+pub mod kms_keys;
+pub use millrace_kms as kms;
 pub mod json_services;
 mod query;
 mod rate_limit;

@@ -4,4 +4,5 @@ pub mod cloudwatch_model;
 pub mod dynamodb_model;
 pub mod iam_model;
 pub mod kinesis_model;
+pub mod kms_model;
 pub mod sts_model;

@@ -107,6 +107,12 @@ pub async fn run(common: &Common, args: &GetArgs) -> anyhow::Result<Map<String, 
                 .create_stream(&name, args.shards)
                 .await
                 .context("create the benchmark stream")?;
+            if let Some(key) = &common.encrypt_key {
+                control
+                    .encrypt_stream(&name, key)
+                    .await
+                    .context("encrypt the benchmark stream")?;
+            }
             let shape = WriteShape {
                 single: false,
                 batch: args.batch,

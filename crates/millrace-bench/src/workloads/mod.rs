@@ -32,6 +32,10 @@ pub struct Common {
     /// A free-form label stored in the result (e.g. the server's name and mode).
     #[arg(long)]
     pub label: Option<String>,
+    /// Encrypt the benchmark stream with this KMS key (StartStreamEncryption), e.g.
+    /// `alias/aws/kinesis`; for the put and get workloads.
+    #[arg(long)]
+    pub encrypt_key: Option<String>,
 }
 
 /// A stream name no earlier run used: `PREFIX-` and 8 random alphanumerics.

@@ -194,6 +194,12 @@ pub async fn run(
                 .create_stream(&name, args.shards)
                 .await
                 .context("create the benchmark stream")?;
+            if let Some(key) = &common.encrypt_key {
+                control
+                    .encrypt_stream(&name, key)
+                    .await
+                    .context("encrypt the benchmark stream")?;
+            }
             (name, true)
         }
     };

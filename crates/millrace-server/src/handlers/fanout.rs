@@ -185,6 +185,13 @@ fn event_json(event: &SubscriptionEvent) -> String {
 
 /// Starts a subscription; errors found before streaming are ordinary HTTP errors, later ones
 /// are exception events in the stream.
+/// The region and stream name of a consumer ARN.
+fn consumer_stream(consumer_arn: &str) -> Option<(&str, &str)> {
+    let parts: Vec<&str> = consumer_arn.splitn(6, ':').collect();
+    let name = parts.get(5)?.strip_prefix("stream/")?.split('/').next()?;
+    Some((parts.get(3)?, name))
+}
+
 pub async fn subscribe_to_shard(
     context: &Context<'_>,
     body: &[u8],
@@ -201,6 +208,9 @@ pub async fn subscribe_to_shard(
         timestamp_ms: input.starting_position.timestamp.map(millis),
     };
     authorize_consumer(context, &input.consumer_arn)?;
+    if let Some((region, name)) = consumer_stream(&input.consumer_arn) {
+        super::authorize_stream_key(context, region, name, false)?;
+    }
     let result = context.engine.subscribe(&input.consumer_arn, request).await;
     // The consumer's metrics carry StreamName and ConsumerName, from the consumer ARN
     // (`…:stream/<stream>/consumer/<consumer>:<created>`).

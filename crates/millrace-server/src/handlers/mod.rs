@@ -122,6 +122,37 @@ pub fn resource_target(context: &Context<'_>, arn: &str) -> Result<(String, Stri
     Ok((region, name))
 }
 
+/// When authorization is enforced and the stream is encrypted, the caller must also be allowed
+/// `kms:GenerateDataKey` (writes) or `kms:Decrypt` (reads) on the stream's KMS key.
+pub fn authorize_stream_key(
+    context: &Context<'_>,
+    region: &str,
+    name: &str,
+    write: bool,
+) -> Result<(), ApiError> {
+    if context.authz.mode != crate::auth::AuthMode::Enforce {
+        return Ok(());
+    }
+    let Some(key_arn) = context.engine.encryption_key_arn(region, name)? else {
+        return Ok(());
+    };
+    let action = if write {
+        "kms:GenerateDataKey"
+    } else {
+        "kms:Decrypt"
+    };
+    if context.authz.check_action(action, &key_arn, None).is_ok() {
+        return Ok(());
+    }
+    let caller = &context.authz.caller.arn;
+    let message = if write {
+        format!("User: {caller} is not authorized to perform: {action} on resource: {key_arn}")
+    } else {
+        format!("User {caller} is not authorized to decrypt records in stream {name}.")
+    };
+    Err(ApiError::new("KMSAccessDeniedException", message))
+}
+
 /// Authorizes the request on a consumer ARN (`…:stream/<name>/consumer/<consumer>:<seconds>`).
 pub fn authorize_consumer(context: &Context<'_>, consumer_arn: &str) -> Result<(), ApiError> {
     let parts: Vec<&str> = consumer_arn.splitn(6, ':').collect();

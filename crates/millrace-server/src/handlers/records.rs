@@ -159,6 +159,7 @@ pub async fn put_records(context: &Context<'_>, body: &[u8]) -> Result<Vec<u8>, 
         input.stream_name.as_deref(),
         input.stream_arn.as_deref(),
     )?;
+    super::authorize_stream_key(context, &region, &name, true)?;
     let entries: Vec<PutEntry<'_>> = input
         .records
         .iter()
@@ -232,6 +233,7 @@ pub async fn put_record(context: &Context<'_>, body: &[u8]) -> Result<Vec<u8>, A
         input.stream_name.as_deref(),
         input.stream_arn.as_deref(),
     )?;
+    super::authorize_stream_key(context, &region, &name, true)?;
     let data = decode_data(&input.data)?;
     let result = context
         .engine
@@ -340,7 +342,8 @@ pub async fn get_records(context: &Context<'_>, body: &[u8]) -> Result<Vec<u8>, 
     dry_run(input.dry_run)?;
     match input.stream_arn.as_deref() {
         Some(arn) => {
-            super::resource_target(context, arn)?;
+            let (region, name) = super::resource_target(context, arn)?;
+            super::authorize_stream_key(context, &region, &name, false)?;
         }
         None => {
             // The stream the iterator reads is the resource; a forged iterator is refused by
@@ -351,6 +354,7 @@ pub async fn get_records(context: &Context<'_>, body: &[u8]) -> Result<Vec<u8>, 
                     context
                         .authz
                         .check(context.engine, &arn, Some((&context.region, &name)))?;
+                    super::authorize_stream_key(context, &context.region, &name, false)?;
                 }
                 None => {
                     let arn = context.engine.stream_arn(&context.region, "*");
@@ -437,6 +441,9 @@ pub fn write_records(reply: &mut String, records: &[ReadRecord]) {
         if !key.is_empty() {
             reply.push_str(r#","PartitionKey":"#);
             reply.push_str(&serde_json::to_string(key).expect("strings serialize"));
+        }
+        if record.encrypted {
+            reply.push_str(r#","EncryptionType":"KMS""#);
         }
         reply.push('}');
     }
