@@ -237,23 +237,11 @@ pub async fn route(
         );
     }
     if model.operation(operation).is_none() {
-        return fail(ServiceError {
-            code: "UnknownOperationException".into(),
-            status: 400,
-            message: None,
-            fields: Default::default(),
-        });
+        return fail(ServiceError::bare("UnknownOperationException", 400));
     }
     let input: Value = match serde_json::from_slice(if body.is_empty() { b"{}" } else { body }) {
         Ok(value) => value,
-        Err(_) => {
-            return fail(ServiceError {
-                code: "SerializationException".into(),
-                status: 400,
-                message: None,
-                fields: Default::default(),
-            })
-        }
+        Err(_) => return fail(ServiceError::bare("SerializationException", 400)),
     };
     let request = Request {
         service,
@@ -316,26 +304,14 @@ pub async fn route_rpc_v2(
         return fail(client("UnknownOperationException", "").with_status(404));
     }
     if model.operation(operation).is_none() {
-        return fail(ServiceError {
-            code: "UnknownOperationException".into(),
-            status: 404,
-            message: None,
-            fields: Default::default(),
-        });
+        return fail(ServiceError::bare("UnknownOperationException", 404));
     }
     let input = if body.is_empty() {
         Value::Object(Default::default())
     } else {
         match millrace_wire::cbor::rpc_v2_request_to_json(model, operation, body) {
             Ok(value) => value,
-            Err(_) => {
-                return fail(ServiceError {
-                    code: "SerializationException".into(),
-                    status: 400,
-                    message: None,
-                    fields: Default::default(),
-                })
-            }
+            Err(_) => return fail(ServiceError::bare("SerializationException", 400)),
         }
     };
     let request = Request {

@@ -43,6 +43,16 @@ impl ServiceError {
         }
     }
 
+    /// An error whose body carries only its code (`{"__type": code}`).
+    pub fn bare(code: &str, status: u16) -> ServiceError {
+        ServiceError {
+            code: code.to_owned(),
+            status,
+            message: None,
+            fields: serde_json::Map::new(),
+        }
+    }
+
     /// A server-side failure (HTTP 500); the detail is logged, not sent.
     pub fn internal(code: &str) -> ServiceError {
         ServiceError {
