@@ -1,14 +1,12 @@
 //! A small AWS JSON client (awsJson1.0 / 1.1 over HTTP/1.1) that signs with SigV4: enough for
 //! the consumer's Kinesis and DynamoDB calls, against Millrace or any endpoint speaking them.
 
-use std::time::SystemTime;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use hmac::{Hmac, Mac};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 
 /// An error answer of the service, or a transport failure (`code` empty, status 0).
 #[derive(Debug, Clone, thiserror::Error)]
@@ -48,42 +46,6 @@ pub struct AwsClient {
     endpoint: Endpoint,
     host: String,
     http: Client<HttpConnector, Full<Bytes>>,
-}
-
-type HmacSha256 = Hmac<Sha256>;
-
-fn hmac(key: &[u8], message: &str) -> Vec<u8> {
-    let mut mac = HmacSha256::new_from_slice(key).expect("HMAC takes keys of any length");
-    mac.update(message.as_bytes());
-    mac.finalize().into_bytes().to_vec()
-}
-
-/// `20150830T123600Z` and `20150830` for an instant.
-fn amz_dates(now: SystemTime) -> (String, String) {
-    // httpdate gives "Sun, 30 Aug 2015 12:36:00 GMT"; rebuild the compact form from it.
-    let text = httpdate::fmt_http_date(now);
-    let parts: Vec<&str> = text.split_whitespace().collect();
-    let month = match parts.get(2).copied().unwrap_or("Jan") {
-        "Jan" => "01",
-        "Feb" => "02",
-        "Mar" => "03",
-        "Apr" => "04",
-        "May" => "05",
-        "Jun" => "06",
-        "Jul" => "07",
-        "Aug" => "08",
-        "Sep" => "09",
-        "Oct" => "10",
-        "Nov" => "11",
-        _ => "12",
-    };
-    let date = format!(
-        "{}{month}{}",
-        parts.get(3).copied().unwrap_or("1970"),
-        parts.get(1).copied().unwrap_or("01")
-    );
-    let time = parts.get(4).copied().unwrap_or("00:00:00").replace(':', "");
-    (format!("{date}T{time}Z"), date)
 }
 
 impl AwsClient {
@@ -161,37 +123,39 @@ impl AwsClient {
         body: &Value,
     ) -> Result<http::Response<hyper::body::Incoming>, AwsError> {
         let payload = serde_json::to_vec(body).map_err(AwsError::transport)?;
-        let (amz_date, date) = amz_dates(SystemTime::now());
         let content_type = format!("application/x-amz-json-{json_version}");
-        let payload_hash = hex::encode(Sha256::digest(&payload));
-        let signed_headers = "content-type;host;x-amz-date;x-amz-target";
-        let canonical = format!(
-            "POST\n/\n\ncontent-type:{content_type}\nhost:{}\nx-amz-date:{amz_date}\nx-amz-target:{target}\n\n{signed_headers}\n{payload_hash}",
-            self.host
+        let headers = vec![
+            ("content-type".to_owned(), content_type),
+            ("host".to_owned(), self.host.clone()),
+            ("x-amz-target".to_owned(), target.to_owned()),
+        ];
+        let credentials = millrace_wire::sigv4::Credentials {
+            access_key_id: self.endpoint.access_key_id.clone(),
+            secret_access_key: self.endpoint.secret_access_key.clone(),
+            session_token: None,
+        };
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
+        let added = millrace_wire::sigv4::sign_request(
+            &credentials,
+            &self.endpoint.region,
+            service,
+            now,
+            &millrace_wire::sigv4::RequestToSign {
+                method: "POST",
+                path: "/",
+                headers: &headers,
+                body: &payload,
+            },
         );
-        let scope = format!("{date}/{}/{service}/aws4_request", self.endpoint.region);
-        let to_sign = format!(
-            "AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{}",
-            hex::encode(Sha256::digest(canonical.as_bytes()))
-        );
-        let key = hmac(
-            format!("AWS4{}", self.endpoint.secret_access_key).as_bytes(),
-            &date,
-        );
-        let key = hmac(&key, &self.endpoint.region);
-        let key = hmac(&key, service);
-        let key = hmac(&key, "aws4_request");
-        let signature = hex::encode(hmac(&key, &to_sign));
-        let authorization = format!(
-            "AWS4-HMAC-SHA256 Credential={}/{scope}, SignedHeaders={signed_headers}, Signature={signature}",
-            self.endpoint.access_key_id
-        );
-        let request = http::Request::post(format!("{}/", self.endpoint.url.trim_end_matches('/')))
-            .header("content-type", &content_type)
-            .header("host", &self.host)
-            .header("x-amz-date", &amz_date)
-            .header("x-amz-target", target)
-            .header("authorization", authorization)
+        let mut request =
+            http::Request::post(format!("{}/", self.endpoint.url.trim_end_matches('/')));
+        for (name, value) in headers.iter().chain(added.iter()) {
+            request = request.header(name.as_str(), value.as_str());
+        }
+        let request = request
             .body(Full::new(Bytes::from(payload)))
             .map_err(AwsError::transport)?;
         self.http
@@ -253,19 +217,5 @@ impl AwsClient {
             body,
         )
         .await
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn dates_are_compact_utc() {
-        let instant = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_440_938_160);
-        assert_eq!(
-            amz_dates(instant),
-            ("20150830T123600Z".to_owned(), "20150830".to_owned())
-        );
     }
 }
