@@ -16,6 +16,10 @@ set -euo pipefail
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo_root"
 
+# No incremental caches in a full run: they roughly double the target directory and a clean
+# checkout gains nothing from them. A developer may export CARGO_INCREMENTAL=1 to keep them.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
+
 export MILLRACE_BIN="${MILLRACE_BIN:-${CARGO_TARGET_DIR:-$repo_root/target}/debug/millrace}"
 
 declare -a summary=()
@@ -46,6 +50,10 @@ run_section() {
 
 logs="$repo_root/target/test-logs"
 mkdir -p "$logs"
+
+section "disk"
+# Printed so that a run that fails for want of space says so at the top.
+df -h "$repo_root" "${TMPDIR:-/tmp}" || true
 
 section "test dependencies"
 bash scripts/setup-test-deps.sh
@@ -94,4 +102,5 @@ if grep -qE '^(# |ℹ )(pass|fail) ' "$logs/node.log" 2>/dev/null; then
     printf 'node: %s\n' "$(grep -E '^(# |ℹ )(pass|fail) ' "$logs/node.log" | sed -E 's/^(# |ℹ )//' | tr '\n' ' ')"
 fi
 printf 'logs: %s\n' "$logs"
+df -h "$repo_root" "${TMPDIR:-/tmp}" | tail -n +2 | sed 's/^/disk: /' || true
 exit "$failed"
