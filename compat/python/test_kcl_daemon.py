@@ -16,7 +16,10 @@ from pathlib import Path
 
 import pytest
 
+import boto3
+
 from millrace_testlib import AWS_ENV, REGION, create_stream, millrace_bin, shard_ids, wait_status
+from test_auth import ENFORCE_ARGS, ROOT_KEY, ROOT_SECRET
 from test_dynamodb import ddb_client
 
 REPO = Path(__file__).resolve().parents[2]
@@ -30,9 +33,11 @@ FAILOVER_MS = 2000
 class Daemon:
     """One `millrace kcl` worker process with its properties file and its stderr log."""
 
-    def __init__(self, tmp: Path, name: str, endpoint: str, stream: str, app: str, executable: str, extra: dict | None = None):
+    def __init__(self, tmp: Path, name: str, endpoint: str, stream: str, app: str, executable: str, extra: dict | None = None,
+                 env: dict | None = None):
         self.name = name
         self.log_path = tmp / f"{name}.stderr.log"
+        env_overrides = env
         properties = {
             "executableName": executable,
             "streamName": stream,
@@ -51,6 +56,7 @@ class Daemon:
             "someUnknownKey": "x",
         }
         properties.update(extra or {})
+        properties = {k: v for k, v in properties.items() if v is not None}
         self.properties_path = tmp / f"{name}.properties"
         self.properties_path.write_text("".join(f"{k} = {v}\n" for k, v in properties.items()))
         env = dict(os.environ)
@@ -58,6 +64,11 @@ class Daemon:
         env["PYTHONPATH"] = str(KCLPY)
         env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '')}"
         env["RUST_LOG"] = "info"
+        for key, value in (env_overrides or {}).items():
+            if value is None:
+                env.pop(key, None)
+            else:
+                env[key] = value
         self.log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(
             [str(millrace_bin()), "kcl", "--properties", str(self.properties_path)],
@@ -163,6 +174,46 @@ def test_processes_and_checkpoints_every_record(server, kinesis, daemons):
     assert "unknown property ignored" in daemon.text()
     processed = daemon.processed()
     assert len(processed) == len(set(processed)), "a record was processed twice by one worker between checkpoints"
+
+
+def test_daemon_over_https_with_profile_session_credentials(server_factory, daemons, tmp_path):
+    """Against a TLS endpoint that enforces signatures, with a session token in a profile of a
+    temporary ~/.aws (HOME overridden, no credentials in the environment) and the region from the
+    profile's config: the client reaches it as it would reach AWS, by enhanced fan-out over HTTP/2."""
+    srv = server_factory(args=["--tls", "self-signed", *ENFORCE_ARGS], name="tls")
+    cert = str(srv.data_dir / "self-signed-cert.pem")
+    endpoint = srv.endpoint.replace("http://127.0.0.1", "https://localhost", 1)
+    session = boto3.session.Session(aws_access_key_id=ROOT_KEY, aws_secret_access_key=ROOT_SECRET, region_name=REGION)
+    creds = session.client("sts", endpoint_url=endpoint, verify=cert).get_session_token(DurationSeconds=3600)["Credentials"]
+    kinesis = session.client("kinesis", endpoint_url=endpoint, verify=cert)
+    create_stream(kinesis, "tls-kcl", shards=2)
+    acked = put_records(kinesis, "tls-kcl", 60, "t")
+    aws_dir = tmp_path / "home" / ".aws"
+    aws_dir.mkdir(parents=True)
+    (aws_dir / "credentials").write_text(
+        f"[kcl]\naws_access_key_id = {creds['AccessKeyId']}\naws_secret_access_key = {creds['SecretAccessKey']}\n"
+        f"aws_session_token = {creds['SessionToken']}\n")
+    (aws_dir / "config").write_text(f"[profile kcl]\nregion = {REGION}\n")
+    env = {"HOME": str(tmp_path / "home"), "AWS_PROFILE": "kcl", "AWS_CA_BUNDLE": cert}
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE",
+                 "AWS_REGION", "AWS_DEFAULT_REGION"):
+        env[name] = None
+    daemon = daemons("wt", endpoint, "tls-kcl", "tls-app", str(SAMPLE), {"regionName": None}, env=env)
+    expected = {seq for seqs in acked.values() for seq in seqs}
+    wait_for(lambda: expected <= {seq for _, seq in daemon.processed()}, 60, "every record processed over HTTPS")
+    assert daemon.stop() == 0
+    ddb = session.client("dynamodb", endpoint_url=endpoint, verify=cert)
+    table = leases(ddb, "tls-app")
+    for shard, seqs in acked.items():
+        assert table[shard]["checkpoint"]["S"] == str(max(seqs)), shard
+    assert creds["SecretAccessKey"] not in daemon.text()
+    assert creds["SessionToken"] not in daemon.text()
+
+    # Without the CA bundle the self-signed certificate is refused: the daemon exits and says why.
+    untrusted = daemons("wu", endpoint, "tls-kcl", "tls-app", str(SAMPLE), {"regionName": None},
+                        env={**env, "AWS_CA_BUNDLE": None})
+    assert untrusted.proc.wait(60) != 0
+    assert "certificate" in untrusted.text().lower(), untrusted.text()
 
 
 # Tracing lines of the daemon (the sample writes records to stderr without newlines, so no anchors).

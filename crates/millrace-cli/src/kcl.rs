@@ -11,7 +11,7 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use base64::Engine as _;
 use millrace_consumer::{
-    AwsClient, BoxFuture, Checkpointer, Endpoint, InitialPosition, InitializeInput,
+    AwsClient, BoxFuture, Checkpointer, ClientConfig, InitialPosition, InitializeInput,
     ProcessRecordsInput, ProcessorError, ProcessorFactory, RecordProcessor, Retrieval, Worker,
     WorkerConfig,
 };
@@ -70,8 +70,8 @@ pub fn parse_properties(text: &str) -> BTreeMap<String, String> {
 pub struct DaemonConfig {
     pub worker: WorkerConfig,
     pub command: Vec<String>,
-    pub kinesis: Endpoint,
-    pub dynamodb: Endpoint,
+    pub kinesis: ClientConfig,
+    pub dynamodb: ClientConfig,
     pub timeout: Option<Duration>,
 }
 
@@ -143,27 +143,29 @@ pub fn daemon_config(
     let Some(application) = properties.get("applicationName") else {
         bail!("read applicationName: the properties have none");
     };
+    // Credentials as the AWS SDKs find them: the environment, then the profile (AWS_PROFILE or
+    // `default`) of ~/.aws/credentials and ~/.aws/config; the region from regionName or there.
+    let found = millrace_client::credentials::resolve(None).map_err(anyhow::Error::msg)?;
     let region = properties
         .get("regionName")
         .cloned()
+        .or(found.region)
         .unwrap_or_else(|| "us-east-1".to_owned());
-    let kinesis_url = properties
-        .get("kinesisEndpoint")
-        .cloned()
-        .unwrap_or_else(|| format!("https://kinesis.{region}.amazonaws.com"));
-    let dynamodb_url = properties
-        .get("dynamoDBEndpoint")
-        .or_else(|| properties.get("dynamoDbEndpoint"))
-        .cloned()
-        .unwrap_or_else(|| kinesis_url.clone());
-    let key = std::env::var("AWS_ACCESS_KEY_ID").unwrap_or_else(|_| "millrace".into());
-    let secret = std::env::var("AWS_SECRET_ACCESS_KEY").unwrap_or_else(|_| "millrace".into());
-    let endpoint = |url: String| Endpoint {
-        url,
+    let endpoint = |key: &[&str], service: &millrace_client::Service| ClientConfig {
+        endpoint: key
+            .iter()
+            .find_map(|k| properties.get(*k).cloned())
+            .or_else(|| millrace_client::env_endpoint(service))
+            .unwrap_or_else(|| millrace_client::default_endpoint(service, &region)),
         region: region.clone(),
-        access_key_id: key.clone(),
-        secret_access_key: secret.clone(),
+        credentials: found.credentials.clone(),
+        request_timeout: Duration::from_secs(30),
     };
+    let kinesis = endpoint(&["kinesisEndpoint"], &millrace_client::KINESIS);
+    let dynamodb = endpoint(
+        &["dynamoDBEndpoint", "dynamoDbEndpoint"],
+        &millrace_client::DYNAMODB,
+    );
     let initial_position = match properties
         .get("initialPositionInStream")
         .map(String::as_str)
@@ -223,8 +225,8 @@ pub fn daemon_config(
                 .is_some_and(|v| v.eq_ignore_ascii_case("true")),
         },
         command,
-        kinesis: endpoint(kinesis_url),
-        dynamodb: endpoint(dynamodb_url),
+        kinesis,
+        dynamodb,
         timeout: (timeout > 0).then(|| Duration::from_secs(timeout)),
     })
 }
@@ -479,8 +481,9 @@ pub async fn run(properties_path: PathBuf) -> anyhow::Result<()> {
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from("."));
     let config = daemon_config(&parse_properties(&text), &base_dir)?;
-    let kinesis = AwsClient::new(config.kinesis.clone());
-    let dynamodb = AwsClient::new(config.dynamodb.clone());
+    let kinesis = AwsClient::from_config(config.kinesis.clone()).context("the Kinesis client")?;
+    let dynamodb =
+        AwsClient::from_config(config.dynamodb.clone()).context("the DynamoDB client")?;
     tracing::info!(
         worker = %config.worker.worker_id,
         stream = %config.worker.stream_name,
@@ -493,12 +496,21 @@ pub async fn run(properties_path: PathBuf) -> anyhow::Result<()> {
     });
     let worker = Worker::new(config.worker, kinesis, dynamodb, factory);
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let running = tokio::spawn(worker.run(stopped));
-    crate::shutdown_signal().await;
-    tracing::info!("kcl daemon shutting down");
-    let _ = stop.send(true);
-    running
-        .await
+    let mut running = tokio::spawn(worker.run(stopped));
+    // A worker that cannot start (no lease table, an unreachable endpoint) ends the daemon.
+    let finished = tokio::select! {
+        _ = crate::shutdown_signal() => None,
+        finished = &mut running => Some(finished),
+    };
+    let finished = match finished {
+        Some(finished) => finished,
+        None => {
+            tracing::info!("kcl daemon shutting down");
+            let _ = stop.send(true);
+            running.await
+        }
+    };
+    finished
         .context("join the worker")?
         .context("run the worker")?;
     Ok(())

@@ -163,8 +163,8 @@ pub async fn subscribe(
     position: Value,
 ) -> Result<Subscription, AwsError> {
     let body = client
-        .call_stream(
-            "Kinesis_20131202.SubscribeToShard",
+        .kinesis_stream(
+            "SubscribeToShard",
             &json!({"ConsumerARN": consumer_arn, "ShardId": shard, "StartingPosition": position}),
         )
         .await?;

@@ -13,7 +13,7 @@ pub mod lease;
 pub mod processor;
 pub mod worker;
 
-pub use aws::{AwsClient, AwsError, Endpoint};
+pub use aws::{AwsClient, AwsError, ClientConfig, Credentials, Endpoint};
 pub use lease::{Lease, LeaseTable, SHARD_END};
 pub use processor::{
     BoxFuture, CheckpointError, Checkpointer, InitializeInput, ProcessRecordsInput, ProcessorError,

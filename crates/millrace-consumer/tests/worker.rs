@@ -241,7 +241,8 @@ async fn share_process_and_hand_over(retrieval: Retrieval) {
         region: "us-east-1".into(),
         access_key_id: "AKIDTEST".into(),
         secret_access_key: "secret".into(),
-    });
+    })
+    .expect("client");
     client
         .kinesis(
             "CreateStream",

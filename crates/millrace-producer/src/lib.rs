@@ -10,7 +10,7 @@
 pub mod aggregation;
 pub mod client;
 pub mod config;
-pub mod credentials;
+pub use millrace_client::credentials;
 pub mod producer;
 
 pub use aggregation::{deaggregate, Aggregator, DeaggregationError, UserRecord};
