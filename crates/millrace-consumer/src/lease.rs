@@ -1,8 +1,11 @@
 //! Leases in the Java KCL's table schema (`leaseKey`, `leaseOwner`, `leaseCounter`,
 //! `checkpoint`, `checkpointSubSequenceNumber`, `ownerSwitchesSinceCheckpoint`,
-//! `parentShardId`, `childShardIds`, `startingHashKey`, `endingHashKey`), and the conditional
-//! writes that take, renew, evict and checkpoint them.
+//! `parentShardId`, `childShardIds`, `startingHashKey`, `endingHashKey`, and the two-phase
+//! checkpoint's `pendingCheckpoint`, `pendingCheckpointSubSequenceNumber` and
+//! `pendingCheckpointState`), and the conditional writes that take, renew, evict, prepare and
+//! checkpoint them.
 
+use base64::Engine as _;
 use serde_json::{json, Map, Value};
 
 use crate::aws::{AwsClient, AwsError};
@@ -21,6 +24,10 @@ pub struct Lease {
     pub parents: Vec<String>,
     pub children: Vec<String>,
     pub hash_range: Option<(String, String)>,
+    /// A prepared (two-phase) checkpoint: sequence and sub-sequence number.
+    pub pending_checkpoint: Option<(String, u64)>,
+    /// The application state stored with the prepared checkpoint.
+    pub pending_checkpoint_state: Option<Vec<u8>>,
 }
 
 fn text(item: &Map<String, Value>, name: &str) -> Option<String> {
@@ -56,6 +63,19 @@ impl Lease {
             parents: strings(item, "parentShardId"),
             children: strings(item, "childShardIds"),
             hash_range: text(item, "startingHashKey").zip(text(item, "endingHashKey")),
+            pending_checkpoint: text(item, "pendingCheckpoint")
+                .filter(|s| !s.is_empty())
+                .map(|s| {
+                    (
+                        s,
+                        number(item, "pendingCheckpointSubSequenceNumber").unwrap_or(0),
+                    )
+                }),
+            pending_checkpoint_state: item
+                .get("pendingCheckpointState")
+                .and_then(|v| v.get("B"))
+                .and_then(Value::as_str)
+                .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok()),
         })
     }
 
@@ -79,6 +99,14 @@ impl Lease {
         if let Some((start, end)) = &self.hash_range {
             item["startingHashKey"] = json!({"S": start});
             item["endingHashKey"] = json!({"S": end});
+        }
+        if let Some((sequence, sub)) = &self.pending_checkpoint {
+            item["pendingCheckpoint"] = json!({"S": sequence});
+            item["pendingCheckpointSubSequenceNumber"] = json!({"N": sub.to_string()});
+        }
+        if let Some(state) = &self.pending_checkpoint_state {
+            item["pendingCheckpointState"] =
+                json!({"B": base64::engine::general_purpose::STANDARD.encode(state)});
         }
         item
     }
@@ -305,7 +333,50 @@ impl LeaseTable {
         Ok(outcome)
     }
 
-    /// Stores a checkpoint on a held lease (resets `ownerSwitchesSinceCheckpoint`).
+    /// Stores a prepared checkpoint (and the application's state) on a held lease, leaving its
+    /// checkpoint as it is, as the Java KCL's `prepareCheckpoint` does.
+    pub async fn prepare_checkpoint(
+        &self,
+        lease: &mut Lease,
+        sequence: &str,
+        sub_sequence: u64,
+        state: Option<&[u8]>,
+    ) -> Result<Outcome, AwsError> {
+        let mut updates = json!({
+            "pendingCheckpoint": {"Value": {"S": sequence}, "Action": "PUT"},
+            "pendingCheckpointSubSequenceNumber": {"Value": {"N": sub_sequence.to_string()}, "Action": "PUT"},
+            "leaseCounter": {"Value": {"N": "1"}, "Action": "ADD"},
+        });
+        updates["pendingCheckpointState"] = match state {
+            Some(state) => json!({
+                "Value": {"B": base64::engine::general_purpose::STANDARD.encode(state)},
+                "Action": "PUT",
+            }),
+            None => json!({"Action": "DELETE"}),
+        };
+        let outcome = conditional(
+            self.client
+                .dynamodb(
+                    "UpdateItem",
+                    &json!({
+                        "TableName": self.table,
+                        "Key": {"leaseKey": {"S": lease.key}},
+                        "Expected": Self::expect(lease),
+                        "AttributeUpdates": updates,
+                    }),
+                )
+                .await,
+        )?;
+        if let Outcome::Done = outcome {
+            lease.counter += 1;
+            lease.pending_checkpoint = Some((sequence.to_owned(), sub_sequence));
+            lease.pending_checkpoint_state = state.map(<[u8]>::to_vec);
+        }
+        Ok(outcome)
+    }
+
+    /// Stores a checkpoint on a held lease (resets `ownerSwitchesSinceCheckpoint` and removes a
+    /// prepared checkpoint).
     pub async fn checkpoint(
         &self,
         lease: &mut Lease,
@@ -325,6 +396,9 @@ impl LeaseTable {
                             "checkpointSubSequenceNumber": {"Value": {"N": sub_sequence.to_string()}, "Action": "PUT"},
                             "ownerSwitchesSinceCheckpoint": {"Value": {"N": "0"}, "Action": "PUT"},
                             "leaseCounter": {"Value": {"N": "1"}, "Action": "ADD"},
+                            "pendingCheckpoint": {"Action": "DELETE"},
+                            "pendingCheckpointSubSequenceNumber": {"Action": "DELETE"},
+                            "pendingCheckpointState": {"Action": "DELETE"},
                         },
                     }),
                 )
@@ -335,6 +409,8 @@ impl LeaseTable {
             lease.checkpoint = sequence.to_owned();
             lease.checkpoint_sub_sequence = sub_sequence;
             lease.owner_switches = 0;
+            lease.pending_checkpoint = None;
+            lease.pending_checkpoint_state = None;
         }
         Ok(outcome)
     }

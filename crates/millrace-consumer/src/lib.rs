@@ -16,7 +16,7 @@ pub mod worker;
 pub use aws::{AwsClient, AwsError, ClientConfig, Credentials, Endpoint};
 pub use lease::{Lease, LeaseTable, SHARD_END};
 pub use processor::{
-    BoxFuture, CheckpointError, Checkpointer, InitializeInput, ProcessRecordsInput, ProcessorError,
-    ProcessorFactory, Record, RecordProcessor,
+    BoxFuture, CheckpointError, Checkpointer, InitializeInput, PreparedCheckpoint,
+    ProcessRecordsInput, ProcessorError, ProcessorFactory, Record, RecordProcessor,
 };
 pub use worker::{InitialPosition, Retrieval, Worker, WorkerConfig};

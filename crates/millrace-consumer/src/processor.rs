@@ -157,6 +157,63 @@ impl Checkpointer {
         self.store(sequence, sub_sequence).await
     }
 
+    /// The first phase of a two-phase checkpoint, as the Java KCL's `prepareCheckpoint`: checks
+    /// the position as [`Checkpointer::checkpoint_at`] does and records it, with `state` if
+    /// given, as the lease's `pendingCheckpoint`, leaving the checkpoint itself unchanged. The
+    /// returned [`PreparedCheckpoint`] commits it. Preparing the current checkpoint again
+    /// writes nothing.
+    pub async fn prepare_checkpoint(
+        &mut self,
+        sequence: &str,
+        sub_sequence: u64,
+        state: Option<&[u8]>,
+    ) -> Result<PreparedCheckpoint, CheckpointError> {
+        let prepared = PreparedCheckpoint {
+            sequence: sequence.to_owned(),
+            sub_sequence,
+        };
+        if sequence == SHARD_END {
+            if !self.shard_ended {
+                return Err(CheckpointError::InvalidState);
+            }
+        } else {
+            let wanted = (
+                parse_sequence(sequence).ok_or(CheckpointError::OutOfRange)?,
+                sub_sequence,
+            );
+            let last = {
+                let lease = self.lease.lock().await;
+                parse_sequence(&lease.checkpoint).map(|c| (c, lease.checkpoint_sub_sequence))
+            };
+            if last.as_ref() == Some(&wanted) {
+                return Ok(prepared);
+            }
+            let in_range = last.is_none_or(|l| wanted >= l)
+                && self.largest.as_ref().is_some_and(|l| wanted <= *l);
+            if !in_range {
+                return Err(CheckpointError::OutOfRange);
+            }
+        }
+        let mut lease = self.lease.lock().await;
+        match self
+            .table
+            .prepare_checkpoint(&mut lease, sequence, sub_sequence, state)
+            .await
+        {
+            Ok(Outcome::Done) => Ok(prepared),
+            Ok(Outcome::Lost) => Err(CheckpointError::Shutdown),
+            Err(error) => {
+                tracing::warn!(%error, lease = %lease.key, "prepare checkpoint failed");
+                Err(CheckpointError::Dependency)
+            }
+        }
+    }
+
+    /// The prepared checkpoint of the lease, if one is pending.
+    pub async fn pending_checkpoint(&self) -> Option<(String, u64)> {
+        self.lease.lock().await.pending_checkpoint.clone()
+    }
+
     async fn store(&mut self, sequence: &str, sub_sequence: u64) -> Result<(), CheckpointError> {
         let mut lease = self.lease.lock().await;
         match self
@@ -179,10 +236,32 @@ impl Checkpointer {
     }
 }
 
+/// A prepared checkpoint; [`PreparedCheckpoint::checkpoint`] is the second phase.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PreparedCheckpoint {
+    pub sequence: String,
+    pub sub_sequence: u64,
+}
+
+impl PreparedCheckpoint {
+    /// Commits the prepared position as the lease's checkpoint (clearing `pendingCheckpoint`);
+    /// it must still be in range, as for any checkpoint.
+    pub async fn checkpoint(&self, checkpointer: &mut Checkpointer) -> Result<(), CheckpointError> {
+        checkpointer
+            .checkpoint_at(&self.sequence, self.sub_sequence)
+            .await
+    }
+}
+
 pub struct InitializeInput {
     pub shard_id: String,
     pub sequence_number: String,
     pub sub_sequence_number: u64,
+    /// A checkpoint prepared (by this or an earlier owner) and not yet committed: sequence and
+    /// sub-sequence number. Reading resumes from `sequence_number` all the same.
+    pub pending_checkpoint: Option<(String, u64)>,
+    /// The application state stored with the prepared checkpoint.
+    pub pending_checkpoint_state: Option<Vec<u8>>,
 }
 
 pub struct ProcessRecordsInput {

@@ -257,6 +257,8 @@ impl Worker {
                         r["EndingHashKey"].as_str().unwrap_or_default().to_owned(),
                     )
                 }),
+                pending_checkpoint: None,
+                pending_checkpoint_state: None,
             };
             if let Outcome::Done = self.table.create(&lease).await? {
                 tracing::info!(lease = %id, checkpoint, "created lease for new shard");
@@ -515,7 +517,7 @@ async fn consume(
     stopping: Arc<AtomicBool>,
     consumer_arn: Option<Arc<str>>,
 ) -> ConsumerEnd {
-    let (shard, parents, checkpoint, sub, range) = {
+    let (shard, parents, checkpoint, sub, range, pending, pending_state) = {
         let l = lease.lock().await;
         let range = l
             .hash_range
@@ -527,6 +529,8 @@ async fn consume(
             l.checkpoint.clone(),
             l.checkpoint_sub_sequence,
             range,
+            l.pending_checkpoint.clone(),
+            l.pending_checkpoint_state.clone(),
         )
     };
     if checkpoint == SHARD_END {
@@ -567,6 +571,8 @@ async fn consume(
             shard_id: shard.clone(),
             sequence_number: checkpoint.clone(),
             sub_sequence_number: sub,
+            pending_checkpoint: pending,
+            pending_checkpoint_state: pending_state,
         })
         .await;
     if let Err(error) = initialized {

@@ -13,9 +13,9 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use millrace_consumer::{
-    AwsClient, BoxFuture, Checkpointer, Endpoint, InitialPosition, InitializeInput,
-    ProcessRecordsInput, ProcessorError, ProcessorFactory, RecordProcessor, Retrieval, Worker,
-    WorkerConfig,
+    AwsClient, BoxFuture, CheckpointError, Checkpointer, Endpoint, InitialPosition,
+    InitializeInput, PreparedCheckpoint, ProcessRecordsInput, ProcessorError, ProcessorFactory,
+    RecordProcessor, Retrieval, Worker, WorkerConfig,
 };
 use serde_json::{json, Value};
 
@@ -396,4 +396,261 @@ async fn share_process_and_hand_over(retrieval: Retrieval) {
             "{shard}"
         );
     }
+}
+
+/// A pending checkpoint and its state, as `initialize` is handed them.
+type Pending = (Option<(String, u64)>, Option<Vec<u8>>);
+
+/// What a two-phase processor saw: the pending checkpoint `initialize` was handed, and the
+/// result of preparing a checkpoint beyond the records delivered.
+#[derive(Default)]
+struct TwoPhaseLog {
+    initialized_with: Vec<Pending>,
+    out_of_range: Vec<Result<(), CheckpointError>>,
+    committed: Vec<String>,
+}
+
+/// Prepares a checkpoint at the last record of each batch (`commit` false), or commits the
+/// pending checkpoint it was initialized with once that record is delivered again (`commit`
+/// true).
+struct TwoPhase {
+    commit: bool,
+    pending: Option<(String, u64)>,
+    log: Arc<Mutex<TwoPhaseLog>>,
+}
+
+impl RecordProcessor for TwoPhase {
+    fn initialize(&mut self, input: InitializeInput) -> BoxFuture<'_, Result<(), ProcessorError>> {
+        self.pending = input.pending_checkpoint.clone();
+        self.log
+            .lock()
+            .expect("lock")
+            .initialized_with
+            .push((input.pending_checkpoint, input.pending_checkpoint_state));
+        Box::pin(async { Ok(()) })
+    }
+
+    fn process_records<'a>(
+        &'a mut self,
+        input: ProcessRecordsInput,
+        checkpointer: &'a mut Checkpointer,
+    ) -> BoxFuture<'a, Result<(), ProcessorError>> {
+        Box::pin(async move {
+            let Some(last) = input.records.last() else {
+                return Ok(());
+            };
+            if self.commit {
+                if let Some((sequence, sub)) = self.pending.take() {
+                    let prepared = PreparedCheckpoint {
+                        sequence: sequence.clone(),
+                        sub_sequence: sub,
+                    };
+                    prepared
+                        .checkpoint(checkpointer)
+                        .await
+                        .map_err(|e| ProcessorError(e.name()))?;
+                    self.log.lock().expect("lock").committed.push(sequence);
+                }
+                return Ok(());
+            }
+            let beyond = checkpointer
+                .prepare_checkpoint(&"9".repeat(60), 0, None)
+                .await
+                .map(|_| ());
+            self.log.lock().expect("lock").out_of_range.push(beyond);
+            let prepared = checkpointer
+                .prepare_checkpoint(&last.sequence_number, 0, Some(b"state-1"))
+                .await
+                .map_err(|e| ProcessorError(e.name()))?;
+            assert_eq!(prepared.sequence, last.sequence_number);
+            assert_eq!(
+                checkpointer.pending_checkpoint().await,
+                Some((last.sequence_number.clone(), 0))
+            );
+            Ok(())
+        })
+    }
+
+    fn lease_lost(&mut self) -> BoxFuture<'_, Result<(), ProcessorError>> {
+        Box::pin(async { Ok(()) })
+    }
+
+    fn shard_ended<'a>(
+        &'a mut self,
+        checkpointer: &'a mut Checkpointer,
+    ) -> BoxFuture<'a, Result<(), ProcessorError>> {
+        Box::pin(async move {
+            checkpointer
+                .checkpoint()
+                .await
+                .map_err(|e| ProcessorError(e.name()))
+        })
+    }
+
+    fn shutdown_requested<'a>(
+        &'a mut self,
+        _checkpointer: &'a mut Checkpointer,
+    ) -> BoxFuture<'a, Result<(), ProcessorError>> {
+        // Neither phase is forced at shutdown: the prepared checkpoint stays pending.
+        Box::pin(async { Ok(()) })
+    }
+}
+
+struct TwoPhaseFactory {
+    commit: bool,
+    log: Arc<Mutex<TwoPhaseLog>>,
+}
+
+impl ProcessorFactory for TwoPhaseFactory {
+    fn create(&self, _shard: &str) -> Result<Box<dyn RecordProcessor>, ProcessorError> {
+        Ok(Box::new(TwoPhase {
+            commit: self.commit,
+            pending: None,
+            log: self.log.clone(),
+        }))
+    }
+}
+
+async fn lease_item(client: &AwsClient, table: &str) -> Option<Value> {
+    let page = client
+        .dynamodb("Scan", &json!({"TableName": table, "ConsistentRead": true}))
+        .await
+        .ok()?;
+    page["Items"].as_array()?.first().cloned()
+}
+
+/// The two-phase checkpoint: a prepared checkpoint is stored as the Java KCL stores it
+/// (`pendingCheckpoint`, `pendingCheckpointSubSequenceNumber`, `pendingCheckpointState`) without
+/// moving the checkpoint, survives a change of owner (the next worker's `initialize` is handed
+/// it), and committing it moves the checkpoint and removes the pending attributes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prepared_checkpoints_are_stored_handed_over_and_committed() {
+    let server = start_server();
+    let client = AwsClient::new(Endpoint {
+        url: server.endpoint.clone(),
+        region: "us-east-1".into(),
+        access_key_id: "AKIDTEST".into(),
+        secret_access_key: "secret".into(),
+    })
+    .expect("client");
+    client
+        .kinesis(
+            "CreateStream",
+            &json!({"StreamName": "two-phase", "ShardCount": 1}),
+        )
+        .await
+        .expect("create stream");
+    wait_until("the stream", Duration::from_secs(10), || async {
+        let described = client
+            .kinesis("DescribeStreamSummary", &json!({"StreamName": "two-phase"}))
+            .await;
+        described.is_ok_and(|d| d["StreamDescriptionSummary"]["StreamStatus"] == "ACTIVE")
+    })
+    .await;
+    let records: Vec<Value> = (0..10)
+        .map(|i| json!({"Data": "aGVsbG8=", "PartitionKey": format!("k{i}")}))
+        .collect();
+    let out = client
+        .kinesis(
+            "PutRecords",
+            &json!({"StreamName": "two-phase", "Records": records}),
+        )
+        .await
+        .expect("put records");
+    let last = out["Records"][9]["SequenceNumber"]
+        .as_str()
+        .expect("seq")
+        .to_owned();
+    let two_phase_config = |name: &str| WorkerConfig {
+        stream_name: "two-phase".into(),
+        table_name: "two-phase-app".into(),
+        ..config(name, Retrieval::Polling)
+    };
+
+    let log: Arc<Mutex<TwoPhaseLog>> = Arc::default();
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let first = tokio::spawn(
+        Worker::new(
+            two_phase_config("preparer"),
+            client.clone(),
+            client.clone(),
+            Arc::new(TwoPhaseFactory {
+                commit: false,
+                log: log.clone(),
+            }),
+        )
+        .run(stopped),
+    );
+    wait_until("a prepared checkpoint", Duration::from_secs(30), || async {
+        lease_item(&client, "two-phase-app")
+            .await
+            .is_some_and(|item| item["pendingCheckpoint"]["S"] == last.as_str())
+    })
+    .await;
+    let item = lease_item(&client, "two-phase-app").await.expect("lease");
+    assert_eq!(item["checkpoint"]["S"], "TRIM_HORIZON", "{item}");
+    assert_eq!(item["pendingCheckpointSubSequenceNumber"]["N"], "0");
+    assert_eq!(
+        item["pendingCheckpointState"]["B"],
+        base64::engine::general_purpose::STANDARD.encode(b"state-1")
+    );
+    stop.send(true).expect("stop");
+    first.await.expect("join").expect("the preparer ran");
+    {
+        let log = log.lock().expect("lock");
+        assert_eq!(log.initialized_with, vec![(None, None)]);
+        assert!(!log.out_of_range.is_empty());
+        assert!(log
+            .out_of_range
+            .iter()
+            .all(|r| *r == Err(CheckpointError::OutOfRange)));
+    }
+    let item = lease_item(&client, "two-phase-app").await.expect("lease");
+    assert_eq!(
+        item["pendingCheckpoint"]["S"],
+        last.as_str(),
+        "kept at shutdown"
+    );
+
+    // The next owner is handed the pending checkpoint and commits it.
+    let log: Arc<Mutex<TwoPhaseLog>> = Arc::default();
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let second = tokio::spawn(
+        Worker::new(
+            two_phase_config("committer"),
+            client.clone(),
+            client.clone(),
+            Arc::new(TwoPhaseFactory {
+                commit: true,
+                log: log.clone(),
+            }),
+        )
+        .run(stopped),
+    );
+    wait_until(
+        "the committed checkpoint",
+        Duration::from_secs(30),
+        || async {
+            lease_item(&client, "two-phase-app")
+                .await
+                .is_some_and(|item| item["checkpoint"]["S"] == last.as_str())
+        },
+    )
+    .await;
+    let item = lease_item(&client, "two-phase-app").await.expect("lease");
+    for gone in [
+        "pendingCheckpoint",
+        "pendingCheckpointSubSequenceNumber",
+        "pendingCheckpointState",
+    ] {
+        assert!(item.get(gone).is_none(), "{gone} left in {item}");
+    }
+    stop.send(true).expect("stop");
+    second.await.expect("join").expect("the committer ran");
+    let log = log.lock().expect("lock");
+    assert_eq!(
+        log.initialized_with,
+        vec![(Some((last.clone(), 0)), Some(b"state-1".to_vec()))]
+    );
+    assert_eq!(log.committed, vec![last]);
 }
