@@ -64,6 +64,8 @@ enum Command {
     Streams(tools::StreamsArgs),
     /// Run a KCL multi-language daemon worker (a drop-in for the Java MultiLangDaemon).
     Kcl(KclArgs),
+    /// Follow log files into streams, as the Kinesis Agent does (its `agent.json`).
+    Agent(AgentArgs),
     /// Re-wrap every KMS key's material under a new master key (the server must be stopped);
     /// records and ciphertexts stay as they are.
     RewrapMasterKey(RewrapArgs),
@@ -86,6 +88,13 @@ struct KclArgs {
     /// The MultiLangDaemon `.properties` file.
     #[arg(long = "properties", alias = "properties-file")]
     properties: PathBuf,
+}
+
+#[derive(Parser)]
+struct AgentArgs {
+    /// The Kinesis Agent's configuration file (`agent.json`).
+    #[arg(long = "config", short = 'c', alias = "configuration")]
+    config: PathBuf,
 }
 
 #[derive(Parser)]
@@ -353,6 +362,7 @@ fn main() -> anyhow::Result<()> {
         Command::Put(args) => run_tool(tools::put(args)),
         Command::Tail(args) => run_tool(tools::tail(args)),
         Command::Streams(args) => run_tool(tools::streams(args)),
+        Command::Agent(args) => run_tool(agent(args)),
         Command::Kcl(args) => {
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
@@ -365,6 +375,26 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// `millrace agent`: runs until SIGTERM or Ctrl-C, or until it fails.
+async fn agent(args: AgentArgs) -> anyhow::Result<()> {
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let mut running = tokio::spawn(millrace_agent::run(args.config, stopped));
+    let finished = tokio::select! {
+        _ = shutdown_signal() => None,
+        finished = &mut running => Some(finished),
+    };
+    let finished = match finished {
+        Some(finished) => finished,
+        None => {
+            let _ = stop.send(true);
+            running.await
+        }
+    };
+    finished
+        .context("join the agent")?
+        .map_err(anyhow::Error::msg)
 }
 
 /// Runs a client command; an error is printed in plain words and the exit code is 1.

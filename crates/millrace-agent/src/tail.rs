@@ -1,0 +1,575 @@
+//! Following the files of one flow: the files matching `filePattern`, each known by device and
+//! inode (so a rename keeps its position) and read through a handle kept open (so a file renamed
+//! away or deleted is read to its end), split into records (lines, or `multiLineStartPattern`
+//! groups), with truncation (a file shorter than its position starts again at 0) and copies (a
+//! new file that begins with a followed file's bytes, as copy-truncate makes, continues at that
+//! file's position) recognised.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::checkpoint::FileCheckpoint;
+use crate::config::{Flow, InitialPosition};
+
+/// Bytes of a file's beginning kept to recognise it (after a restart, and in its copies).
+pub const HEAD_BYTES: usize = 1024;
+
+/// How much is read from a file at a time.
+const READ_CHUNK: usize = 256 * 1024;
+
+/// Where a file stands: the part of a checkpoint that moves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Position {
+    pub offset: u64,
+    pub header_left: usize,
+    pub skipping: bool,
+}
+
+struct TrackedFile {
+    path: PathBuf,
+    dev: u64,
+    ino: u64,
+    /// `None` for a file known from the checkpoint and not seen yet.
+    file: Option<File>,
+    /// Everything before this is records (or skipped).
+    position: Position,
+    /// The position of the last acknowledged batch.
+    acked: Position,
+    /// Bytes read after `position.offset`, not yet records.
+    pending: Vec<u8>,
+    /// Of `pending`: the bytes already split into complete lines of the record being gathered
+    /// (multi-line records).
+    gathered: usize,
+    head: Vec<u8>,
+    /// The order of the file's content among the flow's files: files are read in this order,
+    /// and a file started again (truncated) or new comes after every other.
+    order: u64,
+    /// When bytes last arrived.
+    last_growth: Instant,
+    /// No longer matched by the pattern (renamed away or deleted).
+    gone: bool,
+    at_eof: bool,
+}
+
+impl TrackedFile {
+    fn read_position(&self) -> u64 {
+        self.position.offset + self.pending.len() as u64
+    }
+
+    fn checkpoint(&self, position: Position) -> FileCheckpoint {
+        FileCheckpoint {
+            path: self.path.clone(),
+            dev: self.dev,
+            ino: self.ino,
+            offset: position.offset,
+            header_left: position.header_left,
+            skipping: position.skipping,
+            head: self.head.clone(),
+        }
+    }
+}
+
+/// One record read from a file, before the data-processing options.
+pub struct RawRecord {
+    pub data: Vec<u8>,
+}
+
+/// Records read and where each file stands after them.
+#[derive(Default)]
+pub struct Batch {
+    pub records: Vec<RawRecord>,
+    pub bytes: usize,
+    /// When the first record was read.
+    pub started: Option<Instant>,
+    /// (dev, ino) → position after this batch's records.
+    pub positions: HashMap<(u64, u64), Position>,
+}
+
+impl Batch {
+    pub fn is_full(&self, flow: &Flow) -> bool {
+        self.records.len() >= flow.max_buffer_records || self.bytes >= flow.max_buffer_bytes
+    }
+}
+
+/// A file matching the pattern, as listed.
+struct Listed {
+    path: PathBuf,
+    dev: u64,
+    ino: u64,
+    size: u64,
+    mtime: SystemTime,
+}
+
+/// `*` and `?` in a file name.
+fn name_matches(pattern: &[u8], name: &[u8]) -> bool {
+    match (pattern.first(), name.first()) {
+        (None, None) => true,
+        (Some(b'*'), _) => {
+            name_matches(&pattern[1..], name)
+                || (!name.is_empty() && name_matches(pattern, &name[1..]))
+        }
+        (Some(b'?'), Some(_)) => name_matches(&pattern[1..], &name[1..]),
+        (Some(p), Some(n)) if p == n => name_matches(&pattern[1..], &name[1..]),
+        _ => false,
+    }
+}
+
+fn read_prefix(file: &File, length: usize) -> Vec<u8> {
+    let mut buffer = vec![0; length];
+    let mut filled = 0;
+    while filled < length {
+        match file.read_at(&mut buffer[filled..], filled as u64) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => filled += n,
+        }
+    }
+    buffer.truncate(filled);
+    buffer
+}
+
+/// The files of one flow.
+pub struct FlowFiles {
+    directory: PathBuf,
+    name_pattern: Vec<u8>,
+    files: Vec<TrackedFile>,
+    /// True until the first scan: files found then are started by checkpoint or `initialPosition`.
+    first_scan: bool,
+    /// The flow had a checkpoint at start.
+    restored: bool,
+    next_order: u64,
+}
+
+impl FlowFiles {
+    pub fn new(flow: &Flow, checkpoint: Option<&[FileCheckpoint]>) -> FlowFiles {
+        let directory = flow
+            .file_pattern
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("/"));
+        let name_pattern = flow
+            .file_pattern
+            .file_name()
+            .map(|n| n.as_encoded_bytes().to_vec())
+            .unwrap_or_default();
+        let files: Vec<TrackedFile> = checkpoint
+            .into_iter()
+            .flatten()
+            .enumerate()
+            .map(|(order, c)| {
+                let position = Position {
+                    offset: c.offset,
+                    header_left: c.header_left,
+                    skipping: c.skipping,
+                };
+                TrackedFile {
+                    path: c.path.clone(),
+                    dev: c.dev,
+                    ino: c.ino,
+                    file: None,
+                    position,
+                    acked: position,
+                    pending: Vec::new(),
+                    gathered: 0,
+                    head: c.head.clone(),
+                    order: order as u64,
+                    last_growth: Instant::now(),
+                    gone: false,
+                    at_eof: false,
+                }
+            })
+            .collect();
+        FlowFiles {
+            directory,
+            name_pattern,
+            first_scan: true,
+            restored: checkpoint.is_some(),
+            next_order: files.len() as u64,
+            files,
+        }
+    }
+
+    pub fn directory(&self) -> &Path {
+        &self.directory
+    }
+
+    fn list(&self) -> std::io::Result<Vec<Listed>> {
+        let mut listed = Vec::new();
+        for entry in std::fs::read_dir(&self.directory)? {
+            let entry = entry?;
+            if !name_matches(&self.name_pattern, entry.file_name().as_encoded_bytes()) {
+                continue;
+            }
+            let path = entry.path();
+            let Ok(meta) = std::fs::metadata(&path) else {
+                continue; // gone between listing and stat
+            };
+            if !meta.is_file() {
+                continue;
+            }
+            listed.push(Listed {
+                path,
+                dev: meta.dev(),
+                ino: meta.ino(),
+                size: meta.len(),
+                mtime: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+            });
+        }
+        Ok(listed)
+    }
+
+    /// Lists the directory and brings the followed files up to date.
+    pub fn scan(&mut self, flow: &Flow) -> std::io::Result<()> {
+        let mut listed = self.list()?;
+        listed.sort_by(|a, b| (a.mtime, &a.path).cmp(&(b.mtime, &b.path)));
+        let newest = listed
+            .iter()
+            .max_by_key(|l| (l.mtime, l.path.clone()))
+            .map(|l| (l.dev, l.ino));
+        // New files first, compared with the followed files as they stood before this scan.
+        let mut added = Vec::new();
+        for entry in &listed {
+            let known = self
+                .files
+                .iter()
+                .position(|f| f.dev == entry.dev && f.ino == entry.ino);
+            let Ok(file) = File::open(&entry.path) else {
+                continue;
+            };
+            if let Some(index) = known {
+                let tracked = &self.files[index];
+                // An inode number reused by another file: its beginning differs.
+                let compare = tracked.head.len().min(entry.size as usize);
+                let same = tracked.file.is_some()
+                    || read_prefix(&file, compare) == tracked.head[..compare];
+                if same {
+                    continue;
+                }
+                self.files.remove(index);
+            }
+            let start = if self.first_scan && !self.restored {
+                // No checkpoint: the newest file from initialPosition, the others are history.
+                match (
+                    Some((entry.dev, entry.ino)) == newest,
+                    flow.initial_position,
+                ) {
+                    (true, InitialPosition::StartOfFile) => Position {
+                        offset: 0,
+                        header_left: flow.skip_header_lines,
+                        skipping: false,
+                    },
+                    _ => Position {
+                        offset: entry.size,
+                        header_left: 0,
+                        skipping: false,
+                    },
+                }
+            } else {
+                self.copy_of(&file, entry.size).unwrap_or(Position {
+                    offset: 0,
+                    header_left: flow.skip_header_lines,
+                    skipping: false,
+                })
+            };
+            if start.offset > 0 {
+                tracing::info!(file = %entry.path.display(), offset = start.offset, "following file");
+            } else {
+                tracing::info!(file = %entry.path.display(), "following new file from its start");
+            }
+            added.push(TrackedFile {
+                path: entry.path.clone(),
+                dev: entry.dev,
+                ino: entry.ino,
+                head: read_prefix(&file, HEAD_BYTES.min(start.offset as usize)),
+                file: Some(file),
+                position: start,
+                acked: start,
+                pending: Vec::new(),
+                gathered: 0,
+                order: {
+                    self.next_order += 1;
+                    self.next_order
+                },
+                last_growth: Instant::now(),
+                gone: false,
+                at_eof: false,
+            });
+        }
+        for tracked in &mut self.files {
+            match listed
+                .iter()
+                .find(|l| l.dev == tracked.dev && l.ino == tracked.ino)
+            {
+                Some(entry) => {
+                    tracked.path = entry.path.clone();
+                    tracked.gone = false;
+                    if tracked.file.is_none() {
+                        tracked.file = File::open(&entry.path).ok();
+                        tracing::info!(file = %entry.path.display(), offset = tracked.position.offset, "resuming file from its checkpoint");
+                    }
+                    // Shorter than what was read, or beginning with other bytes: truncated (and
+                    // perhaps written again past the old length before this scan).
+                    let rewritten = tracked.file.as_ref().is_some_and(|handle| {
+                        let compare = tracked.head.len().min(entry.size as usize);
+                        compare > 0 && read_prefix(handle, compare) != tracked.head[..compare]
+                    });
+                    if entry.size < tracked.read_position() || rewritten {
+                        tracing::info!(file = %entry.path.display(), "file truncated: reading it from its start");
+                        tracked.pending.clear();
+                        tracked.gathered = 0;
+                        tracked.position = Position {
+                            offset: 0,
+                            header_left: flow.skip_header_lines,
+                            skipping: false,
+                        };
+                        tracked.head.clear();
+                        tracked.at_eof = false;
+                        self.next_order += 1;
+                        tracked.order = self.next_order;
+                    }
+                }
+                None => tracked.gone = true,
+            }
+        }
+        // Files known only from the checkpoint and not found are gone for good.
+        self.files.retain(|f| f.file.is_some());
+        self.files.extend(added);
+        // Oldest content first, so that a rotated file is finished before its successor.
+        self.files.sort_by_key(|f| f.order);
+        self.first_scan = false;
+        Ok(())
+    }
+
+    /// The position a copy of a followed file continues from: the new file begins with that
+    /// file's first bytes (all of them it has, up to [`HEAD_BYTES`]) and is at least as long as
+    /// its position. Records read from the original before the copy was seen are not read again
+    /// from the copy; the original's unread rest is read from the copy.
+    fn copy_of(&self, file: &File, size: u64) -> Option<Position> {
+        let prefix = read_prefix(file, HEAD_BYTES);
+        self.files
+            .iter()
+            .filter(|f| f.position.offset > 0 && !f.head.is_empty())
+            .filter(|f| f.head.len() == HEAD_BYTES || f.head.len() as u64 >= f.position.offset)
+            .filter(|f| size >= f.position.offset && prefix.starts_with(&f.head))
+            .max_by_key(|f| f.position.offset)
+            .map(|f| {
+                tracing::info!(original = %f.path.display(), offset = f.position.offset, "new file is a copy of a followed file: continuing at its position");
+                f.position
+            })
+    }
+
+    /// Reads records into `batch` until it is full or every file is read to its end. A file's
+    /// last partial line (or gathered multi-line record) is taken when the file has been quiet
+    /// for `maxBufferAgeMillis` and is not the one being written (or, for multi-line records,
+    /// in any file).
+    pub fn read(
+        &mut self,
+        flow: &Flow,
+        batch: &mut Batch,
+        max_record: usize,
+    ) -> std::io::Result<()> {
+        let count = self.files.len();
+        let newest = (0..count)
+            .filter(|&i| !self.files[i].gone)
+            .max_by_key(|&i| self.files[i].order);
+        for index in 0..count {
+            let is_newest = Some(index) == newest;
+            let file = &mut self.files[index];
+            loop {
+                if batch.is_full(flow) {
+                    return Ok(());
+                }
+                let grew = read_more(file)?;
+                split_records(flow, file, batch, max_record);
+                if !grew {
+                    break;
+                }
+            }
+            let quiet = file.last_growth.elapsed() >= flow.max_buffer_age;
+            if !file.pending.is_empty()
+                && quiet
+                && (flow.multi_line_start.is_some() || !is_newest || file.gone)
+                && !batch.is_full(flow)
+            {
+                let rest = std::mem::take(&mut file.pending);
+                file.gathered = 0;
+                if file.position.skipping {
+                    file.position.offset += rest.len() as u64;
+                    file.position.skipping = false;
+                } else {
+                    emit(flow, file, batch, rest, max_record);
+                }
+            }
+            batch.positions.insert((file.dev, file.ino), file.position);
+        }
+        Ok(())
+    }
+
+    /// When a quiet file's partial data is due to be taken, if any is waiting.
+    pub fn next_flush(&self, flow: &Flow) -> Option<Instant> {
+        self.files
+            .iter()
+            .filter(|f| !f.pending.is_empty())
+            .map(|f| f.last_growth + flow.max_buffer_age)
+            .min()
+    }
+
+    /// Records a batch as acknowledged; returns the checkpoints to store. Files that are gone
+    /// and fully delivered are forgotten.
+    pub fn acknowledge(&mut self, batch: &Batch) -> Vec<FileCheckpoint> {
+        for file in &mut self.files {
+            if let Some(position) = batch.positions.get(&(file.dev, file.ino)) {
+                file.acked = *position;
+            }
+        }
+        self.files.retain(|f| {
+            let finished = f.gone && f.at_eof && f.pending.is_empty() && f.acked == f.position;
+            if finished {
+                tracing::info!(file = %f.path.display(), "file delivered and gone: no longer followed");
+            }
+            !finished
+        });
+        self.checkpoints()
+    }
+
+    pub fn checkpoints(&self) -> Vec<FileCheckpoint> {
+        self.files.iter().map(|f| f.checkpoint(f.acked)).collect()
+    }
+}
+
+/// Reads what the file has beyond `pending`; whether anything came.
+fn read_more(file: &mut TrackedFile) -> std::io::Result<bool> {
+    let Some(handle) = &file.file else {
+        return Ok(false);
+    };
+    let at = file.read_position();
+    let start = file.pending.len();
+    file.pending.resize(start + READ_CHUNK, 0);
+    let read = match handle.read_at(&mut file.pending[start..], at) {
+        Ok(n) => n,
+        Err(e) => {
+            file.pending.truncate(start);
+            return Err(e);
+        }
+    };
+    file.pending.truncate(start + read);
+    if read == 0 {
+        file.at_eof = true;
+        return Ok(false);
+    }
+    file.at_eof = false;
+    file.last_growth = Instant::now();
+    // Keep the file's first bytes, as far as this read covers them.
+    let have = file.head.len() as u64;
+    if have < HEAD_BYTES as u64 && at <= have && have < at + read as u64 {
+        let from = start + (have - at) as usize;
+        let to = (start + read).min(from + HEAD_BYTES - have as usize);
+        file.head.extend_from_slice(&file.pending[from..to]);
+    }
+    Ok(true)
+}
+
+/// Splits the complete lines of `pending` into records.
+fn split_records(flow: &Flow, file: &mut TrackedFile, batch: &mut Batch, max_record: usize) {
+    loop {
+        if batch.is_full(flow) {
+            return;
+        }
+        let Some(newline) = file.pending[file.gathered..]
+            .iter()
+            .position(|&b| b == b'\n')
+        else {
+            // A line longer than a record can be: cut it, skip the rest of it.
+            if file.pending.len() > max_record && flow.multi_line_start.is_none() {
+                let head: Vec<u8> = file.pending.drain(..).collect();
+                file.gathered = 0;
+                if file.position.skipping {
+                    file.position.offset += head.len() as u64;
+                } else {
+                    file.position.skipping = true;
+                    emit(flow, file, batch, head, max_record);
+                }
+            }
+            return;
+        };
+        let line_end = file.gathered + newline + 1;
+        if file.position.header_left > 0 {
+            file.pending.drain(..line_end);
+            file.gathered = 0;
+            file.position.offset += line_end as u64;
+            file.position.header_left -= 1;
+            continue;
+        }
+        match &flow.multi_line_start {
+            None => {
+                let line: Vec<u8> = file.pending.drain(..line_end).collect();
+                file.gathered = 0;
+                if file.position.skipping {
+                    file.position.offset += line.len() as u64;
+                    file.position.skipping = false;
+                } else {
+                    emit(flow, file, batch, line, max_record);
+                }
+            }
+            Some(start) => {
+                let line = &file.pending[file.gathered..line_end];
+                let text = String::from_utf8_lossy(line);
+                let begins = start.is_match(text.trim_end_matches(['\n', '\r']));
+                if begins && file.gathered > 0 {
+                    let record: Vec<u8> = file.pending.drain(..file.gathered).collect();
+                    file.gathered = 0;
+                    emit(flow, file, batch, record, max_record);
+                    continue;
+                }
+                file.gathered = line_end;
+                if file.gathered > max_record {
+                    let record: Vec<u8> = file.pending.drain(..file.gathered).collect();
+                    file.gathered = 0;
+                    emit(flow, file, batch, record, max_record);
+                }
+            }
+        }
+    }
+}
+
+/// Adds one raw record (cut to `max_record` with the terminator) and moves the file's
+/// position past its bytes.
+fn emit(
+    flow: &Flow,
+    file: &mut TrackedFile,
+    batch: &mut Batch,
+    mut data: Vec<u8>,
+    max_record: usize,
+) {
+    file.position.offset += data.len() as u64;
+    if data.len() > max_record {
+        let terminator = &flow.truncated_record_terminator;
+        data.truncate(max_record.saturating_sub(terminator.len()));
+        data.extend_from_slice(terminator);
+    }
+    batch.positions.insert((file.dev, file.ino), file.position);
+    batch.bytes += data.len();
+    batch.started.get_or_insert_with(Instant::now);
+    batch.records.push(RawRecord { data });
+}
+
+/// How long until `deadline`, or `None` if there is none.
+pub fn until(deadline: Option<Instant>) -> Option<Duration> {
+    deadline.map(|d| d.saturating_duration_since(Instant::now()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wildcards_in_names() {
+        assert!(name_matches(b"app.log*", b"app.log"));
+        assert!(name_matches(b"app.log*", b"app.log.1"));
+        assert!(name_matches(b"a?c", b"abc"));
+        assert!(!name_matches(b"app.log", b"app.log.1"));
+        assert!(!name_matches(b"*.log", b"a.txt"));
+    }
+}
