@@ -93,6 +93,10 @@ def config(server, checkpoint: Path, flows: list[dict]) -> dict:
             "cloudwatch.emitMetrics": False, "flows": flows}
 
 
+def checkpointed(path: Path) -> list[dict]:
+    return [e for files in json.loads(path.read_text())["flows"].values() for e in files]
+
+
 def append(path: Path, lines: list[str]) -> None:
     with open(path, "a") as f:
         for line in lines:
@@ -205,6 +209,12 @@ def test_rotation_truncation_kill9_and_restart_lose_nothing(server, kinesis, age
     assert duplicates <= 50 * 2, duplicates  # at most the batches in flight at the kill
     before_kill = lines[:455]
     assert before_kill == expected[:455], "duplicates before the crash"
+    # A rotated file deleted: it leaves the checkpoint once everything of it is delivered.
+    (logs / "app.log.1").unlink()
+    deadline = time.monotonic() + 30
+    while any(e["path"].endswith("app.log.1") for e in checkpointed(tmp_path / "checkpoints")):
+        assert time.monotonic() < deadline, restarted.text()
+        time.sleep(0.1)
     assert restarted.stop() == 0
     text = agent.text()
     assert "file truncated" in text and "copy of a followed file" in text, text[-3000:]

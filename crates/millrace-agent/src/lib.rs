@@ -209,6 +209,11 @@ impl FlowTask {
                 batch = Batch::default();
                 continue;
             }
+            if batch.records.is_empty() {
+                // Nothing to send: forget files that are gone and delivered.
+                let checkpoints = self.files.acknowledge(&batch);
+                self.store(checkpoints);
+            }
             let deadline = [
                 batch.started.map(|t| t + self.flow.max_buffer_age),
                 self.files.next_flush(&self.flow),
