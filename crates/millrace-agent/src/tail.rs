@@ -395,12 +395,7 @@ impl FlowFiles {
             {
                 let rest = std::mem::take(&mut file.pending);
                 file.gathered = 0;
-                if file.position.skipping {
-                    file.position.offset += rest.len() as u64;
-                    file.position.skipping = false;
-                } else {
-                    emit(flow, file, batch, rest, max_record);
-                }
+                end_line(flow, file, batch, rest, max_record);
             }
             batch.positions.insert((file.dev, file.ino), file.position);
         }
@@ -506,12 +501,7 @@ fn split_records(flow: &Flow, file: &mut TrackedFile, batch: &mut Batch, max_rec
             None => {
                 let line: Vec<u8> = file.pending.drain(..line_end).collect();
                 file.gathered = 0;
-                if file.position.skipping {
-                    file.position.offset += line.len() as u64;
-                    file.position.skipping = false;
-                } else {
-                    emit(flow, file, batch, line, max_record);
-                }
+                end_line(flow, file, batch, line, max_record);
             }
             Some(start) => {
                 let line = &file.pending[file.gathered..line_end];
@@ -531,6 +521,22 @@ fn split_records(flow: &Flow, file: &mut TrackedFile, batch: &mut Batch, max_rec
                 }
             }
         }
+    }
+}
+
+/// The end of a line: a record, or the skipped rest of a line cut at the size limit.
+fn end_line(
+    flow: &Flow,
+    file: &mut TrackedFile,
+    batch: &mut Batch,
+    line: Vec<u8>,
+    max_record: usize,
+) {
+    if file.position.skipping {
+        file.position.offset += line.len() as u64;
+        file.position.skipping = false;
+    } else {
+        emit(flow, file, batch, line, max_record);
     }
 }
 

@@ -259,13 +259,7 @@ impl AwsClient {
         let exchange = async {
             let response = self.send(service, operation, input).await?;
             let status = response.status().as_u16();
-            let bytes = response
-                .into_body()
-                .collect()
-                .await
-                .map_err(|e| ApiError::Transport(e.to_string()))?
-                .to_bytes();
-            Ok::<_, ApiError>((status, bytes))
+            Ok::<_, ApiError>((status, body_bytes(response).await?))
         };
         let (status, bytes) = tokio::time::timeout(self.config.request_timeout, exchange)
             .await
@@ -291,12 +285,7 @@ impl AwsClient {
         if status == 200 {
             return Ok(response.into_body());
         }
-        let bytes = response
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| ApiError::Transport(e.to_string()))?
-            .to_bytes();
+        let bytes = body_bytes(response).await?;
         Err(parse_reply(status, &bytes)
             .err()
             .unwrap_or_else(|| ApiError::Transport(format!("unexpected status {status}"))))
@@ -354,6 +343,15 @@ impl AwsClient {
             .await
             .map_err(|e| ApiError::Transport(error_chain(&e)))
     }
+}
+
+async fn body_bytes(response: http::Response<hyper::body::Incoming>) -> Result<Bytes, ApiError> {
+    Ok(response
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| ApiError::Transport(e.to_string()))?
+        .to_bytes())
 }
 
 /// An error with its causes, so that a TLS refusal says why.

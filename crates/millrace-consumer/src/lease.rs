@@ -244,26 +244,14 @@ impl LeaseTable {
         )
     }
 
-    /// The condition that the lease is still as we saw it.
-    fn expect(lease: &Lease) -> Value {
-        let mut expected = json!({"leaseCounter": {"Value": {"N": lease.counter.to_string()}}});
-        match &lease.owner {
-            Some(owner) => expected["leaseOwner"] = json!({"Value": {"S": owner}}),
-            None => expected["leaseOwner"] = json!({"Exists": false}),
-        }
-        expected
-    }
-
-    /// Takes `lease` (as last seen) for `worker`; on success the lease is updated in place.
-    pub async fn take(&self, lease: &mut Lease, worker: &str) -> Result<Outcome, AwsError> {
-        let switched = lease.owner.as_deref() != Some(worker);
-        let mut updates = json!({
-            "leaseOwner": {"Value": {"S": worker}, "Action": "PUT"},
-            "leaseCounter": {"Value": {"N": "1"}, "Action": "ADD"},
-        });
-        if switched {
-            updates["ownerSwitchesSinceCheckpoint"] = json!({"Value": {"N": "1"}, "Action": "ADD"});
-        }
+    /// A conditional update of a lease that is still as we saw it, with `leaseCounter` + 1;
+    /// on success the counter is updated in place.
+    async fn update_held(
+        &self,
+        lease: &mut Lease,
+        mut updates: Value,
+    ) -> Result<Outcome, AwsError> {
+        updates["leaseCounter"] = json!({"Value": {"N": "1"}, "Action": "ADD"});
         let outcome = conditional(
             self.client
                 .dynamodb(
@@ -279,6 +267,29 @@ impl LeaseTable {
         )?;
         if let Outcome::Done = outcome {
             lease.counter += 1;
+        }
+        Ok(outcome)
+    }
+
+    /// The condition that the lease is still as we saw it.
+    fn expect(lease: &Lease) -> Value {
+        let mut expected = json!({"leaseCounter": {"Value": {"N": lease.counter.to_string()}}});
+        match &lease.owner {
+            Some(owner) => expected["leaseOwner"] = json!({"Value": {"S": owner}}),
+            None => expected["leaseOwner"] = json!({"Exists": false}),
+        }
+        expected
+    }
+
+    /// Takes `lease` (as last seen) for `worker`; on success the lease is updated in place.
+    pub async fn take(&self, lease: &mut Lease, worker: &str) -> Result<Outcome, AwsError> {
+        let switched = lease.owner.as_deref() != Some(worker);
+        let mut updates = json!({"leaseOwner": {"Value": {"S": worker}, "Action": "PUT"}});
+        if switched {
+            updates["ownerSwitchesSinceCheckpoint"] = json!({"Value": {"N": "1"}, "Action": "ADD"});
+        }
+        let outcome = self.update_held(lease, updates).await?;
+        if let Outcome::Done = outcome {
             lease.owner = Some(worker.to_owned());
             if switched {
                 lease.owner_switches += 1;
@@ -289,45 +300,14 @@ impl LeaseTable {
 
     /// Renews a held lease (counter + 1, owner unchanged).
     pub async fn renew(&self, lease: &mut Lease) -> Result<Outcome, AwsError> {
-        let outcome = conditional(
-            self.client
-                .dynamodb(
-                    "UpdateItem",
-                    &json!({
-                        "TableName": self.table,
-                        "Key": {"leaseKey": {"S": lease.key}},
-                        "Expected": Self::expect(lease),
-                        "AttributeUpdates": {"leaseCounter": {"Value": {"N": "1"}, "Action": "ADD"}},
-                    }),
-                )
-                .await,
-        )?;
-        if let Outcome::Done = outcome {
-            lease.counter += 1;
-        }
-        Ok(outcome)
+        self.update_held(lease, json!({})).await
     }
 
     /// Gives a held lease up (no owner), so another worker takes it at once.
     pub async fn evict(&self, lease: &mut Lease) -> Result<Outcome, AwsError> {
-        let outcome = conditional(
-            self.client
-                .dynamodb(
-                    "UpdateItem",
-                    &json!({
-                        "TableName": self.table,
-                        "Key": {"leaseKey": {"S": lease.key}},
-                        "Expected": Self::expect(lease),
-                        "AttributeUpdates": {
-                            "leaseOwner": {"Action": "DELETE"},
-                            "leaseCounter": {"Value": {"N": "1"}, "Action": "ADD"},
-                        },
-                    }),
-                )
-                .await,
-        )?;
+        let updates = json!({"leaseOwner": {"Action": "DELETE"}});
+        let outcome = self.update_held(lease, updates).await?;
         if let Outcome::Done = outcome {
-            lease.counter += 1;
             lease.owner = None;
         }
         Ok(outcome)
@@ -345,7 +325,6 @@ impl LeaseTable {
         let mut updates = json!({
             "pendingCheckpoint": {"Value": {"S": sequence}, "Action": "PUT"},
             "pendingCheckpointSubSequenceNumber": {"Value": {"N": sub_sequence.to_string()}, "Action": "PUT"},
-            "leaseCounter": {"Value": {"N": "1"}, "Action": "ADD"},
         });
         updates["pendingCheckpointState"] = match state {
             Some(state) => json!({
@@ -354,21 +333,8 @@ impl LeaseTable {
             }),
             None => json!({"Action": "DELETE"}),
         };
-        let outcome = conditional(
-            self.client
-                .dynamodb(
-                    "UpdateItem",
-                    &json!({
-                        "TableName": self.table,
-                        "Key": {"leaseKey": {"S": lease.key}},
-                        "Expected": Self::expect(lease),
-                        "AttributeUpdates": updates,
-                    }),
-                )
-                .await,
-        )?;
+        let outcome = self.update_held(lease, updates).await?;
         if let Outcome::Done = outcome {
-            lease.counter += 1;
             lease.pending_checkpoint = Some((sequence.to_owned(), sub_sequence));
             lease.pending_checkpoint_state = state.map(<[u8]>::to_vec);
         }
@@ -383,29 +349,16 @@ impl LeaseTable {
         sequence: &str,
         sub_sequence: u64,
     ) -> Result<Outcome, AwsError> {
-        let outcome = conditional(
-            self.client
-                .dynamodb(
-                    "UpdateItem",
-                    &json!({
-                        "TableName": self.table,
-                        "Key": {"leaseKey": {"S": lease.key}},
-                        "Expected": Self::expect(lease),
-                        "AttributeUpdates": {
-                            "checkpoint": {"Value": {"S": sequence}, "Action": "PUT"},
-                            "checkpointSubSequenceNumber": {"Value": {"N": sub_sequence.to_string()}, "Action": "PUT"},
-                            "ownerSwitchesSinceCheckpoint": {"Value": {"N": "0"}, "Action": "PUT"},
-                            "leaseCounter": {"Value": {"N": "1"}, "Action": "ADD"},
-                            "pendingCheckpoint": {"Action": "DELETE"},
-                            "pendingCheckpointSubSequenceNumber": {"Action": "DELETE"},
-                            "pendingCheckpointState": {"Action": "DELETE"},
-                        },
-                    }),
-                )
-                .await,
-        )?;
+        let updates = json!({
+            "checkpoint": {"Value": {"S": sequence}, "Action": "PUT"},
+            "checkpointSubSequenceNumber": {"Value": {"N": sub_sequence.to_string()}, "Action": "PUT"},
+            "ownerSwitchesSinceCheckpoint": {"Value": {"N": "0"}, "Action": "PUT"},
+            "pendingCheckpoint": {"Action": "DELETE"},
+            "pendingCheckpointSubSequenceNumber": {"Action": "DELETE"},
+            "pendingCheckpointState": {"Action": "DELETE"},
+        });
+        let outcome = self.update_held(lease, updates).await?;
         if let Outcome::Done = outcome {
-            lease.counter += 1;
             lease.checkpoint = sequence.to_owned();
             lease.checkpoint_sub_sequence = sub_sequence;
             lease.owner_switches = 0;

@@ -7,7 +7,6 @@
 #![deny(clippy::unwrap_used)]
 
 pub mod aws;
-pub mod deaggregate;
 pub mod fanout;
 pub mod lease;
 pub mod processor;

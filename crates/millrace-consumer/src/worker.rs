@@ -469,23 +469,35 @@ fn records_of(response: &Value, range: Option<(u128, u128)>) -> Vec<Record> {
             .and_then(Value::as_f64)
             .map(|s| (s * 1000.0) as i64)
             .unwrap_or(0);
-        let Some(parts) = crate::deaggregate::deaggregate(&data) else {
-            out.push(Record {
-                data,
-                partition_key,
-                sequence_number,
-                sub_sequence_number: 0,
-                approximate_arrival_millis: arrival,
-            });
-            continue;
+        // KPL aggregates (the producer library's format) become their user records; anything
+        // else, a corrupt aggregate included, is one record.
+        let parts = match millrace_producer::deaggregate(
+            &partition_key,
+            None,
+            &sequence_number,
+            &data,
+        ) {
+            Ok(parts) => parts,
+            Err(error) => {
+                tracing::warn!(%error, sequence = %sequence_number, "bad KPL aggregate delivered as one record");
+                out.push(Record {
+                    data,
+                    partition_key,
+                    sequence_number,
+                    sub_sequence_number: 0,
+                    approximate_arrival_millis: arrival,
+                });
+                continue;
+            }
         };
-        for (index, part) in parts.into_iter().enumerate() {
-            let hash = crate::deaggregate::hash_key(
-                &part.partition_key,
-                part.explicit_hash_key.as_deref(),
-            );
+        for part in parts {
+            // A user record outside the lease's hash range belongs to another shard (written
+            // before a reshard): dropped, as the KCL does.
+            let hash =
+                millrace_producer::hash_key(&part.partition_key, part.explicit_hash_key.as_deref())
+                    .ok();
             let inside = match (range, hash) {
-                (Some((low, high)), Some(hash)) => low <= hash && hash <= high,
+                (Some((low, high)), Some(hash)) if part.aggregated => low <= hash && hash <= high,
                 _ => true,
             };
             if !inside {
@@ -495,7 +507,7 @@ fn records_of(response: &Value, range: Option<(u128, u128)>) -> Vec<Record> {
                 data: part.data,
                 partition_key: part.partition_key,
                 sequence_number: sequence_number.clone(),
-                sub_sequence_number: index as u64,
+                sub_sequence_number: part.sub_sequence_number,
                 approximate_arrival_millis: arrival,
             });
         }

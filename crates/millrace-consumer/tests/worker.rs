@@ -79,6 +79,16 @@ fn start_server() -> Server {
 /// (worker, shard, sequence number, sub-sequence number, partition key) of every record processed.
 type Seen = Arc<Mutex<Vec<(String, String, String, u64, String)>>>;
 
+/// Checkpoints at the last record delivered (or at SHARD_END after the shard's end).
+fn checkpoint_now(checkpointer: &mut Checkpointer) -> BoxFuture<'_, Result<(), ProcessorError>> {
+    Box::pin(async move {
+        checkpointer
+            .checkpoint()
+            .await
+            .map_err(|e| ProcessorError(e.name()))
+    })
+}
+
 struct Collector {
     worker: String,
     shard: String,
@@ -124,24 +134,14 @@ impl RecordProcessor for Collector {
         &'a mut self,
         checkpointer: &'a mut Checkpointer,
     ) -> BoxFuture<'a, Result<(), ProcessorError>> {
-        Box::pin(async move {
-            checkpointer
-                .checkpoint()
-                .await
-                .map_err(|e| ProcessorError(e.name()))
-        })
+        checkpoint_now(checkpointer)
     }
 
     fn shutdown_requested<'a>(
         &'a mut self,
         checkpointer: &'a mut Checkpointer,
     ) -> BoxFuture<'a, Result<(), ProcessorError>> {
-        Box::pin(async move {
-            checkpointer
-                .checkpoint()
-                .await
-                .map_err(|e| ProcessorError(e.name()))
-        })
+        checkpoint_now(checkpointer)
     }
 }
 
@@ -280,16 +280,11 @@ async fn share_process_and_hand_over(retrieval: Retrieval) {
         }
     }
     // One KPL aggregate on the first shard: two user records inside its hash range, one outside.
-    let sub = |key: &str, hash: &str| millrace_consumer::deaggregate::SubRecord {
-        partition_key: key.into(),
-        explicit_hash_key: Some(hash.into()),
-        data: b"user record".to_vec(),
-    };
-    let aggregate = millrace_consumer::deaggregate::aggregate(&[
-        sub("agg-0", "1"),
-        sub("agg-1", "2"),
-        sub("agg-outside", &u128::MAX.to_string()),
-    ]);
+    let mut aggregator = millrace_producer::Aggregator::new();
+    aggregator.add("agg-0", Some("1"), b"user record");
+    aggregator.add("agg-1", Some("2"), b"user record");
+    aggregator.add("agg-outside", Some(&u128::MAX.to_string()), b"user record");
+    let aggregate = aggregator.finish();
     let put = client
         .kinesis(
             "PutRecord",
@@ -479,12 +474,7 @@ impl RecordProcessor for TwoPhase {
         &'a mut self,
         checkpointer: &'a mut Checkpointer,
     ) -> BoxFuture<'a, Result<(), ProcessorError>> {
-        Box::pin(async move {
-            checkpointer
-                .checkpoint()
-                .await
-                .map_err(|e| ProcessorError(e.name()))
-        })
+        checkpoint_now(checkpointer)
     }
 
     fn shutdown_requested<'a>(
