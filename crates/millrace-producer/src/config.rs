@@ -18,8 +18,20 @@ pub enum MetricsLevel {
     None,
     /// The producer-wide metrics, without dimensions.
     Summary,
-    /// As `Summary` for now (no per-stream or per-shard dimensions yet).
+    /// As `Summary`, and per stream (`StreamName`) and per shard (`StreamName`, `ShardId`) as
+    /// `MetricsGranularity` allows.
     Detailed,
+}
+
+/// `MetricsGranularity`: the dimensions `Detailed` metrics are also published with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum MetricsGranularity {
+    /// Producer-wide only.
+    Global,
+    /// Also per stream.
+    Stream,
+    /// Also per stream and per shard (the KPL's default).
+    Shard,
 }
 
 #[derive(Debug, Clone)]
@@ -49,6 +61,8 @@ pub struct ProducerConfig {
     /// `MetricsLevel` (the KPL's default is `detailed`; ours is `None`, so that nothing is sent
     /// to a CloudWatch the caller did not ask for).
     pub metrics_level: MetricsLevel,
+    /// `MetricsGranularity` (`shard`).
+    pub metrics_granularity: MetricsGranularity,
     /// `MetricsNamespace` (`KinesisProducerLibrary`).
     pub metrics_namespace: String,
     /// `MetricsUploadDelay` (60000 ms).
@@ -78,6 +92,7 @@ impl Default for ProducerConfig {
             request_timeout: Duration::from_millis(6_000),
             fail_if_throttled: false,
             metrics_level: MetricsLevel::None,
+            metrics_granularity: MetricsGranularity::Shard,
             metrics_namespace: "KinesisProducerLibrary".to_owned(),
             metrics_upload_delay: Duration::from_millis(60_000),
             max_outstanding_records: 100_000,

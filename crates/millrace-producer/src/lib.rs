@@ -15,6 +15,6 @@ pub mod producer;
 
 pub use aggregation::{deaggregate, Aggregator, DeaggregationError, UserRecord};
 pub use client::{ApiError, ClientConfig, KinesisClient, ShardInfo};
-pub use config::{MetricsLevel, ProducerConfig, WhenFull};
+pub use config::{MetricsGranularity, MetricsLevel, ProducerConfig, WhenFull};
 pub use millrace_wire::sigv4::Credentials;
 pub use producer::{hash_key, Attempt, MetricsSnapshot, Producer, PutError, PutOutcome};

@@ -27,7 +27,7 @@ use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 
 use crate::aggregation::Aggregator;
 use crate::client::{ApiError, KinesisClient, ShardInfo};
-use crate::config::{MetricsLevel, ProducerConfig, WhenFull};
+use crate::config::{MetricsGranularity, MetricsLevel, ProducerConfig, WhenFull};
 
 /// One try at putting a record that failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,6 +78,36 @@ pub struct Metrics {
     pub requests: AtomicU64,
     pub request_time_ms: AtomicU64,
     pub aggregates_spanning_shards: AtomicU64,
+    /// Counts per (stream, shard), for `Detailed` metrics with dimensions.
+    pub by_shard: std::sync::Mutex<HashMap<(String, String), ShardCounts>>,
+}
+
+/// What one shard of one stream received.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct ShardCounts {
+    pub user_records_put: u64,
+    pub kinesis_records_put: u64,
+    pub kinesis_records_data_put: u64,
+    pub errors: u64,
+}
+
+impl ShardCounts {
+    fn add(&mut self, other: &ShardCounts) {
+        self.user_records_put += other.user_records_put;
+        self.kinesis_records_put += other.kinesis_records_put;
+        self.kinesis_records_data_put += other.kinesis_records_data_put;
+        self.errors += other.errors;
+    }
+
+    fn since(&self, before: &ShardCounts) -> ShardCounts {
+        ShardCounts {
+            user_records_put: self.user_records_put - before.user_records_put,
+            kinesis_records_put: self.kinesis_records_put - before.kinesis_records_put,
+            kinesis_records_data_put: self.kinesis_records_data_put
+                - before.kinesis_records_data_put,
+            errors: self.errors - before.errors,
+        }
+    }
 }
 
 /// A snapshot of [`Metrics`] with derived values.
@@ -882,9 +912,14 @@ impl Worker {
             Ok(_) => true,
             Err(e) => e.is_retryable(),
         };
+        let mut by_shard: HashMap<String, ShardCounts> = HashMap::new();
         for (record, entry) in records.into_iter().zip(entries) {
             match entry {
                 Ok((shard, sequence)) => {
+                    let counts = by_shard.entry(shard.clone()).or_default();
+                    counts.kinesis_records_put += 1;
+                    counts.kinesis_records_data_put += record.data.len() as u64;
+                    counts.user_records_put += record.members.len() as u64;
                     if shard != record.shard_id {
                         resharded = true;
                         if record.aggregated {
@@ -920,6 +955,7 @@ impl Worker {
                 }
                 Err(attempt) => {
                     self.metrics.all_errors.fetch_add(1, Ordering::Relaxed);
+                    by_shard.entry(record.shard_id.clone()).or_default().errors += 1;
                     let throttled = attempt.error_code == "ProvisionedThroughputExceededException";
                     let retryable = if result.is_err() {
                         request_retryable
@@ -960,6 +996,19 @@ impl Worker {
                 }
             }
         }
+        if self.config.metrics_level == MetricsLevel::Detailed {
+            let mut totals = self
+                .metrics
+                .by_shard
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            for (shard, counts) in by_shard {
+                totals
+                    .entry((stream.to_owned(), shard))
+                    .or_default()
+                    .add(&counts);
+            }
+        }
         let state = self.streams.get_mut(stream).expect("stream state");
         // Failed records go back to the front of their shard's queue, in their order.
         for record in retry.into_iter().rev() {
@@ -981,7 +1030,8 @@ impl Worker {
 }
 
 /// Publishes the counters' growth every `MetricsUploadDelay` (and once more when the producer
-/// stops) with PutMetricData, as the KPL's producer-wide metrics.
+/// stops) with PutMetricData: the KPL's producer-wide metrics and, at `Detailed`, per stream and
+/// shard as `MetricsGranularity` allows.
 async fn publish_metrics(
     client: KinesisClient,
     config: Arc<ProducerConfig>,
@@ -993,6 +1043,7 @@ async fn publish_metrics(
     let mut previous_request_time = 0u64;
     let mut previous_requests = 0u64;
     let mut previous_retries = 0u64;
+    let mut previous_by_shard: HashMap<(String, String), ShardCounts> = HashMap::new();
     loop {
         let last = tokio::select! {
             _ = tokio::time::sleep(config.metrics_upload_delay) => false,
@@ -1034,9 +1085,28 @@ async fn publish_metrics(
             json!({"MetricName": "RequestTime", "Unit": "Milliseconds",
                 "Value": ratio(request_time - previous_request_time, requests - previous_requests)}),
         ];
-        let input = json!({ "Namespace": config.metrics_namespace, "MetricData": data });
-        if let Err(e) = client.call_cloudwatch("PutMetricData", &input).await {
-            tracing::warn!(error = %e, "PutMetricData failed");
+        let mut data = data;
+        if config.metrics_level == MetricsLevel::Detailed
+            && config.metrics_granularity > MetricsGranularity::Global
+        {
+            let current = metrics
+                .by_shard
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone();
+            data.extend(dimensioned(
+                &current,
+                &previous_by_shard,
+                config.metrics_granularity,
+            ));
+            previous_by_shard = current;
+        }
+        // PutMetricData takes up to 1,000 metrics a call.
+        for chunk in data.chunks(1000) {
+            let input = json!({ "Namespace": config.metrics_namespace, "MetricData": chunk });
+            if let Err(e) = client.call_cloudwatch("PutMetricData", &input).await {
+                tracing::warn!(error = %e, "PutMetricData failed");
+            }
         }
         previous = now;
         previous_buffering = buffering;
@@ -1047,6 +1117,47 @@ async fn publish_metrics(
             return;
         }
     }
+}
+
+/// The per-stream (`StreamName`) and, for `Shard` granularity, per-shard (`StreamName`,
+/// `ShardId`) metrics of the counts' growth since `before`.
+fn dimensioned(
+    now: &HashMap<(String, String), ShardCounts>,
+    before: &HashMap<(String, String), ShardCounts>,
+    granularity: MetricsGranularity,
+) -> Vec<Value> {
+    let datums = |counts: &ShardCounts, dimensions: Value| {
+        [
+            ("UserRecordsPut", counts.user_records_put, "Count"),
+            ("KinesisRecordsPut", counts.kinesis_records_put, "Count"),
+            ("KinesisRecordsDataPut", counts.kinesis_records_data_put, "Bytes"),
+            ("AllErrors", counts.errors, "Count"),
+        ]
+        .map(|(name, value, unit)| {
+            json!({"MetricName": name, "Value": value, "Unit": unit, "Dimensions": dimensions})
+        })
+    };
+    let mut per_stream: std::collections::BTreeMap<&str, ShardCounts> = Default::default();
+    let mut out = Vec::new();
+    let mut keys: Vec<&(String, String)> = now.keys().collect();
+    keys.sort();
+    for key in keys {
+        let grown = now[key].since(&before.get(key).copied().unwrap_or_default());
+        per_stream.entry(&key.0).or_default().add(&grown);
+        if granularity == MetricsGranularity::Shard {
+            out.extend(datums(
+                &grown,
+                json!([{"Name": "StreamName", "Value": key.0}, {"Name": "ShardId", "Value": key.1}]),
+            ));
+        }
+    }
+    for (stream, grown) in per_stream {
+        out.extend(datums(
+            &grown,
+            json!([{"Name": "StreamName", "Value": stream}]),
+        ));
+    }
+    out
 }
 
 /// Turns user records bound for one shard into a Kinesis record: one alone is sent as it was

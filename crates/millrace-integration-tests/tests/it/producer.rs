@@ -404,32 +404,8 @@ async fn a_full_buffer_fails_fast_or_waits_and_flush_delivers_everything() {
     producer.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn metrics_are_published_through_put_metric_data() {
-    let server = Server::start(&[]).expect("start server");
-    let client = server.kinesis();
-    client
-        .create_stream()
-        .stream_name("measured")
-        .shard_count(1)
-        .send()
-        .await
-        .expect("create");
-    let config = ProducerConfig {
-        metrics_level: millrace_producer::MetricsLevel::Summary,
-        metrics_upload_delay: Duration::from_secs(600),
-        ..ProducerConfig::default()
-    };
-    let kinesis = producer_client(&server);
-    let producer = Producer::new(kinesis.clone(), config);
-    for i in 0..100 {
-        producer
-            .submit("measured", &format!("k{i}"), b"x", None)
-            .await
-            .expect("submit");
-    }
-    // Shutdown uploads what was counted since the last upload.
-    producer.shutdown().await;
+/// The sum of a metric's datapoints in the last ten minutes, once any have arrived.
+async fn metric_sum(kinesis: &KinesisClient, name: &str, dimensions: serde_json::Value) -> f64 {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .expect("clock")
@@ -441,7 +417,8 @@ async fn metrics_are_published_through_put_metric_data() {
                 "GetMetricStatistics",
                 &serde_json::json!({
                     "Namespace": "KinesisProducerLibrary",
-                    "MetricName": "UserRecordsPut",
+                    "MetricName": name,
+                    "Dimensions": dimensions,
                     "StartTime": now - 600,
                     "EndTime": now + 600,
                     "Period": 60,
@@ -461,5 +438,65 @@ async fn metrics_are_published_through_put_metric_data() {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    sum
+}
+
+async fn publish_metrics(level: millrace_producer::MetricsLevel) -> (Server, KinesisClient) {
+    let server = Server::start(&[]).expect("start server");
+    let client = server.kinesis();
+    client
+        .create_stream()
+        .stream_name("measured")
+        .shard_count(2)
+        .send()
+        .await
+        .expect("create");
+    let config = ProducerConfig {
+        metrics_level: level,
+        metrics_upload_delay: Duration::from_secs(600),
+        ..ProducerConfig::default()
+    };
+    let kinesis = producer_client(&server);
+    let producer = Producer::new(kinesis.clone(), config);
+    for i in 0..100 {
+        producer
+            .submit("measured", &format!("k{i}"), b"x", None)
+            .await
+            .expect("submit");
+    }
+    // Shutdown uploads what was counted since the last upload.
+    producer.shutdown().await;
+    (server, kinesis)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_are_published_through_put_metric_data() {
+    let (_server, kinesis) = publish_metrics(millrace_producer::MetricsLevel::Summary).await;
+    let sum = metric_sum(&kinesis, "UserRecordsPut", serde_json::json!([])).await;
     assert_eq!(sum, 100.0);
+    let stream = serde_json::json!([{"Name": "StreamName", "Value": "measured"}]);
+    let none = metric_sum(&kinesis, "UserRecordsPut", stream).await;
+    assert_eq!(none, 0.0, "Summary has no per-stream metrics");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn detailed_metrics_carry_stream_and_shard_dimensions() {
+    let (_server, kinesis) = publish_metrics(millrace_producer::MetricsLevel::Detailed).await;
+    let stream = serde_json::json!([{"Name": "StreamName", "Value": "measured"}]);
+    assert_eq!(metric_sum(&kinesis, "UserRecordsPut", stream).await, 100.0);
+    let mut per_shard = 0.0;
+    for shard in ["shardId-000000000000", "shardId-000000000001"] {
+        let dimensions = serde_json::json!([
+            {"Name": "StreamName", "Value": "measured"},
+            {"Name": "ShardId", "Value": shard},
+        ]);
+        let sum = metric_sum(&kinesis, "UserRecordsPut", dimensions).await;
+        assert!(sum > 0.0, "{shard} has no UserRecordsPut");
+        per_shard += sum;
+    }
+    assert_eq!(per_shard, 100.0);
+    assert_eq!(
+        metric_sum(&kinesis, "UserRecordsPut", serde_json::json!([])).await,
+        100.0
+    );
 }
