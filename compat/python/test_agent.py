@@ -13,9 +13,11 @@ import subprocess
 import time
 from pathlib import Path
 
+import boto3
+import botocore.exceptions
 import pytest
 
-from millrace_testlib import create_stream, millrace_bin, read_shard, shard_ids
+from millrace_testlib import AWS_ENV, REGION, create_stream, millrace_bin, read_shard, shard_ids
 
 
 class Agent:
@@ -299,18 +301,61 @@ def test_every_data_processing_option(server, kinesis, agents, tmp_path):
     assert agent.stop() == 0
 
 
-def test_delivery_stream_without_firehose_reports_the_failure(server, kinesis, agents, tmp_path):
-    """deliveryStream flows send Firehose PutRecordBatch requests; this server does not serve
-    Firehose yet, so the agent keeps the lines (not checkpointed) and says why."""
+def firehose_served(server) -> bool:
+    fh = boto3.client("firehose", endpoint_url=server.endpoint, region_name=REGION,
+                      aws_access_key_id=AWS_ENV["AWS_ACCESS_KEY_ID"], aws_secret_access_key=AWS_ENV["AWS_SECRET_ACCESS_KEY"])
+    try:
+        fh.list_delivery_streams()
+        return True
+    except botocore.exceptions.ClientError:
+        return False
+
+
+def test_delivery_stream_flow(server, agents, tmp_path):
+    """deliveryStream flows send Firehose PutRecordBatch requests. Where the server serves
+    Firehose, the lines reach the delivery stream's S3 objects; where it does not, the agent
+    reports the failed calls and checkpoints nothing."""
     log = tmp_path / "fh.log"
-    log.write_text("to firehose\n")
+    lines = [f"to firehose {i}" for i in range(20)]
+    log.write_text("".join(f"{line}\n" for line in lines))
+    served = firehose_served(server)
+    if served:
+        keys = {"region_name": REGION, "aws_access_key_id": AWS_ENV["AWS_ACCESS_KEY_ID"],
+                "aws_secret_access_key": AWS_ENV["AWS_SECRET_ACCESS_KEY"]}
+        fh = boto3.client("firehose", endpoint_url=server.endpoint, **keys)
+        fh.create_delivery_stream(
+            DeliveryStreamName="fh", DeliveryStreamType="DirectPut",
+            ExtendedS3DestinationConfiguration={
+                "RoleARN": "arn:aws:iam::000000000000:role/firehose", "BucketARN": "arn:aws:s3:::agent-fh",
+                "BufferingHints": {"SizeInMBs": 1, "IntervalInSeconds": 0}})
+        deadline = time.monotonic() + 30
+        while fh.describe_delivery_stream(DeliveryStreamName="fh")["DeliveryStreamDescription"]["DeliveryStreamStatus"] != "ACTIVE":
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
     agent = agents("firehose", {"checkpointFile": str(tmp_path / "checkpoints"), "firehose.endpoint": server.endpoint,
                                 "flows": [{"filePattern": str(log), "deliveryStream": "fh", "initialPosition": "START_OF_FILE",
                                            "maxBufferAgeMillis": 100}]}).start()
     deadline = time.monotonic() + 30
-    while "PutRecordBatch failed" not in agent.text():
+    if not served:
+        while "PutRecordBatch failed" not in agent.text():
+            assert time.monotonic() < deadline, agent.text()
+            time.sleep(0.1)
+        assert agent.stop() == 0
+        (entry,) = checkpointed(tmp_path / "checkpoints")
+        assert entry["offset"] == 0
+        return
+    while checkpointed(tmp_path / "checkpoints")[0]["offset"] != log.stat().st_size:
         assert time.monotonic() < deadline, agent.text()
         time.sleep(0.1)
     assert agent.stop() == 0
-    (entry,) = next(iter(json.loads((tmp_path / "checkpoints").read_text())["flows"].values()))
-    assert entry["offset"] == 0
+    s3 = boto3.client("s3", endpoint_url=server.endpoint, **keys)
+    delivered: list[str] = []
+    while sorted(delivered) != sorted(lines):
+        assert time.monotonic() < deadline + 30, delivered
+        time.sleep(0.2)
+        try:
+            objects = s3.list_objects_v2(Bucket="agent-fh").get("Contents", [])
+        except s3.exceptions.NoSuchBucket:
+            continue
+        delivered = [line for o in objects
+                     for line in s3.get_object(Bucket="agent-fh", Key=o["Key"])["Body"].read().decode().splitlines()]

@@ -290,13 +290,20 @@ pub async fn run(config_path: PathBuf, stop: watch::Receiver<bool>) -> Result<()
     let store = Arc::new(Mutex::new(store));
     let routes = watched.clone();
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-        let Ok(event) = event else { return };
+        // An error or a lost-events notice (the kernel's queue overflowed) wakes every flow:
+        // each lists its directory again.
+        let everything = match &event {
+            Ok(event) => event.need_rescan(),
+            Err(_) => true,
+        };
         for (directory, wake) in &routes {
-            if event
-                .paths
-                .iter()
-                .any(|p| p.parent() == Some(directory.as_path()) || p == directory)
-            {
+            let concerned = everything
+                || event.as_ref().is_ok_and(|e| {
+                    e.paths
+                        .iter()
+                        .any(|p| p.parent() == Some(directory.as_path()) || p == directory)
+                });
+            if concerned {
                 wake.notify_one();
             }
         }
