@@ -167,3 +167,38 @@ def test_tail_follow_from_latest_sees_new_records(server):
     finally:
         tail.terminate()
         tail.wait(timeout=10)
+
+
+def test_put_from_a_file_with_a_progress_bar_on_a_terminal(server, tmp_path):
+    """`put --file` on a terminal (a pseudo-terminal as standard error) draws a progress bar
+    and ends at 100%; every line is a record."""
+    import pty
+
+    path = tmp_path / "bulk.txt"
+    path.write_text("".join(f"line {i}\n" for i in range(25_000)))
+    assert millrace(server, "streams", "create", "bulk", "--shards", "1").returncode == 0
+    controller, terminal = pty.openpty()
+    proc = subprocess.run(
+        [str(millrace_bin()), "put", "--endpoint-url", server.endpoint, "--stream", "bulk",
+         "--file", str(path), "--partition-key", "k"],
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=terminal, timeout=120,
+        env=dict(os.environ, RUST_LOG="warn"))
+    os.close(terminal)
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(controller, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        shown += chunk
+    os.close(controller)
+    assert proc.returncode == 0, shown
+    text = shown.decode(errors="replace")
+    assert "100%" in text and "25000 records" in text, text
+    assert "put 25000 records" in text
+    tail = millrace(server, "tail", "bulk", "--from", "trim-horizon")
+    assert tail.stdout.splitlines() == [f"line {i}" for i in range(25_000)]
+    missing = millrace(server, "put", "--stream", "bulk", "--file", str(tmp_path / "nope.txt"))
+    assert missing.returncode == 1 and "nope.txt" in missing.stderr

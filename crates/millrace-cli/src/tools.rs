@@ -55,8 +55,30 @@ pub struct PutArgs {
     /// Send each record alone instead of aggregating (KPL format) per shard.
     #[arg(long)]
     no_aggregation: bool,
-    /// Records; without any, one record per line of standard input.
+    /// Read the records from this file, one per line (with a progress bar on a terminal).
+    #[arg(long, conflicts_with = "records")]
+    file: Option<std::path::PathBuf>,
+    /// Records; without any, one record per line of standard input (or of `--file`).
     records: Vec<String>,
+}
+
+/// A one-line progress bar on standard error: bytes of the input read, and records.
+fn progress_bar(done: u64, total: u64, records: u64) -> String {
+    const WIDTH: u64 = 30;
+    let fraction = if total == 0 {
+        1.0
+    } else {
+        done as f64 / total as f64
+    };
+    let filled = ((fraction * WIDTH as f64) as u64).min(WIDTH);
+    format!(
+        "\r[{}{}] {:3.0}% {:.1}/{:.1} MB, {records} records",
+        "#".repeat(filled as usize),
+        ".".repeat((WIDTH - filled) as usize),
+        fraction * 100.0,
+        done as f64 / 1e6,
+        total as f64 / 1e6,
+    )
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -121,16 +143,26 @@ pub async fn put(args: PutArgs) -> anyhow::Result<()> {
         ..ProducerConfig::default()
     };
     let producer = Producer::new(client, config);
-    let lines: Box<dyn Iterator<Item = std::io::Result<String>>> = if args.records.is_empty() {
-        Box::new(std::io::stdin().lock().lines())
-    } else {
-        Box::new(args.records.clone().into_iter().map(Ok))
+    let (lines, total): (
+        Box<dyn Iterator<Item = std::io::Result<String>>>,
+        Option<u64>,
+    ) = match &args.file {
+        Some(path) => {
+            let file =
+                std::fs::File::open(path).with_context(|| format!("open {}", path.display()))?;
+            let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+            (Box::new(std::io::BufReader::new(file).lines()), Some(size))
+        }
+        None if args.records.is_empty() => (Box::new(std::io::stdin().lock().lines()), None),
+        None => (Box::new(args.records.clone().into_iter().map(Ok)), None),
     };
     let mut receivers = Vec::new();
     let mut counter = 0u64;
+    let mut bytes_read = 0u64;
     let show_progress = std::io::IsTerminal::is_terminal(&std::io::stderr());
     for line in lines {
-        let line = line.context("read standard input")?;
+        let line = line.context("read the records")?;
+        bytes_read += line.len() as u64 + 1;
         let key = match (&args.partition_key, &args.key_field) {
             (Some(key), _) => key.clone(),
             (None, Some(field)) => {
@@ -151,7 +183,10 @@ pub async fn put(args: PutArgs) -> anyhow::Result<()> {
         );
         counter += 1;
         if show_progress && counter.is_multiple_of(10_000) {
-            eprint!("\rput {counter} records…");
+            match total {
+                Some(total) => eprint!("{}", progress_bar(bytes_read.min(total), total, counter)),
+                None => eprint!("\rput {counter} records…"),
+            }
         }
     }
     producer.flush().await;
@@ -170,7 +205,10 @@ pub async fn put(args: PutArgs) -> anyhow::Result<()> {
     let metrics = producer.metrics();
     producer.shutdown().await;
     if show_progress {
-        eprint!("\r");
+        match total {
+            Some(total) => eprintln!("{}", progress_bar(total, total, counter)),
+            None => eprint!("\r"),
+        }
     }
     eprintln!(
         "put {ok} records in {} Kinesis records{}",
@@ -444,4 +482,18 @@ pub async fn streams(args: StreamsArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn progress_bars() {
+        assert_eq!(
+            progress_bar(5_000_000, 10_000_000, 7),
+            "\r[###############...............]  50% 5.0/10.0 MB, 7 records"
+        );
+        assert!(progress_bar(0, 0, 0).contains("100%"));
+    }
 }
