@@ -95,6 +95,12 @@ def config(server, checkpoint: Path, flows: list[dict]) -> dict:
             "cloudwatch.emitMetrics": False, "flows": flows}
 
 
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def checkpointed(path: Path) -> list[dict]:
     return [e for files in json.loads(path.read_text())["flows"].values() for e in files]
 
@@ -119,8 +125,11 @@ def test_lines_in_order_partial_lines_wait_and_deterministic_keys(server, kinesi
     assert [r["Data"] for r in got] == [b"one\n", b"two\n", b"three\n"]
     for r in got:
         assert r["PartitionKey"] == hashlib.md5(r["Data"]).hexdigest()
-    # The partial last line waits for its end.
-    time.sleep(0.6)
+    # The partial last line waits for its end, and the agent sleeps meanwhile (no polling:
+    # a busy agent would use most of a core in this second and a half).
+    before = cpu_seconds(agent.proc.pid)
+    time.sleep(1.5)
+    assert cpu_seconds(agent.proc.pid) - before < 0.3
     assert len(records(kinesis, "agent-order")) == 3
     with open(log, "a") as f:
         f.write("ial\nfive\n")

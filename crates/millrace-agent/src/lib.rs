@@ -293,6 +293,8 @@ pub async fn run(config_path: PathBuf, stop: watch::Receiver<bool>) -> Result<()
         // An error or a lost-events notice (the kernel's queue overflowed) wakes every flow:
         // each lists its directory again.
         let everything = match &event {
+            // Opening and reading a file (the agent's own reads among them) changes nothing.
+            Ok(event) if event.kind.is_access() => return,
             Ok(event) => event.need_rescan(),
             Err(_) => true,
         };

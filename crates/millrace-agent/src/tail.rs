@@ -235,6 +235,9 @@ impl FlowFiles {
                 .files
                 .iter()
                 .position(|f| f.dev == entry.dev && f.ino == entry.ino);
+            if known.is_some_and(|i| self.files[i].file.is_some()) {
+                continue; // followed already
+            }
             let Ok(file) = File::open(&entry.path) else {
                 continue;
             };
@@ -242,8 +245,7 @@ impl FlowFiles {
                 let tracked = &self.files[index];
                 // An inode number reused by another file: its beginning differs.
                 let compare = tracked.head.len().min(entry.size as usize);
-                let same = tracked.file.is_some()
-                    || read_prefix(&file, compare) == tracked.head[..compare];
+                let same = read_prefix(&file, compare) == tracked.head[..compare];
                 if same {
                     continue;
                 }
@@ -371,11 +373,9 @@ impl FlowFiles {
         max_record: usize,
     ) -> std::io::Result<()> {
         let count = self.files.len();
-        let newest = (0..count)
-            .filter(|&i| !self.files[i].gone)
-            .max_by_key(|&i| self.files[i].order);
+        let newest = self.newest();
         for index in 0..count {
-            let is_newest = Some(index) == newest;
+            let may_flush = self.may_flush(flow, index, newest);
             let file = &mut self.files[index];
             loop {
                 if batch.is_full(flow) {
@@ -388,11 +388,7 @@ impl FlowFiles {
                 }
             }
             let quiet = file.last_growth.elapsed() >= flow.max_buffer_age;
-            if !file.pending.is_empty()
-                && quiet
-                && (flow.multi_line_start.is_some() || !is_newest || file.gone)
-                && !batch.is_full(flow)
-            {
+            if !file.pending.is_empty() && quiet && may_flush && !batch.is_full(flow) {
                 let rest = std::mem::take(&mut file.pending);
                 file.gathered = 0;
                 end_line(flow, file, batch, rest, max_record);
@@ -402,12 +398,26 @@ impl FlowFiles {
         Ok(())
     }
 
-    /// When a quiet file's partial data is due to be taken, if any is waiting.
+    /// The file being written: the newest content of those still matched.
+    fn newest(&self) -> Option<usize> {
+        (0..self.files.len())
+            .filter(|&i| !self.files[i].gone)
+            .max_by_key(|&i| self.files[i].order)
+    }
+
+    /// Whether a file's partial data may be taken once it is quiet: always for multi-line
+    /// records, else only when another file has taken over or the file is gone (the partial last
+    /// line of the file being written waits for its newline).
+    fn may_flush(&self, flow: &Flow, index: usize, newest: Option<usize>) -> bool {
+        flow.multi_line_start.is_some() || Some(index) != newest || self.files[index].gone
+    }
+
+    /// When a quiet file's partial data is due to be taken, if any is waiting to be.
     pub fn next_flush(&self, flow: &Flow) -> Option<Instant> {
-        self.files
-            .iter()
-            .filter(|f| !f.pending.is_empty())
-            .map(|f| f.last_growth + flow.max_buffer_age)
+        let newest = self.newest();
+        (0..self.files.len())
+            .filter(|&i| !self.files[i].pending.is_empty() && self.may_flush(flow, i, newest))
+            .map(|i| self.files[i].last_growth + flow.max_buffer_age)
             .min()
     }
 
