@@ -194,7 +194,8 @@ def test_daemon_over_https_with_profile_session_credentials(server_factory, daem
         f"[kcl]\naws_access_key_id = {creds['AccessKeyId']}\naws_secret_access_key = {creds['SecretAccessKey']}\n"
         f"aws_session_token = {creds['SessionToken']}\n")
     (aws_dir / "config").write_text(f"[profile kcl]\nregion = {REGION}\n")
-    env = {"HOME": str(tmp_path / "home"), "AWS_PROFILE": "kcl", "AWS_CA_BUNDLE": cert}
+    env = {"HOME": str(tmp_path / "home"), "AWS_PROFILE": "kcl", "AWS_CA_BUNDLE": cert,
+           "RUST_LOG": "info,millrace_client=debug"}
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE",
                  "AWS_REGION", "AWS_DEFAULT_REGION"):
         env[name] = None
@@ -206,6 +207,7 @@ def test_daemon_over_https_with_profile_session_credentials(server_factory, daem
     table = leases(ddb, "tls-app")
     for shard, seqs in acked.items():
         assert table[shard]["checkpoint"]["S"] == str(max(seqs)), shard
+    assert 'operation="SubscribeToShard" version=HTTP/2.0 status=200' in daemon.text()
     assert creds["SecretAccessKey"] not in daemon.text()
     assert creds["SessionToken"] not in daemon.text()
 

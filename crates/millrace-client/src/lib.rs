@@ -338,10 +338,13 @@ impl AwsClient {
         let request = request
             .body(Full::new(Bytes::from(body)))
             .map_err(|e| ApiError::Config(e.to_string()))?;
-        self.http
+        let response = self
+            .http
             .request(request)
             .await
-            .map_err(|e| ApiError::Transport(error_chain(&e)))
+            .map_err(|e| ApiError::Transport(error_chain(&e)))?;
+        tracing::debug!(operation, version = ?response.version(), status = response.status().as_u16(), "answered");
+        Ok(response)
     }
 }
 
