@@ -228,7 +228,7 @@ def test_rotation_truncation_kill9_and_restart_lose_nothing(server, kinesis, age
         time.sleep(0.1)
     assert restarted.stop() == 0
     text = agent.text()
-    assert "file truncated" in text and "copy of a followed file" in text, text[-3000:]
+    assert "file truncated" in text and "new file is a copy of a" in text, text[-3000:]
 
 
 APACHE_COMMON = '127.0.0.1 - frank [10/Oct/2000:13:55:36 -0700] "GET /apache_pb.gif HTTP/1.0" 200 2326'

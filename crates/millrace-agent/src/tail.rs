@@ -52,6 +52,9 @@ struct TrackedFile {
     /// No longer matched by the pattern (renamed away or deleted).
     gone: bool,
     at_eof: bool,
+    /// A copy of a followed file (device, inode) that has not been truncated yet, and since
+    /// when: not read until that file is truncated (then it continues where that file was).
+    waiting_for: Option<((u64, u64), Instant)>,
 }
 
 impl TrackedFile {
@@ -92,6 +95,45 @@ impl Batch {
     pub fn is_full(&self, flow: &Flow) -> bool {
         self.records.len() >= flow.max_buffer_records || self.bytes >= flow.max_buffer_bytes
     }
+}
+
+/// What a new file is, compared with the followed ones.
+enum Likeness {
+    /// A copy of a truncated file's former content: it continues at that file's position, in
+    /// that file's place in the order.
+    CopyOfTruncated {
+        position: Position,
+        order: u64,
+    },
+    /// A copy of a followed file not truncated (yet).
+    CopyOf((u64, u64)),
+    New,
+    /// Too short to tell yet.
+    Undecided,
+}
+
+/// A followed file seen truncated: its former beginning, position and order, which a copy made
+/// before the truncation (copy-truncate) continues from.
+struct Ghost {
+    key: (u64, u64),
+    head: Vec<u8>,
+    position: Position,
+    order: u64,
+    since: Instant,
+}
+
+/// How long a copy waits for its original's truncation, and a truncated file's former content
+/// is remembered for a copy still being written.
+fn copy_wait(flow: &Flow) -> Duration {
+    flow.max_buffer_age.max(Duration::from_secs(60))
+}
+
+/// Whether a file's first bytes are enough to recognise its copies: all it has up to
+/// [`HEAD_BYTES`], of a file read past its beginning.
+fn recognisable(head: &[u8], position: &Position) -> bool {
+    position.offset > 0
+        && !head.is_empty()
+        && (head.len() == HEAD_BYTES || head.len() as u64 >= position.offset)
 }
 
 /// A file matching the pattern, as listed.
@@ -140,6 +182,9 @@ pub struct FlowFiles {
     /// The flow had a checkpoint at start.
     restored: bool,
     next_order: u64,
+    /// New files not yet told apart from a copy being written, with when they were first seen.
+    undecided: HashMap<(u64, u64), Instant>,
+    ghosts: Vec<Ghost>,
 }
 
 impl FlowFiles {
@@ -178,6 +223,7 @@ impl FlowFiles {
                     last_growth: Instant::now(),
                     gone: false,
                     at_eof: false,
+                    waiting_for: None,
                 }
             })
             .collect();
@@ -188,6 +234,8 @@ impl FlowFiles {
             restored: checkpoint.is_some(),
             next_order: files.len() as u64,
             files,
+            undecided: HashMap::new(),
+            ghosts: Vec::new(),
         }
     }
 
@@ -251,6 +299,8 @@ impl FlowFiles {
                 }
                 self.files.remove(index);
             }
+            let mut order = None;
+            let mut waiting_for = None;
             let start = if self.first_scan && !self.restored {
                 // No checkpoint: the newest file from initialPosition, the others are history.
                 match (
@@ -269,16 +319,35 @@ impl FlowFiles {
                     },
                 }
             } else {
-                self.copy_of(&file, entry.size).unwrap_or(Position {
+                let from_start = Position {
                     offset: 0,
                     header_left: flow.skip_header_lines,
                     skipping: false,
-                })
+                };
+                match self.copy_of(&file, flow) {
+                    Likeness::CopyOfTruncated { position, order: o } => {
+                        tracing::info!(file = %entry.path.display(), offset = position.offset, "new file is a copy of a truncated file: continuing at its position");
+                        order = Some(o);
+                        position
+                    }
+                    Likeness::CopyOf(original) => {
+                        tracing::info!(file = %entry.path.display(), "new file is a copy of a followed file: waiting for that file's truncation");
+                        waiting_for = Some((original, Instant::now()));
+                        from_start
+                    }
+                    Likeness::New => from_start,
+                    Likeness::Undecided => continue,
+                }
             };
-            if start.offset > 0 {
-                tracing::info!(file = %entry.path.display(), offset = start.offset, "following file");
-            } else {
-                tracing::info!(file = %entry.path.display(), "following new file from its start");
+            self.undecided.remove(&(entry.dev, entry.ino));
+            match (waiting_for.is_some(), start.offset) {
+                (true, _) => {}
+                (false, 0) => {
+                    tracing::info!(file = %entry.path.display(), "following new file from its start")
+                }
+                (false, offset) => {
+                    tracing::info!(file = %entry.path.display(), offset, "following file")
+                }
             }
             added.push(TrackedFile {
                 path: entry.path.clone(),
@@ -290,13 +359,14 @@ impl FlowFiles {
                 acked: start,
                 pending: Vec::new(),
                 gathered: 0,
-                order: {
+                order: order.unwrap_or_else(|| {
                     self.next_order += 1;
                     self.next_order
-                },
+                }),
                 last_growth: Instant::now(),
                 gone: false,
                 at_eof: false,
+                waiting_for,
             });
         }
         for tracked in &mut self.files {
@@ -319,6 +389,13 @@ impl FlowFiles {
                     });
                     if entry.size < tracked.read_position() || rewritten {
                         tracing::info!(file = %entry.path.display(), "file truncated: reading it from its start");
+                        self.ghosts.push(Ghost {
+                            key: (tracked.dev, tracked.ino),
+                            head: tracked.head.clone(),
+                            position: tracked.position,
+                            order: tracked.order,
+                            since: Instant::now(),
+                        });
                         tracked.pending.clear();
                         tracked.gathered = 0;
                         tracked.position = Position {
@@ -335,31 +412,121 @@ impl FlowFiles {
                 None => tracked.gone = true,
             }
         }
+        self.undecided
+            .retain(|key, _| listed.iter().any(|l| (l.dev, l.ino) == *key));
         // Files known only from the checkpoint and not found are gone for good.
         self.files.retain(|f| f.file.is_some());
+        // A copy that disappears before it was needed is forgotten.
+        self.files.retain(|f| !(f.gone && f.waiting_for.is_some()));
         self.files.extend(added);
-        // Oldest content first, so that a rotated file is finished before its successor.
-        self.files.sort_by_key(|f| f.order);
+        self.settle_copies(flow);
         self.first_scan = false;
         Ok(())
     }
 
-    /// The position a copy of a followed file continues from: the new file begins with that
-    /// file's first bytes (all of them it has, up to [`HEAD_BYTES`]) and is at least as long as
-    /// its position. Records read from the original before the copy was seen are not read again
-    /// from the copy; the original's unread rest is read from the copy.
-    fn copy_of(&self, file: &File, size: u64) -> Option<Position> {
+    /// Whether a new file is a copy of a followed file (as copy-truncate makes): it begins with
+    /// that file's first bytes (all of them it has, up to [`HEAD_BYTES`]). A copy of a file
+    /// already truncated continues at that file's former position, so what was read from the
+    /// original is not read again and the rest is read from the copy; a copy of a file not
+    /// truncated yet waits for the truncation. A new file whose bytes so far are only the
+    /// beginning of a followed file's (a copy being written, or a new file that has not written
+    /// enough to tell) is left undecided for up to `maxBufferAgeMillis`, then taken as new.
+    fn copy_of(&mut self, file: &File, flow: &Flow) -> Likeness {
         let prefix = read_prefix(file, HEAD_BYTES);
-        self.files
+        if let Some(ghost) = self
+            .ghosts
             .iter()
-            .filter(|f| f.position.offset > 0 && !f.head.is_empty())
-            .filter(|f| f.head.len() == HEAD_BYTES || f.head.len() as u64 >= f.position.offset)
-            .filter(|f| size >= f.position.offset && prefix.starts_with(&f.head))
+            .filter(|g| recognisable(&g.head, &g.position) && prefix.starts_with(&g.head))
+            .max_by_key(|g| g.position.offset)
+        {
+            return Likeness::CopyOfTruncated {
+                position: ghost.position,
+                order: ghost.order,
+            };
+        }
+        let live = || {
+            self.files
+                .iter()
+                .filter(|f| f.waiting_for.is_none() && recognisable(&f.head, &f.position))
+        };
+        if let Some(original) = live()
+            .filter(|f| prefix.starts_with(&f.head))
             .max_by_key(|f| f.position.offset)
-            .map(|f| {
-                tracing::info!(original = %f.path.display(), offset = f.position.offset, "new file is a copy of a followed file: continuing at its position");
-                f.position
-            })
+        {
+            return Likeness::CopyOf((original.dev, original.ino));
+        }
+        let maybe = live().any(|f| f.head.starts_with(&prefix))
+            || self.ghosts.iter().any(|g| g.head.starts_with(&prefix));
+        let Some(key) = file.metadata().ok().map(|m| (m.dev(), m.ino())) else {
+            return Likeness::New;
+        };
+        let since = *self.undecided.entry(key).or_insert_with(Instant::now);
+        if maybe && since.elapsed() < flow.max_buffer_age {
+            Likeness::Undecided
+        } else {
+            Likeness::New
+        }
+    }
+
+    /// Starts the copies whose original was truncated (at the original's former position, in
+    /// its former place), or is gone (where it ended), or was not truncated within
+    /// [`copy_wait`] (a copy kept beside its original: only what is appended to it is new).
+    fn settle_copies(&mut self, flow: &Flow) {
+        let wait = copy_wait(flow);
+        self.ghosts.retain(|g| g.since.elapsed() < wait);
+        for index in 0..self.files.len() {
+            let Some((original, since)) = self.files[index].waiting_for else {
+                continue;
+            };
+            // The original's truncation after the copy was seen (not an earlier one).
+            let truncated = self
+                .ghosts
+                .iter()
+                .find(|g| g.key == original && g.since >= since);
+            let start = if let Some(ghost) = truncated {
+                Some((
+                    ghost.position,
+                    Some(ghost.order),
+                    "its original was truncated",
+                ))
+            } else {
+                match self.files.iter().find(|f| (f.dev, f.ino) == original) {
+                    Some(f) if !f.gone && since.elapsed() < wait => None,
+                    Some(f) if f.gone => Some((f.position, None, "its original is gone")),
+                    _ => {
+                        let size = self.files[index]
+                            .file
+                            .as_ref()
+                            .and_then(|h| h.metadata().ok())
+                            .map_or(0, |m| m.len());
+                        let position = Position {
+                            offset: size,
+                            header_left: 0,
+                            skipping: false,
+                        };
+                        Some((position, None, "its original was not truncated"))
+                    }
+                }
+            };
+            let Some((position, order, why)) = start else {
+                continue;
+            };
+            let file = &mut self.files[index];
+            tracing::info!(file = %file.path.display(), offset = position.offset, why, "following copied file");
+            file.waiting_for = None;
+            file.position = position;
+            file.acked = position;
+            file.head = file
+                .file
+                .as_ref()
+                .map(|h| read_prefix(h, HEAD_BYTES.min(position.offset as usize)))
+                .unwrap_or_default();
+            if let Some(order) = order {
+                file.order = order;
+            }
+        }
+        // Oldest content first, so that a rotated file is finished before its successor.
+        self.files.sort_by_key(|f| f.order);
     }
 
     /// Reads records into `batch` until it is full or every file is read to its end. A file's
@@ -377,6 +544,9 @@ impl FlowFiles {
         for index in 0..count {
             let may_flush = self.may_flush(flow, index, newest);
             let file = &mut self.files[index];
+            if file.waiting_for.is_some() {
+                continue;
+            }
             loop {
                 if batch.is_full(flow) {
                     return Ok(());
@@ -412,12 +582,19 @@ impl FlowFiles {
         flow.multi_line_start.is_some() || Some(index) != newest || self.files[index].gone
     }
 
-    /// When a quiet file's partial data is due to be taken, if any is waiting to be.
+    /// When a quiet file's partial data is due to be taken, or an undecided new file to be
+    /// decided, if any is waiting.
     pub fn next_flush(&self, flow: &Flow) -> Option<Instant> {
         let newest = self.newest();
         (0..self.files.len())
             .filter(|&i| !self.files[i].pending.is_empty() && self.may_flush(flow, i, newest))
             .map(|i| self.files[i].last_growth + flow.max_buffer_age)
+            .chain(self.undecided.values().map(|&t| t + flow.max_buffer_age))
+            .chain(
+                self.files
+                    .iter()
+                    .filter_map(|f| f.waiting_for.map(|(_, since)| since + copy_wait(flow))),
+            )
             .min()
     }
 
@@ -439,8 +616,14 @@ impl FlowFiles {
         self.checkpoints()
     }
 
+    /// The checkpoints of the files followed (a copy waiting for its original's truncation is
+    /// decided again after a restart).
     pub fn checkpoints(&self) -> Vec<FileCheckpoint> {
-        self.files.iter().map(|f| f.checkpoint(f.acked)).collect()
+        self.files
+            .iter()
+            .filter(|f| f.waiting_for.is_none())
+            .map(|f| f.checkpoint(f.acked))
+            .collect()
     }
 }
 
@@ -476,19 +659,21 @@ fn read_more(file: &mut TrackedFile) -> std::io::Result<bool> {
     Ok(true)
 }
 
-/// Splits the complete lines of `pending` into records.
+/// Splits the complete lines of `pending` into records (the bytes taken are removed from
+/// `pending` once, at the end).
 fn split_records(flow: &Flow, file: &mut TrackedFile, batch: &mut Batch, max_record: usize) {
+    // Of `pending`: the bytes taken in this call; `gathered` counts from here.
+    let mut base = 0;
     loop {
         if batch.is_full(flow) {
-            return;
+            break;
         }
-        let Some(newline) = file.pending[file.gathered..]
-            .iter()
-            .position(|&b| b == b'\n')
-        else {
+        let search_from = base + file.gathered;
+        let Some(newline) = file.pending[search_from..].iter().position(|&b| b == b'\n') else {
             // A line longer than a record can be: cut it, skip the rest of it.
-            if file.pending.len() > max_record && flow.multi_line_start.is_none() {
-                let head: Vec<u8> = file.pending.drain(..).collect();
+            if file.pending.len() - base > max_record && flow.multi_line_start.is_none() {
+                let head = file.pending[base..].to_vec();
+                base = file.pending.len();
                 file.gathered = 0;
                 if file.position.skipping {
                     file.position.offset += head.len() as u64;
@@ -497,41 +682,45 @@ fn split_records(flow: &Flow, file: &mut TrackedFile, batch: &mut Batch, max_rec
                     emit(flow, file, batch, head, max_record);
                 }
             }
-            return;
+            break;
         };
-        let line_end = file.gathered + newline + 1;
+        let line_end = search_from + newline + 1;
         if file.position.header_left > 0 {
-            file.pending.drain(..line_end);
-            file.gathered = 0;
-            file.position.offset += line_end as u64;
+            file.position.offset += (line_end - base) as u64;
             file.position.header_left -= 1;
+            base = line_end;
+            file.gathered = 0;
             continue;
         }
         match &flow.multi_line_start {
             None => {
-                let line: Vec<u8> = file.pending.drain(..line_end).collect();
+                let line = file.pending[base..line_end].to_vec();
+                base = line_end;
                 file.gathered = 0;
                 end_line(flow, file, batch, line, max_record);
             }
             Some(start) => {
-                let line = &file.pending[file.gathered..line_end];
+                let line = &file.pending[search_from..line_end];
                 let text = String::from_utf8_lossy(line);
                 let begins = start.is_match(text.trim_end_matches(['\n', '\r']));
                 if begins && file.gathered > 0 {
-                    let record: Vec<u8> = file.pending.drain(..file.gathered).collect();
+                    let record = file.pending[base..search_from].to_vec();
+                    base = search_from;
                     file.gathered = 0;
                     emit(flow, file, batch, record, max_record);
                     continue;
                 }
-                file.gathered = line_end;
+                file.gathered = line_end - base;
                 if file.gathered > max_record {
-                    let record: Vec<u8> = file.pending.drain(..file.gathered).collect();
+                    let record = file.pending[base..line_end].to_vec();
+                    base = line_end;
                     file.gathered = 0;
                     emit(flow, file, batch, record, max_record);
                 }
             }
         }
     }
+    file.pending.drain(..base);
 }
 
 /// The end of a line: a record, or the skipped rest of a line cut at the size limit.
@@ -579,6 +768,102 @@ pub fn until(deadline: Option<Instant>) -> Option<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use std::io::Write as _;
+
+    fn flow(dir: &Path) -> Flow {
+        let text = format!(
+            r#"{{"flows": [{{"filePattern": "{}/app.log*", "kinesisStream": "s",
+                "initialPosition": "START_OF_FILE", "maxBufferAgeMillis": 60000}}]}}"#,
+            dir.display()
+        );
+        crate::config::AgentConfig::parse(&text)
+            .expect("config")
+            .flows
+            .remove(0)
+    }
+
+    fn append(path: &Path, lines: std::ops::Range<usize>) {
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .expect("open");
+        for i in lines {
+            writeln!(file, "line-{i:06}").expect("write");
+        }
+    }
+
+    /// Scans and reads everything there is; the records' text, and acknowledges them.
+    fn drain(files: &mut FlowFiles, flow: &Flow) -> Vec<String> {
+        files.scan(flow).expect("scan");
+        let mut batch = Batch::default();
+        files.read(flow, &mut batch, 1 << 20).expect("read");
+        files.acknowledge(&batch);
+        batch
+            .records
+            .iter()
+            .map(|r| String::from_utf8_lossy(&r.data).trim_end().to_owned())
+            .collect()
+    }
+
+    fn lines(range: std::ops::Range<usize>) -> Vec<String> {
+        range.map(|i| format!("line-{i:06}")).collect()
+    }
+
+    #[test]
+    fn a_copy_written_while_its_original_is_truncated_continues_where_the_original_was() {
+        let dir = tempfile::tempdir().expect("dir");
+        let flow = flow(dir.path());
+        let log = dir.path().join("app.log");
+        append(&log, 0..100);
+        let mut files = FlowFiles::new(&flow, None);
+        assert_eq!(drain(&mut files, &flow), lines(0..100));
+        append(&log, 100..130);
+        // The copy exists but is still empty, and the original is already truncated and written.
+        let copy = dir.path().join("app.log.1");
+        std::fs::write(&copy, b"").expect("copy");
+        assert_eq!(drain(&mut files, &flow), lines(100..130));
+        std::fs::write(&copy, std::fs::read(&log).expect("read")).expect("copy");
+        std::fs::write(&log, b"").expect("truncate");
+        append(&log, 130..140);
+        // The copy holds nothing new (everything was read from the original); the original's new
+        // lines come once, in order.
+        assert_eq!(drain(&mut files, &flow), lines(130..140));
+        assert!(drain(&mut files, &flow).is_empty());
+    }
+
+    #[test]
+    fn a_copy_of_a_partly_read_file_gives_only_what_the_truncation_took() {
+        let dir = tempfile::tempdir().expect("dir");
+        let flow = flow(dir.path());
+        let log = dir.path().join("app.log");
+        append(&log, 0..100);
+        let mut files = FlowFiles::new(&flow, None);
+        assert_eq!(drain(&mut files, &flow), lines(0..100));
+        // Lines the agent has not read when the copy is made and the original truncated: they
+        // are read from the copy, before the original's new lines.
+        append(&log, 100..130);
+        let copy = dir.path().join("app.log.1");
+        let empty = dir.path().join("app.log.2");
+        std::fs::write(&empty, b"").expect("empty");
+        std::fs::write(&copy, std::fs::read(&log).expect("read")).expect("copy");
+        std::fs::write(&log, b"").expect("truncate");
+        append(&log, 130..140);
+        let mut got = drain(&mut files, &flow);
+        got.extend(drain(&mut files, &flow));
+        assert_eq!(got, lines(100..140));
+        // A copy made while the original is still being read waits for the truncation.
+        append(&log, 140..150);
+        let second = dir.path().join("app.log.3");
+        std::fs::write(&second, std::fs::read(&log).expect("read")).expect("copy");
+        let mut got = drain(&mut files, &flow);
+        std::fs::write(&log, b"").expect("truncate");
+        append(&log, 150..155);
+        got.extend(drain(&mut files, &flow));
+        got.extend(drain(&mut files, &flow));
+        assert_eq!(got, lines(140..155));
+    }
 
     #[test]
     fn wildcards_in_names() {
