@@ -157,6 +157,21 @@ def test_end_of_file_start_and_bad_configuration(server, kinesis, agents, tmp_pa
     assert [r["Data"] for r in got] == [b"new line\n"]
     assert agent.stop() == 0
 
+    # A flow whose directory does not exist yet: its files are followed from their start once
+    # it is created (its parent's events wake the agent).
+    later = tmp_path / "later" / "deeper"
+    waiting = agents("later", config(server, tmp_path / "later-checkpoints", [{
+        "filePattern": str(later / "app.log*"), "kinesisStream": "agent-eof", "maxBufferAgeMillis": 100}])).start()
+    deadline = time.monotonic() + 30
+    while "does not exist yet" not in waiting.text():
+        assert time.monotonic() < deadline, waiting.text()
+        time.sleep(0.1)
+    later.mkdir(parents=True)
+    append(later / "app.log", ["born later"])
+    got = wait_records(kinesis, "agent-eof", 2, waiting)
+    assert [r["Data"] for r in got] == [b"new line\n", b"born later\n"]
+    assert waiting.stop() == 0
+
     bad = agents("bad", config(server, tmp_path / "bad-checkpoints", [{
         "filePattern": str(log), "kinesisStream": "agent-eof",
         "dataProcessingOptions": [{"optionName": "NOSUCHOPTION"}]}])).start()

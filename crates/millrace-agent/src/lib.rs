@@ -155,15 +155,67 @@ async fn sleep_until(deadline: Option<Instant>) {
     }
 }
 
+/// File-system events routed to the flows: (directory, the flow to wake). A flow whose
+/// directory does not exist yet is also woken by its nearest existing ancestor.
+type Routes = Arc<Mutex<Vec<(PathBuf, Arc<Notify>)>>>;
+
 struct FlowTask {
     flow: Flow,
     files: FlowFiles,
     sender: Sender,
     wake: Arc<Notify>,
     store: Arc<Mutex<CheckpointStore>>,
+    watcher: Arc<Mutex<notify::RecommendedWatcher>>,
+    routes: Routes,
+    /// The directory is not watched yet (it did not exist): the ancestor watched instead.
+    waiting_in: Option<PathBuf>,
+}
+
+/// The nearest existing ancestor of a directory.
+fn nearest_existing(directory: &std::path::Path) -> PathBuf {
+    directory
+        .ancestors()
+        .find(|a| a.is_dir())
+        .unwrap_or(std::path::Path::new("/"))
+        .to_path_buf()
 }
 
 impl FlowTask {
+    /// Watches the flow's directory once it exists; until then its nearest existing ancestor,
+    /// so that its creation wakes the flow. Whether the directory is watched.
+    fn watch_directory(&mut self) -> bool {
+        let Some(waiting_in) = self.waiting_in.clone() else {
+            return true;
+        };
+        let directory = self.files.directory().to_owned();
+        let mut watcher = self.watcher.lock().unwrap_or_else(|p| p.into_inner());
+        if directory.is_dir() {
+            match watcher.watch(&directory, notify::RecursiveMode::NonRecursive) {
+                Ok(()) => {
+                    tracing::info!(directory = %directory.display(), "the flow's directory exists: watching it");
+                    self.waiting_in = None;
+                    return true;
+                }
+                Err(error) => {
+                    tracing::warn!(directory = %directory.display(), %error, "cannot watch the flow's directory")
+                }
+            }
+        }
+        let ancestor = nearest_existing(&directory);
+        if ancestor != waiting_in
+            && watcher
+                .watch(&ancestor, notify::RecursiveMode::NonRecursive)
+                .is_ok()
+        {
+            self.routes
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push((ancestor.clone(), self.wake.clone()));
+            self.waiting_in = Some(ancestor);
+        }
+        false
+    }
+
     fn store(&self, checkpoints: Vec<checkpoint::FileCheckpoint>) {
         let mut store = self.store.lock().unwrap_or_else(|p| p.into_inner());
         if let Err(error) = store.store(&self.flow.id(), checkpoints) {
@@ -179,6 +231,13 @@ impl FlowTask {
         loop {
             if *stop.borrow() {
                 break;
+            }
+            if !self.watch_directory() {
+                tokio::select! {
+                    _ = self.wake.notified() => {}
+                    _ = stop.changed() => {}
+                }
+                continue;
             }
             if let Err(error) = self.files.scan(&self.flow) {
                 tracing::warn!(flow = %id, %error, "cannot list the flow's directory");
@@ -288,7 +347,8 @@ pub async fn run(config_path: PathBuf, stop: watch::Receiver<bool>) -> Result<()
         tasks.push((flow.clone(), files, sender, wake));
     }
     let store = Arc::new(Mutex::new(store));
-    let routes = watched.clone();
+    let routes: Routes = Arc::new(Mutex::new(watched.clone()));
+    let callback_routes = routes.clone();
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
         // An error or a lost-events notice (the kernel's queue overflowed) wakes every flow:
         // each lists its directory again.
@@ -298,7 +358,8 @@ pub async fn run(config_path: PathBuf, stop: watch::Receiver<bool>) -> Result<()
             Ok(event) => event.need_rescan(),
             Err(_) => true,
         };
-        for (directory, wake) in &routes {
+        let routes = callback_routes.lock().unwrap_or_else(|p| p.into_inner());
+        for (directory, wake) in routes.iter() {
             let concerned = everything
                 || event.as_ref().is_ok_and(|e| {
                     e.paths
@@ -311,21 +372,45 @@ pub async fn run(config_path: PathBuf, stop: watch::Receiver<bool>) -> Result<()
         }
     })
     .map_err(|e| format!("watch files: {e}"))?;
-    for (directory, _) in &watched {
-        watcher
-            .watch(directory, notify::RecursiveMode::NonRecursive)
-            .map_err(|e| format!("watch {}: {e}", directory.display()))?;
+    let mut waiting = Vec::new();
+    for (directory, wake) in &watched {
+        if directory.is_dir() {
+            watcher
+                .watch(directory, notify::RecursiveMode::NonRecursive)
+                .map_err(|e| format!("watch {}: {e}", directory.display()))?;
+            waiting.push(None);
+        } else {
+            // Not there yet: its nearest existing ancestor tells when it is created.
+            let ancestor = nearest_existing(directory);
+            watcher
+                .watch(&ancestor, notify::RecursiveMode::NonRecursive)
+                .map_err(|e| format!("watch {}: {e}", ancestor.display()))?;
+            tracing::info!(directory = %directory.display(), "the flow's directory does not exist yet");
+            routes
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push((ancestor.clone(), wake.clone()));
+            waiting.push(Some(ancestor));
+        }
     }
+    let watcher = Arc::new(Mutex::new(watcher));
     tracing::info!(flows = config.flows.len(), checkpoints = %config.checkpoint_file.display(), "agent started");
     let handles: Vec<_> = tasks
         .into_iter()
-        .map(|(flow, files, sender, wake)| {
+        .zip(waiting)
+        .map(|((flow, mut files, sender, wake), waiting_in)| {
+            if waiting_in.is_some() {
+                files.all_new();
+            }
             let task = FlowTask {
                 flow,
                 files,
                 sender,
                 wake,
                 store: store.clone(),
+                watcher: watcher.clone(),
+                routes: routes.clone(),
+                waiting_in,
             };
             tokio::spawn(task.run(stop.clone()))
         })

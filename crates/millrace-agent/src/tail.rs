@@ -243,6 +243,12 @@ impl FlowFiles {
         &self.directory
     }
 
+    /// Every file found from now on is new (the directory did not exist when the agent
+    /// started, so `initialPosition` has nothing to apply to).
+    pub fn all_new(&mut self) {
+        self.first_scan = false;
+    }
+
     fn list(&self) -> std::io::Result<Vec<Listed>> {
         let mut listed = Vec::new();
         for entry in std::fs::read_dir(&self.directory)? {
