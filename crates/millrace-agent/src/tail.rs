@@ -282,29 +282,64 @@ impl FlowFiles {
             .iter()
             .max_by_key(|l| (l.mtime, l.path.clone()))
             .map(|l| (l.dev, l.ino));
-        // New files first, compared with the followed files as they stood before this scan.
+        // Followed files first: a truncation seen now is remembered (a ghost) before new files
+        // are looked at, so that a copy completed just before it is recognised.
+        for tracked in &mut self.files {
+            match listed
+                .iter()
+                .find(|l| l.dev == tracked.dev && l.ino == tracked.ino)
+            {
+                Some(entry) => {
+                    tracked.path = entry.path.clone();
+                    tracked.gone = false;
+                    if tracked.file.is_none() {
+                        tracked.file = File::open(&entry.path).ok();
+                        tracing::info!(file = %entry.path.display(), offset = tracked.position.offset, "resuming file from its checkpoint");
+                    }
+                    // Shorter than what was read, or beginning with other bytes: truncated (and
+                    // perhaps written again past the old length before this scan).
+                    let rewritten = tracked.file.as_ref().is_some_and(|handle| {
+                        let compare = tracked.head.len().min(entry.size as usize);
+                        compare > 0 && read_prefix(handle, compare) != tracked.head[..compare]
+                    });
+                    if entry.size < tracked.read_position() || rewritten {
+                        tracing::info!(file = %entry.path.display(), "file truncated: reading it from its start");
+                        self.ghosts.push(Ghost {
+                            key: (tracked.dev, tracked.ino),
+                            head: tracked.head.clone(),
+                            position: tracked.position,
+                            order: tracked.order,
+                            since: Instant::now(),
+                        });
+                        tracked.pending.clear();
+                        tracked.gathered = 0;
+                        tracked.position = Position {
+                            offset: 0,
+                            header_left: flow.skip_header_lines,
+                            skipping: false,
+                        };
+                        tracked.head.clear();
+                        tracked.at_eof = false;
+                        self.next_order += 1;
+                        tracked.order = self.next_order;
+                    }
+                }
+                None => tracked.gone = true,
+            }
+        }
+        // Then new files, compared with the followed files and the ghosts of truncated ones.
         let mut added = Vec::new();
         for entry in &listed {
             let known = self
                 .files
                 .iter()
                 .position(|f| f.dev == entry.dev && f.ino == entry.ino);
-            if known.is_some_and(|i| self.files[i].file.is_some()) {
+            if known.is_some() {
                 continue; // followed already
             }
             let Ok(file) = File::open(&entry.path) else {
                 continue;
             };
-            if let Some(index) = known {
-                let tracked = &self.files[index];
-                // An inode number reused by another file: its beginning differs.
-                let compare = tracked.head.len().min(entry.size as usize);
-                let same = read_prefix(&file, compare) == tracked.head[..compare];
-                if same {
-                    continue;
-                }
-                self.files.remove(index);
-            }
             let mut order = None;
             let mut waiting_for = None;
             let start = if self.first_scan && !self.restored {
@@ -374,49 +409,6 @@ impl FlowFiles {
                 at_eof: false,
                 waiting_for,
             });
-        }
-        for tracked in &mut self.files {
-            match listed
-                .iter()
-                .find(|l| l.dev == tracked.dev && l.ino == tracked.ino)
-            {
-                Some(entry) => {
-                    tracked.path = entry.path.clone();
-                    tracked.gone = false;
-                    if tracked.file.is_none() {
-                        tracked.file = File::open(&entry.path).ok();
-                        tracing::info!(file = %entry.path.display(), offset = tracked.position.offset, "resuming file from its checkpoint");
-                    }
-                    // Shorter than what was read, or beginning with other bytes: truncated (and
-                    // perhaps written again past the old length before this scan).
-                    let rewritten = tracked.file.as_ref().is_some_and(|handle| {
-                        let compare = tracked.head.len().min(entry.size as usize);
-                        compare > 0 && read_prefix(handle, compare) != tracked.head[..compare]
-                    });
-                    if entry.size < tracked.read_position() || rewritten {
-                        tracing::info!(file = %entry.path.display(), "file truncated: reading it from its start");
-                        self.ghosts.push(Ghost {
-                            key: (tracked.dev, tracked.ino),
-                            head: tracked.head.clone(),
-                            position: tracked.position,
-                            order: tracked.order,
-                            since: Instant::now(),
-                        });
-                        tracked.pending.clear();
-                        tracked.gathered = 0;
-                        tracked.position = Position {
-                            offset: 0,
-                            header_left: flow.skip_header_lines,
-                            skipping: false,
-                        };
-                        tracked.head.clear();
-                        tracked.at_eof = false;
-                        self.next_order += 1;
-                        tracked.order = self.next_order;
-                    }
-                }
-                None => tracked.gone = true,
-            }
         }
         self.undecided
             .retain(|key, _| listed.iter().any(|l| (l.dev, l.ino) == *key));
@@ -817,16 +809,22 @@ mod tests {
         range.map(|i| format!("line-{i:06}")).collect()
     }
 
-    #[test]
-    fn a_copy_written_while_its_original_is_truncated_continues_where_the_original_was() {
+    /// A flow on `app.log*` in a new directory, its first 100 lines read.
+    fn started() -> (tempfile::TempDir, Flow, PathBuf, FlowFiles) {
         let dir = tempfile::tempdir().expect("dir");
         let flow = flow(dir.path());
         let log = dir.path().join("app.log");
         append(&log, 0..100);
         let mut files = FlowFiles::new(&flow, None);
         assert_eq!(drain(&mut files, &flow), lines(0..100));
+        (dir, flow, log, files)
+    }
+
+    #[test]
+    fn a_copy_seen_while_still_empty_waits_and_adds_nothing_already_read() {
+        let (dir, flow, log, mut files) = started();
         append(&log, 100..130);
-        // The copy exists but is still empty, and the original is already truncated and written.
+        // The copy exists but is still empty when the original's new lines are read.
         let copy = dir.path().join("app.log.1");
         std::fs::write(&copy, b"").expect("copy");
         assert_eq!(drain(&mut files, &flow), lines(100..130));
@@ -841,12 +839,7 @@ mod tests {
 
     #[test]
     fn a_copy_of_a_partly_read_file_gives_only_what_the_truncation_took() {
-        let dir = tempfile::tempdir().expect("dir");
-        let flow = flow(dir.path());
-        let log = dir.path().join("app.log");
-        append(&log, 0..100);
-        let mut files = FlowFiles::new(&flow, None);
-        assert_eq!(drain(&mut files, &flow), lines(0..100));
+        let (dir, flow, log, mut files) = started();
         // Lines the agent has not read when the copy is made and the original truncated: they
         // are read from the copy, before the original's new lines.
         append(&log, 100..130);

@@ -234,7 +234,8 @@ async fn two_rust_workers_share_process_and_hand_over_by_fan_out() {
     .await;
 }
 
-async fn share_process_and_hand_over(retrieval: Retrieval) {
+/// A server with an active stream of `shards` shards, and a client of it.
+async fn server_with_stream(stream: &str, shards: u32) -> (Server, AwsClient) {
     let server = start_server();
     let client = AwsClient::new(Endpoint {
         url: server.endpoint.clone(),
@@ -246,20 +247,22 @@ async fn share_process_and_hand_over(retrieval: Retrieval) {
     client
         .kinesis(
             "CreateStream",
-            &json!({"StreamName": "rust-consumer", "ShardCount": 4}),
+            &json!({"StreamName": stream, "ShardCount": shards}),
         )
         .await
         .expect("create stream");
     wait_until("the stream", Duration::from_secs(10), || async {
         let described = client
-            .kinesis(
-                "DescribeStreamSummary",
-                &json!({"StreamName": "rust-consumer"}),
-            )
+            .kinesis("DescribeStreamSummary", &json!({"StreamName": stream}))
             .await;
         described.is_ok_and(|d| d["StreamDescriptionSummary"]["StreamStatus"] == "ACTIVE")
     })
     .await;
+    (server, client)
+}
+
+async fn share_process_and_hand_over(retrieval: Retrieval) {
+    let (_server, client) = server_with_stream("rust-consumer", 4).await;
     let mut acked: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for batch in 0..4 {
         let records: Vec<Value> = (0..50)
@@ -515,28 +518,7 @@ async fn lease_item(client: &AwsClient, table: &str) -> Option<Value> {
 /// it), and committing it moves the checkpoint and removes the pending attributes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prepared_checkpoints_are_stored_handed_over_and_committed() {
-    let server = start_server();
-    let client = AwsClient::new(Endpoint {
-        url: server.endpoint.clone(),
-        region: "us-east-1".into(),
-        access_key_id: "AKIDTEST".into(),
-        secret_access_key: "secret".into(),
-    })
-    .expect("client");
-    client
-        .kinesis(
-            "CreateStream",
-            &json!({"StreamName": "two-phase", "ShardCount": 1}),
-        )
-        .await
-        .expect("create stream");
-    wait_until("the stream", Duration::from_secs(10), || async {
-        let described = client
-            .kinesis("DescribeStreamSummary", &json!({"StreamName": "two-phase"}))
-            .await;
-        described.is_ok_and(|d| d["StreamDescriptionSummary"]["StreamStatus"] == "ACTIVE")
-    })
-    .await;
+    let (_server, client) = server_with_stream("two-phase", 1).await;
     let records: Vec<Value> = (0..10)
         .map(|i| json!({"Data": "aGVsbG8=", "PartitionKey": format!("k{i}")}))
         .collect();
