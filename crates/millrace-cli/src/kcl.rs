@@ -496,21 +496,10 @@ pub async fn run(properties_path: PathBuf) -> anyhow::Result<()> {
     });
     let worker = Worker::new(config.worker, kinesis, dynamodb, factory);
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let mut running = tokio::spawn(worker.run(stopped));
     // A worker that cannot start (no lease table, an unreachable endpoint) ends the daemon.
-    let finished = tokio::select! {
-        _ = crate::shutdown_signal() => None,
-        finished = &mut running => Some(finished),
-    };
-    let finished = match finished {
-        Some(finished) => finished,
-        None => {
-            tracing::info!("kcl daemon shutting down");
-            let _ = stop.send(true);
-            running.await
-        }
-    };
-    finished
+    let running = tokio::spawn(worker.run(stopped));
+    crate::until_signal(running, stop)
+        .await
         .context("join the worker")?
         .context("run the worker")?;
     Ok(())

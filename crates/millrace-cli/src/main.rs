@@ -377,22 +377,28 @@ fn main() -> anyhow::Result<()> {
     }
 }
 
-/// `millrace agent`: runs until SIGTERM or Ctrl-C, or until it fails.
-async fn agent(args: AgentArgs) -> anyhow::Result<()> {
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    let mut running = tokio::spawn(millrace_agent::run(args.config, stopped));
-    let finished = tokio::select! {
-        _ = shutdown_signal() => None,
-        finished = &mut running => Some(finished),
-    };
-    let finished = match finished {
-        Some(finished) => finished,
-        None => {
+/// Waits for `running` to end, or for SIGTERM or Ctrl-C, which turns `stop` true before waiting
+/// for it; a task that ends by itself (it could not start, say) ends the command.
+async fn until_signal<T>(
+    mut running: tokio::task::JoinHandle<T>,
+    stop: tokio::sync::watch::Sender<bool>,
+) -> Result<T, tokio::task::JoinError> {
+    tokio::select! {
+        _ = shutdown_signal() => {
+            tracing::info!("shutting down");
             let _ = stop.send(true);
             running.await
         }
-    };
-    finished
+        finished = &mut running => finished,
+    }
+}
+
+/// `millrace agent`: runs until SIGTERM or Ctrl-C, or until it fails.
+async fn agent(args: AgentArgs) -> anyhow::Result<()> {
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let running = tokio::spawn(millrace_agent::run(args.config, stopped));
+    until_signal(running, stop)
+        .await
         .context("join the agent")?
         .map_err(anyhow::Error::msg)
 }
