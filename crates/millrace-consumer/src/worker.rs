@@ -608,6 +608,8 @@ async fn consume(
         }
     } else {
         let mut iterator: Option<String> = None;
+        // GetRecords calls throttled in a row.
+        let mut throttled: u32 = 0;
         let mut last_sequence: Option<String> = None;
         loop {
             if lost.load(Ordering::SeqCst) {
@@ -657,8 +659,12 @@ async fn consume(
             let response = match response {
                 Ok(r) => r,
                 Err(error) if is_throttle(&error) => {
+                    // Backing off: 500 ms, doubled per throttled read in a row up to 8 s.
                     iterator = Some(current);
-                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    let pause = Duration::from_millis(500) * (1 << throttled.min(4));
+                    throttled += 1;
+                    tracing::debug!(%shard, ?pause, "GetRecords throttled");
+                    tokio::time::sleep(pause).await;
                     continue;
                 }
                 Err(error) => {
@@ -667,6 +673,7 @@ async fn consume(
                     continue;
                 }
             };
+            throttled = 0;
             let mut records = records_of(&response, range);
             if last_sequence.is_none() && sub > 0 {
                 records
