@@ -184,36 +184,41 @@ impl FlowTask {
     /// Watches the flow's directory once it exists; until then its nearest existing ancestor,
     /// so that its creation wakes the flow. Whether the directory is watched.
     fn watch_directory(&mut self) -> bool {
-        let Some(waiting_in) = self.waiting_in.clone() else {
+        if self.waiting_in.is_none() {
             return true;
-        };
+        }
         let directory = self.files.directory().to_owned();
         let mut watcher = self.watcher.lock().unwrap_or_else(|p| p.into_inner());
-        if directory.is_dir() {
-            match watcher.watch(&directory, notify::RecursiveMode::NonRecursive) {
-                Ok(()) => {
-                    tracing::info!(directory = %directory.display(), "the flow's directory exists: watching it");
-                    self.waiting_in = None;
-                    return true;
-                }
-                Err(error) => {
-                    tracing::warn!(directory = %directory.display(), %error, "cannot watch the flow's directory")
+        loop {
+            if directory.is_dir() {
+                match watcher.watch(&directory, notify::RecursiveMode::NonRecursive) {
+                    Ok(()) => {
+                        tracing::info!(directory = %directory.display(), "the flow's directory exists: watching it");
+                        self.waiting_in = None;
+                        return true;
+                    }
+                    Err(error) => {
+                        tracing::warn!(directory = %directory.display(), %error, "cannot watch the flow's directory");
+                        return false;
+                    }
                 }
             }
-        }
-        let ancestor = nearest_existing(&directory);
-        if ancestor != waiting_in
-            && watcher
-                .watch(&ancestor, notify::RecursiveMode::NonRecursive)
-                .is_ok()
-        {
+            // A nearer ancestor was created: watch it instead, then look again (what was created
+            // before the watch began would not be reported).
+            let ancestor = nearest_existing(&directory);
+            if Some(&ancestor) == self.waiting_in.as_ref()
+                || watcher
+                    .watch(&ancestor, notify::RecursiveMode::NonRecursive)
+                    .is_err()
+            {
+                return false;
+            }
             self.routes
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .push((ancestor.clone(), self.wake.clone()));
             self.waiting_in = Some(ancestor);
         }
-        false
     }
 
     fn store(&self, checkpoints: Vec<checkpoint::FileCheckpoint>) {
