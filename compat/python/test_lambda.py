@@ -456,3 +456,94 @@ def test_validation_and_not_found_errors(lambda_server):
     assert [s["logStreamName"] for s in streams] == ["s"]
     logs.delete_log_group(logGroupName="/custom/group")
     assert logs.describe_log_groups(logGroupNamePrefix="/custom/")["logGroups"] == []
+
+
+# Fails a batch holding `poison`; every batch's data is appended to OUT as one line.
+BATCH_RECORDER_HANDLER = '''import base64, os
+
+def handler(event, context):
+    data = [base64.b64decode(r["kinesis"]["data"]).decode() for r in event["Records"]]
+    with open(os.environ["OUT"], "a") as out:
+        out.write(" ".join(data) + "\\n")
+    if "poison" in data:
+        raise RuntimeError("poison in batch")
+    return None
+'''
+
+
+def read_all(kinesis, stream: str) -> list[dict]:
+    shard = kinesis.list_shards(StreamName=stream)["Shards"][0]["ShardId"]
+    iterator = kinesis.get_shard_iterator(StreamName=stream, ShardId=shard,
+                                          ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+    return kinesis.get_records(ShardIterator=iterator)["Records"]
+
+
+def test_bisect_retries_and_on_failure_destination(lambda_server, tmp_path):
+    kinesis = lambda_server.client()
+    lam = client(lambda_server, "lambda")
+    create_stream(kinesis, "bisect-src", shards=1)
+    create_stream(kinesis, "bisect-dlq", shards=1)
+    src = f"arn:aws:kinesis:{REGION}:{ACCOUNT}:stream/bisect-src"
+    dlq = f"arn:aws:kinesis:{REGION}:{ACCOUNT}:stream/bisect-dlq"
+    out = tmp_path / "bisect.txt"
+    create_function(lam, "bisect-fn", {"b.py": BATCH_RECORDER_HANDLER}, "b.handler",
+                    Environment={"Variables": {"OUT": str(out)}})
+    data = ["r0", "r1", "r2", "r3", "r4", "poison", "r6", "r7"]
+    put = kinesis.put_records(StreamName="bisect-src", Records=[{"PartitionKey": "k", "Data": d.encode()} for d in data])
+    poison_seq = put["Records"][5]["SequenceNumber"]
+    lam.create_event_source_mapping(FunctionName="bisect-fn", EventSourceArn=src, BatchSize=8,
+                                    StartingPosition="TRIM_HORIZON", BisectBatchOnFunctionError=True,
+                                    MaximumRetryAttempts=1,
+                                    DestinationConfig={"OnFailure": {"Destination": dlq}})
+    failures = wait_for(lambda: read_all(kinesis, "bisect-dlq"), what="the OnFailure record")
+    assert len(failures) == 1
+    record = json.loads(failures[0]["Data"])
+    assert record["requestContext"]["condition"] == "RetryAttemptsExhausted"
+    assert record["requestContext"]["functionArn"] == f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:bisect-fn"
+    assert record["responseContext"]["functionError"] == "Unhandled"
+    assert record["version"] == "1.0"
+    info = record["KinesisBatchInfo"]
+    assert info["batchSize"] == 1 and info["streamArn"] == src and info["shardId"] == "shardId-000000000000"
+    assert info["startSequenceNumber"] == info["endSequenceNumber"] == poison_seq
+    batches = wait_for(lambda: [line.split() for line in out.read_text().splitlines()]
+                       if "r6 r7" in out.read_text() else None, what="the last half")
+    # The whole batch, then halves of the failing half down to the poison record, retried once.
+    assert batches == [data, data[:4], data[4:], data[4:6], data[4:5], ["poison"], ["poison"], data[6:]]
+
+
+def test_filter_criteria_and_parallelization_keep_key_order(lambda_server, tmp_path):
+    kinesis = lambda_server.client()
+    lam = client(lambda_server, "lambda")
+    create_stream(kinesis, "filtered", shards=1)
+    out = tmp_path / "filtered.txt"
+    create_function(lam, "filtered-fn", {"rec.py": RECORDER_HANDLER}, "rec.handler",
+                    Environment={"Variables": {"OUT": str(out)}})
+    bad = client_error(lam.create_event_source_mapping, FunctionName="filtered-fn",
+                       EventSourceArn=f"arn:aws:kinesis:{REGION}:{ACCOUNT}:stream/filtered",
+                       StartingPosition="TRIM_HORIZON", FilterCriteria={"Filters": [{"Pattern": "not json"}]})
+    assert bad.response["Error"]["Code"] == "InvalidParameterValueException"
+    records = []
+    for i in range(60):
+        key = f"key{i % 6}"
+        kind = "drop" if i % 4 == 0 else "keep"
+        records.append({"PartitionKey": key, "Data": json.dumps({"kind": kind, "key": key, "n": i}).encode()})
+    records.append({"PartitionKey": "raw", "Data": b"not json at all"})
+    kinesis.put_records(StreamName="filtered", Records=records)
+    mapping = lam.create_event_source_mapping(
+        FunctionName="filtered-fn", EventSourceArn=f"arn:aws:kinesis:{REGION}:{ACCOUNT}:stream/filtered",
+        StartingPosition="TRIM_HORIZON", BatchSize=20, ParallelizationFactor=5,
+        FilterCriteria={"Filters": [{"Pattern": json.dumps({"data": {"kind": ["keep"]}})}]})
+    assert mapping["ParallelizationFactor"] == 5
+    assert mapping["FilterCriteria"]["Filters"][0]["Pattern"] == '{"data": {"kind": ["keep"]}}'
+    wanted = {json.dumps({"kind": "keep", "key": f"key{i % 6}", "n": i}) for i in range(60) if i % 4}
+
+    def lines():
+        return [json.loads(line) for line in out.read_text().splitlines()] if out.exists() else []
+
+    wait_for(lambda: len(lines()) >= len(wanted), what="the kept records")
+    got = lines()
+    assert all(d["kind"] == "keep" for d in got)
+    assert {json.dumps(d) for d in got} == wanted
+    for key in {d["key"] for d in got}:
+        numbers = [d["n"] for d in got if d["key"] == key]
+        assert numbers == sorted(numbers), f"{key} out of order: {numbers}"

@@ -6,6 +6,7 @@
 //! the URI, query string, headers and payload into them.
 #![deny(clippy::unwrap_used)]
 
+mod filter;
 mod function;
 mod mapping;
 mod runtime;

@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use tokio::sync::watch;
 
+use crate::filter::Filters;
 use crate::function::{function_key, parse_function_name};
 use crate::store::SHARD_DONE;
 use crate::{invalid, not_found, now_ms, store_failed, text, Inner};
@@ -244,6 +245,7 @@ fn apply_settings(record: &mut MappingRecord, input: &Value) -> Result<(), Servi
         record.destination_config = Some(destination.clone());
     }
     if let Some(filter) = input.get("FilterCriteria") {
+        Filters::of(Some(filter)).map_err(invalid)?;
         record.filter_criteria = Some(filter.clone());
     }
     if let Some(enabled) = input.get("Enabled").and_then(Value::as_bool) {
@@ -818,9 +820,10 @@ async fn backoff(stop: &mut watch::Receiver<bool>, delay: Duration) {
     }
 }
 
-/// Delivers a batch with the mapping's retry, bisect and age rules, checkpointing each
-/// completed part; returns the last sequence number now behind the checkpoint (`None` when
-/// stopped).
+/// Delivers a batch: records the filters drop are skipped; with a ParallelizationFactor above
+/// 1 the batch is split into lanes by partition key (one key always in the same lane, so its
+/// order holds) that run concurrently; the checkpoint moves to the batch's end once every lane
+/// is done. Returns the batch's last sequence number (`None` when stopped).
 async fn deliver(
     inner: &Arc<Inner>,
     record: &MappingRecord,
@@ -830,8 +833,112 @@ async fn deliver(
     status: &Status,
 ) -> Option<String> {
     let last_of_all = batch.last()?.sequence_number.to_string();
+    let filters = Filters::of(record.filter_criteria.as_ref()).ok().flatten();
+    let batch: Vec<ReadRecord> = match &filters {
+        Some(filters) => batch
+            .into_iter()
+            .filter(|r| filters.matches(&filter_document(r)))
+            .collect(),
+        None => batch,
+    };
+    let lanes = record.parallelization_factor.max(1) as usize;
+    if lanes == 1 || batch.len() < 2 {
+        deliver_lane(inner, record, shard, batch, stop.clone(), status, true).await?;
+    } else {
+        let mut split: Vec<Vec<ReadRecord>> = (0..lanes).map(|_| Vec::new()).collect();
+        for r in batch {
+            let lane = lane_of(r.partition_key(), lanes);
+            split[lane].push(r);
+        }
+        let runs = split
+            .into_iter()
+            .filter(|lane| !lane.is_empty())
+            .map(|lane| deliver_lane(inner, record, shard, lane, stop.clone(), status, false));
+        let results = futures_join_all(runs).await;
+        if results.iter().any(Option::is_none) {
+            return None;
+        }
+    }
+    checkpoint(inner, record, shard, &last_of_all);
+    Some(last_of_all)
+}
+
+/// A stable lane for a partition key (FNV-1a).
+fn lane_of(key: &str, lanes: usize) -> usize {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in key.bytes() {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    (hash % lanes as u64) as usize
+}
+
+/// Runs futures concurrently on this task and collects their outputs in order.
+async fn futures_join_all<F: std::future::Future>(
+    futures: impl Iterator<Item = F>,
+) -> Vec<F::Output> {
+    let mut set: Vec<std::pin::Pin<Box<F>>> = futures.map(Box::pin).collect();
+    let mut outputs: Vec<Option<F::Output>> = (0..set.len()).map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (index, future) in set.iter_mut().enumerate() {
+            if outputs[index].is_some() {
+                continue;
+            }
+            match future.as_mut().poll(cx) {
+                std::task::Poll::Ready(output) => outputs[index] = Some(output),
+                std::task::Poll::Pending => pending = true,
+            }
+        }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    })
+    .await;
+    outputs.into_iter().flatten().collect()
+}
+
+/// The record as filter patterns see it: its metadata, and `data` parsed when it is JSON.
+fn filter_document(r: &ReadRecord) -> Value {
+    let mut document = json!({
+        "partitionKey": r.partition_key(),
+        "sequenceNumber": r.sequence_number.to_string(),
+        "kinesisSchemaVersion": "1.0",
+        "approximateArrivalTimestamp": r.arrival_ms as f64 / 1000.0,
+    });
+    if let Ok(data) = serde_json::from_slice::<Value>(r.data()) {
+        document["data"] = data;
+    }
+    document
+}
+
+/// What the last invocation of a failed batch answered (for the OnFailure record).
+struct LastResponse {
+    status: u16,
+    function_error: Option<String>,
+}
+
+/// One lane's records with the mapping's retry, bisect and age rules; when `checkpointing`,
+/// each completed part moves the checkpoint (a single lane owns the shard's order).
+async fn deliver_lane(
+    inner: &Arc<Inner>,
+    record: &MappingRecord,
+    shard: &str,
+    batch: Vec<ReadRecord>,
+    mut stop: watch::Receiver<bool>,
+    status: &Status,
+    checkpointing: bool,
+) -> Option<()> {
+    let save = |sequence: &str| {
+        if checkpointing {
+            checkpoint(inner, record, shard, sequence);
+        }
+    };
     let mut queue: VecDeque<(Vec<ReadRecord>, i64)> = VecDeque::from([(batch, 0)]);
     while let Some((mut part, mut attempts)) = queue.pop_front() {
+        let mut invokes = 0u32;
         loop {
             if *stop.borrow() {
                 return None;
@@ -839,34 +946,58 @@ async fn deliver(
             if record.max_record_age_seconds > 0 {
                 let oldest_allowed =
                     now_ms().saturating_sub(record.max_record_age_seconds as u64 * 1000);
-                let before = part.len();
-                part.retain(|r| r.arrival_ms >= oldest_allowed);
-                if part.len() < before {
-                    tracing::info!(mapping = %record.uuid, shard, dropped = before - part.len(), "records older than MaximumRecordAgeInSeconds skipped");
+                let split = part.partition_point(|r| r.arrival_ms < oldest_allowed);
+                if split > 0 {
+                    let expired: Vec<ReadRecord> = part.drain(..split).collect();
+                    tracing::info!(mapping = %record.uuid, shard, dropped = expired.len(), "records older than MaximumRecordAgeInSeconds skipped");
+                    on_failure(
+                        inner,
+                        record,
+                        shard,
+                        &expired,
+                        "RecordAgeExceeded",
+                        invokes,
+                        None,
+                    )
+                    .await;
+                    if let Some(last) = expired.last() {
+                        save(&last.sequence_number.to_string());
+                    }
                 }
             }
             let Some(last) = part.last().map(|r| r.sequence_number.to_string()) else {
                 break;
             };
-            match invoke_batch(inner, record, shard, &part).await {
+            invokes += 1;
+            let (result, response) = invoke_batch(inner, record, shard, &part).await;
+            match result {
                 BatchResult::Success => {
                     set_status(status, "OK");
-                    checkpoint(inner, record, shard, &last);
+                    save(&last);
                     break;
                 }
                 result => {
                     set_status(status, "PROBLEM: Function call failed");
                     if let BatchResult::Partial(index) = result {
                         if index > 0 {
-                            let done = part[index - 1].sequence_number.to_string();
-                            checkpoint(inner, record, shard, &done);
+                            save(&part[index - 1].sequence_number.to_string());
                             part.drain(..index);
                         }
                     }
                     attempts += 1;
                     if record.max_retry_attempts >= 0 && attempts > record.max_retry_attempts {
                         tracing::info!(mapping = %record.uuid, shard, records = part.len(), "batch discarded after MaximumRetryAttempts");
-                        checkpoint(inner, record, shard, &last);
+                        on_failure(
+                            inner,
+                            record,
+                            shard,
+                            &part,
+                            "RetryAttemptsExhausted",
+                            invokes,
+                            response,
+                        )
+                        .await;
+                        save(&last);
                         break;
                     }
                     if record.bisect && part.len() > 1 {
@@ -877,12 +1008,80 @@ async fn deliver(
                         break;
                     }
                     let delay = Duration::from_millis((100u64 << attempts.min(6)).min(5_000));
-                    backoff(stop, delay).await;
+                    backoff(&mut stop, delay).await;
                 }
             }
         }
     }
-    Some(last_of_all)
+    Some(())
+}
+
+/// Sends the OnFailure record for discarded records to the mapping's destination stream.
+async fn on_failure(
+    inner: &Arc<Inner>,
+    record: &MappingRecord,
+    shard: &str,
+    discarded: &[ReadRecord],
+    condition: &str,
+    invokes: u32,
+    response: Option<LastResponse>,
+) {
+    let (Some(first), Some(last)) = (discarded.first(), discarded.last()) else {
+        return;
+    };
+    let Some(destination) = record
+        .destination_config
+        .as_ref()
+        .and_then(|d| d.pointer("/OnFailure/Destination"))
+        .and_then(Value::as_str)
+    else {
+        return;
+    };
+    let Some((region, account, stream)) = stream_of_arn(destination) else {
+        return;
+    };
+    let Some(engine) = inner.engines.get(&account) else {
+        return;
+    };
+    let mut document = json!({
+        "requestContext": {
+            "requestId": uuid::Uuid::new_v4().to_string(),
+            "functionArn": record.function_arn(),
+            "condition": condition,
+            "approximateInvokeCount": invokes,
+        },
+        "version": "1.0",
+        "timestamp": crate::runtime::iso_millis(now_ms()),
+        "KinesisBatchInfo": {
+            "shardId": shard,
+            "startSequenceNumber": first.sequence_number.to_string(),
+            "endSequenceNumber": last.sequence_number.to_string(),
+            "approximateArrivalOfFirstRecord": crate::runtime::iso_millis(first.arrival_ms),
+            "approximateArrivalOfLastRecord": crate::runtime::iso_millis(last.arrival_ms),
+            "batchSize": discarded.len(),
+            "streamArn": record.event_source_arn,
+        },
+    });
+    if let Some(response) = response {
+        let mut context = json!({"statusCode": response.status, "executedVersion": "$LATEST"});
+        if let Some(error) = response.function_error {
+            context["functionError"] = Value::String(error);
+        }
+        document["responseContext"] = context;
+    }
+    let data = document.to_string();
+    let key = uuid::Uuid::new_v4().to_string();
+    let entry = millrace_engine::PutEntry {
+        partition_key: Some(&key),
+        explicit_hash_key: None,
+        data: data.as_bytes(),
+    };
+    match engine.put_records(&region, &stream, &[entry]).await {
+        Ok(results) if results.iter().all(Result::is_ok) => {}
+        Ok(_) | Err(_) => {
+            tracing::warn!(mapping = %record.uuid, destination, "could not deliver the OnFailure record")
+        }
+    }
 }
 
 fn checkpoint(inner: &Inner, record: &MappingRecord, shard: &str, sequence: &str) {
@@ -923,49 +1122,58 @@ async fn invoke_batch(
     record: &MappingRecord,
     shard: &str,
     batch: &[ReadRecord],
-) -> BatchResult {
+) -> (BatchResult, Option<LastResponse>) {
     let Some(function) = inner.function(&record.function_key()) else {
-        return BatchResult::Failure;
+        return (BatchResult::Failure, None);
     };
     let payload = event(record, &function.role, shard, batch).to_string();
     let outcome = match inner.runtimes.invoke(&function, payload.into(), None).await {
         Ok(outcome) => outcome,
         Err(error) => {
             tracing::warn!(?error, mapping = %record.uuid, "invocation failed");
-            return BatchResult::Failure;
+            return (BatchResult::Failure, None);
         }
     };
+    let response = LastResponse {
+        status: 200,
+        function_error: outcome.function_error.clone(),
+    };
     if outcome.function_error.is_some() {
-        return BatchResult::Failure;
+        return (BatchResult::Failure, Some(response));
     }
     if !record
         .function_response_types
         .iter()
         .any(|t| t == "ReportBatchItemFailures")
     {
-        return BatchResult::Success;
+        return (BatchResult::Success, Some(response));
     }
-    batch_item_failures(&outcome.payload, batch)
+    let sequences: Vec<String> = batch
+        .iter()
+        .map(|r| r.sequence_number.to_string())
+        .collect();
+    (
+        batch_item_failures(&outcome.payload, &sequences),
+        Some(response),
+    )
 }
 
 /// ReportBatchItemFailures: which responses are full success, which whole-batch failure, and
 /// otherwise where to resume (the lowest failed sequence number).
-fn batch_item_failures(payload: &[u8], batch: &[ReadRecord]) -> BatchResult {
-    let trimmed = payload.iter().all(u8::is_ascii_whitespace);
-    if trimmed {
+fn batch_item_failures(payload: &[u8], sequences: &[String]) -> BatchResult {
+    if payload.iter().all(u8::is_ascii_whitespace) {
         return BatchResult::Success;
     }
     let Ok(response) = serde_json::from_slice::<Value>(payload) else {
         return BatchResult::Failure;
     };
     let failures = match &response {
-        Value::Null => return BatchResult::Success,
         Value::Object(map) => match map.get("batchItemFailures") {
             None | Some(Value::Null) => return BatchResult::Success,
-            Some(Value::Array(items)) if items.is_empty() => return BatchResult::Success,
             Some(Value::Array(items)) => items,
             Some(_) => return BatchResult::Failure,
         },
+        // A function that returns nothing (null) or something else entirely succeeded.
         _ => return BatchResult::Success,
     };
     let mut lowest: Option<usize> = None;
@@ -973,13 +1181,7 @@ fn batch_item_failures(payload: &[u8], batch: &[ReadRecord]) -> BatchResult {
         let Some(identifier) = item.get("itemIdentifier").and_then(Value::as_str) else {
             return BatchResult::Failure;
         };
-        if identifier.is_empty() {
-            return BatchResult::Failure;
-        }
-        let Some(index) = batch
-            .iter()
-            .position(|r| r.sequence_number.to_string() == identifier)
-        else {
+        let Some(index) = sequences.iter().position(|s| s == identifier) else {
             return BatchResult::Failure;
         };
         lowest = Some(lowest.map_or(index, |l: usize| l.min(index)));
@@ -993,6 +1195,51 @@ fn batch_item_failures(payload: &[u8], batch: &[ReadRecord]) -> BatchResult {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn batch_item_failure_responses() {
+        let sequences: Vec<String> = ["10", "11", "12"].iter().map(|s| s.to_string()).collect();
+        let result = |text: &str| match batch_item_failures(text.as_bytes(), &sequences) {
+            BatchResult::Success => "success".to_owned(),
+            BatchResult::Failure => "failure".to_owned(),
+            BatchResult::Partial(index) => format!("from {index}"),
+        };
+        // Full success: nothing, null, an empty object, an empty or null list.
+        for text in [
+            "",
+            "null",
+            "{}",
+            r#"{"batchItemFailures": []}"#,
+            r#"{"batchItemFailures": null}"#,
+        ] {
+            assert_eq!(result(text), "success", "{text}");
+        }
+        // Whole-batch failure: not JSON, an unknown, empty or missing identifier.
+        for text in [
+            "not json",
+            r#"{"batchItemFailures": [{"itemIdentifier": "99"}]}"#,
+            r#"{"batchItemFailures": [{"itemIdentifier": ""}]}"#,
+            r#"{"batchItemFailures": [{"itemIdentifier": null}]}"#,
+            r#"{"batchItemFailures": [{"wrongKey": "11"}]}"#,
+        ] {
+            assert_eq!(result(text), "failure", "{text}");
+        }
+        // Otherwise resume at the lowest failed record.
+        assert_eq!(
+            result(
+                r#"{"batchItemFailures": [{"itemIdentifier": "12"}, {"itemIdentifier": "11"}]}"#
+            ),
+            "from 1"
+        );
+    }
+
+    #[test]
+    fn lanes_are_stable_and_spread() {
+        assert_eq!(lane_of("user-1", 5), lane_of("user-1", 5));
+        let used: std::collections::BTreeSet<usize> =
+            (0..100).map(|i| lane_of(&format!("k{i}"), 5)).collect();
+        assert_eq!(used.len(), 5);
+    }
 
     #[test]
     fn stream_arns_parse() {
