@@ -547,3 +547,62 @@ def test_filter_criteria_and_parallelization_keep_key_order(lambda_server, tmp_p
     for key in {d["key"] for d in got}:
         numbers = [d["n"] for d in got if d["key"] == key]
         assert numbers == sorted(numbers), f"{key} out of order: {numbers}"
+
+
+# Kills its own process (like an OOM kill) the first time it sees a batch, then records.
+SELF_KILL_HANDLER = '''import base64, os, signal
+
+def handler(event, context):
+    marker = os.environ["OUT"] + ".killed"
+    if not os.path.exists(marker):
+        open(marker, "w").close()
+        os.kill(os.getpid(), signal.SIGKILL)
+    with open(os.environ["OUT"], "a") as out:
+        for r in event["Records"]:
+            out.write(base64.b64decode(r["kinesis"]["data"]).decode() + "\\n")
+    return None
+'''
+
+
+def test_function_process_killed_mid_batch_is_retried(lambda_server, tmp_path):
+    kinesis = lambda_server.client()
+    lam = client(lambda_server, "lambda")
+    create_stream(kinesis, "selfkill", shards=1)
+    out = tmp_path / "selfkill.txt"
+    create_function(lam, "selfkill-fn", {"k.py": SELF_KILL_HANDLER}, "k.handler",
+                    Environment={"Variables": {"OUT": str(out)}})
+    direct = lam.invoke(FunctionName="selfkill-fn", Payload=json.dumps({"Records": []}))
+    assert direct["FunctionError"] == "Unhandled"
+    assert json.loads(direct["Payload"].read())["errorType"] == "Runtime.ExitError"
+    os.remove(str(out) + ".killed")
+    kinesis.put_records(StreamName="selfkill", Records=[{"PartitionKey": "k", "Data": f"m{i}".encode()}
+                                                        for i in range(5)])
+    lam.create_event_source_mapping(FunctionName="selfkill-fn", StartingPosition="TRIM_HORIZON",
+                                    EventSourceArn=f"arn:aws:kinesis:{REGION}:{ACCOUNT}:stream/selfkill")
+    lines = wait_for(lambda: out.read_text().split() if out.exists() else None, what="the retried batch")
+    assert lines == [f"m{i}" for i in range(5)]
+
+
+def test_split_while_the_mapping_runs_parents_before_children(lambda_server, tmp_path):
+    kinesis = lambda_server.client()
+    lam = client(lambda_server, "lambda")
+    create_stream(kinesis, "resharded", shards=1)
+    out = tmp_path / "resharded.txt"
+    create_function(lam, "reshard-fn", {"rec.py": RECORDER_HANDLER}, "rec.handler",
+                    Environment={"Variables": {"OUT": str(out)}})
+    keys = [f"key{i}" for i in range(8)]
+    kinesis.put_records(StreamName="resharded", Records=[{"PartitionKey": k, "Data": f"{k}:0".encode()} for k in keys])
+    lam.create_event_source_mapping(FunctionName="reshard-fn", StartingPosition="TRIM_HORIZON", BatchSize=3,
+                                    EventSourceArn=f"arn:aws:kinesis:{REGION}:{ACCOUNT}:stream/resharded")
+    kinesis.split_shard(StreamName="resharded", ShardToSplit="shardId-000000000000",
+                        NewStartingHashKey=str(2**127))
+    wait_status(kinesis, "resharded")
+    for n in range(1, 4):
+        kinesis.put_records(StreamName="resharded",
+                            Records=[{"PartitionKey": k, "Data": f"{k}:{n}".encode()} for k in keys])
+    wanted = {f"{k}:{n}" for k in keys for n in range(4)}
+    wait_for(lambda: out.exists() and set(out.read_text().split()) >= wanted, what="parent and child records")
+    lines = out.read_text().split()
+    for k in keys:
+        order = [int(line.split(":")[1]) for line in lines if line.split(":")[0] == k]
+        assert order == sorted(order), f"{k}: {order}"
