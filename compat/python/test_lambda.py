@@ -606,3 +606,47 @@ def test_split_while_the_mapping_runs_parents_before_children(lambda_server, tmp
     for k in keys:
         order = [int(line.split(":")[1]) for line in lines if line.split(":")[0] == k]
         assert order == sorted(order), f"{k}: {order}"
+
+
+# Sums the records' numbers in the window's state; the final invocation writes the total to OUT.
+TUMBLING_HANDLER = '''import base64, json, os
+
+def handler(event, context):
+    state = event.get("state") or {}
+    total = state.get("sum", 0) + sum(int(base64.b64decode(r["kinesis"]["data"])) for r in event["Records"])
+    calls = state.get("calls", 0) + 1
+    with open(os.environ["OUT"], "a") as out:
+        out.write(json.dumps({"final": event["isFinalInvokeForWindow"], "records": len(event["Records"]),
+                              "sum": total, "shard": event["shardId"], "window": event["window"],
+                              "early": event["isWindowTerminatedEarly"]}) + "\\n")
+    return {"state": {"sum": total, "calls": calls}}
+'''
+
+
+def test_tumbling_window_state_sums(lambda_server, tmp_path):
+    kinesis = lambda_server.client()
+    lam = client(lambda_server, "lambda")
+    create_stream(kinesis, "tumbling", shards=1)
+    out = tmp_path / "tumbling.txt"
+    create_function(lam, "tumbling-fn", {"t.py": TUMBLING_HANDLER}, "t.handler",
+                    Environment={"Variables": {"OUT": str(out)}})
+    mapping = lam.create_event_source_mapping(FunctionName="tumbling-fn", StartingPosition="TRIM_HORIZON",
+                                              BatchSize=2, TumblingWindowInSeconds=2,
+                                              EventSourceArn=f"arn:aws:kinesis:{REGION}:{ACCOUNT}:stream/tumbling")
+    assert mapping["TumblingWindowInSeconds"] == 2
+    # One PutRecords call: one arrival time, so one window.
+    kinesis.put_records(StreamName="tumbling", Records=[{"PartitionKey": "k", "Data": str(n).encode()}
+                                                        for n in range(1, 7)])
+
+    def calls():
+        lines = [json.loads(line) for line in out.read_text().splitlines()] if out.exists() else []
+        return lines if any(c["final"] for c in lines) else None
+
+    lines = wait_for(calls, what="the final window invocation")
+    assert [c["records"] for c in lines] == [2, 2, 2, 0]
+    assert [c["sum"] for c in lines] == [3, 10, 21, 21]
+    assert [c["final"] for c in lines] == [False, False, False, True]
+    assert all(c["shard"] == "shardId-000000000000" and c["early"] is False for c in lines)
+    assert len({json.dumps(c["window"]) for c in lines}) == 1
+    window = lines[0]["window"]
+    assert window["start"] < window["end"] and window["end"].endswith("Z")

@@ -668,6 +668,12 @@ async fn poll_shard(
     let mut window_deadline: Option<tokio::time::Instant> = None;
     let window = Duration::from_secs(record.window_seconds);
     let mut closed = false;
+    let mut tumble: Option<Tumble> = inner
+        .store
+        .checkpoint(&record.uuid, &format!("{shard}#window"))
+        .ok()
+        .flatten()
+        .and_then(|text| serde_json::from_str(&text).ok());
     loop {
         if *stop.borrow() {
             return;
@@ -777,13 +783,30 @@ async fn poll_shard(
             let batch = std::mem::take(&mut pending);
             pending_bytes = 0;
             window_deadline = None;
-            match deliver(&inner, &record, &shard, batch, &mut stop, &status).await {
+            let delivered = if record.tumbling_window_seconds > 0 {
+                deliver_windows(
+                    &inner,
+                    &record,
+                    &shard,
+                    batch,
+                    &mut tumble,
+                    &mut stop,
+                    &status,
+                )
+                .await
+            } else {
+                deliver(&inner, &record, &shard, batch, &mut stop, &status, None).await
+            };
+            match delivered {
                 Some(last) => last_done = Some(last),
                 None => return,
             }
             continue;
         }
         if closed && pending.is_empty() {
+            if let Some(window) = tumble.take() {
+                final_invoke(&inner, &record, &shard, window).await;
+            }
             if let Err(error) = inner.store.set_checkpoint(&record.uuid, &shard, SHARD_DONE) {
                 tracing::error!(%error, "checkpoint failed");
             }
@@ -793,7 +816,21 @@ async fn poll_shard(
         if read_any {
             continue;
         }
-        let deadline = window_deadline;
+        // A tumbling window ends on the clock too: its final invocation is due at its end.
+        let window_end = tumble.as_ref().map(|t| {
+            let end_ms = t.start_ms + record.tumbling_window_seconds * 1000;
+            tokio::time::Instant::now() + Duration::from_millis(end_ms.saturating_sub(now_ms()))
+        });
+        let deadline = match (window_deadline, window_end) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        if window_end.is_some_and(|end| end <= tokio::time::Instant::now()) && pending.is_empty() {
+            if let Some(window) = tumble.take() {
+                final_invoke(&inner, &record, &shard, window).await;
+            }
+            continue;
+        }
         tokio::select! {
             changed = wake.changed() => {
                 if changed.is_err() {
@@ -831,6 +868,7 @@ async fn deliver(
     batch: Vec<ReadRecord>,
     stop: &mut watch::Receiver<bool>,
     status: &Status,
+    tumble: Option<&mut Tumble>,
 ) -> Option<String> {
     let last_of_all = batch.last()?.sequence_number.to_string();
     let filters = Filters::of(record.filter_criteria.as_ref()).ok().flatten();
@@ -842,8 +880,30 @@ async fn deliver(
         None => batch,
     };
     let lanes = record.parallelization_factor.max(1) as usize;
-    if lanes == 1 || batch.len() < 2 {
-        deliver_lane(inner, record, shard, batch, stop.clone(), status, true).await?;
+    if let Some(tumble) = tumble {
+        deliver_lane(
+            inner,
+            record,
+            shard,
+            batch,
+            stop.clone(),
+            status,
+            true,
+            Some(tumble),
+        )
+        .await?;
+    } else if lanes == 1 || batch.len() < 2 {
+        deliver_lane(
+            inner,
+            record,
+            shard,
+            batch,
+            stop.clone(),
+            status,
+            true,
+            None,
+        )
+        .await?;
     } else {
         let mut split: Vec<Vec<ReadRecord>> = (0..lanes).map(|_| Vec::new()).collect();
         for r in batch {
@@ -853,7 +913,18 @@ async fn deliver(
         let runs = split
             .into_iter()
             .filter(|lane| !lane.is_empty())
-            .map(|lane| deliver_lane(inner, record, shard, lane, stop.clone(), status, false));
+            .map(|lane| {
+                deliver_lane(
+                    inner,
+                    record,
+                    shard,
+                    lane,
+                    stop.clone(),
+                    status,
+                    false,
+                    None,
+                )
+            });
         let results = futures_join_all(runs).await;
         if results.iter().any(Option::is_none) {
             return None;
@@ -918,10 +989,95 @@ fn filter_document(r: &ReadRecord) -> Value {
 struct LastResponse {
     status: u16,
     function_error: Option<String>,
+    /// A tumbling-window function's `state`.
+    state: Option<Value>,
+}
+
+/// A shard's open tumbling window: where it starts and the state the function returned last.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct Tumble {
+    start_ms: u64,
+    state: Value,
+}
+
+/// The window fields of a tumbling-window invocation.
+struct WindowContext {
+    start_ms: u64,
+    end_ms: u64,
+    state: Value,
+    last: bool,
+}
+
+impl Tumble {
+    fn context(&self, record: &MappingRecord, last: bool) -> WindowContext {
+        WindowContext {
+            start_ms: self.start_ms,
+            end_ms: self.start_ms + record.tumbling_window_seconds * 1000,
+            state: self.state.clone(),
+            last,
+        }
+    }
+}
+
+fn save_window(inner: &Inner, record: &MappingRecord, shard: &str, tumble: Option<&Tumble>) {
+    let text = match tumble {
+        Some(tumble) => serde_json::to_string(tumble).unwrap_or_default(),
+        None => String::new(),
+    };
+    if let Err(error) = inner
+        .store
+        .set_checkpoint(&record.uuid, &format!("{shard}#window"), &text)
+    {
+        tracing::error!(%error, "window state not saved");
+    }
+}
+
+/// Tumbling windows: a batch is cut at window boundaries (by arrival time); a record of a later
+/// window first closes the open one with its final invocation.
+async fn deliver_windows(
+    inner: &Arc<Inner>,
+    record: &MappingRecord,
+    shard: &str,
+    batch: Vec<ReadRecord>,
+    tumble: &mut Option<Tumble>,
+    stop: &mut watch::Receiver<bool>,
+    status: &Status,
+) -> Option<String> {
+    let window_ms = record.tumbling_window_seconds * 1000;
+    let last_of_all = batch.last()?.sequence_number.to_string();
+    let mut rest = batch;
+    while !rest.is_empty() {
+        let start = rest[0].arrival_ms - rest[0].arrival_ms % window_ms;
+        if tumble.as_ref().is_some_and(|t| t.start_ms != start) {
+            if let Some(window) = tumble.take() {
+                final_invoke(inner, record, shard, window).await;
+            }
+        }
+        let open = tumble.get_or_insert(Tumble {
+            start_ms: start,
+            state: json!({}),
+        });
+        let split = rest.partition_point(|r| r.arrival_ms - r.arrival_ms % window_ms == start);
+        let part: Vec<ReadRecord> = rest.drain(..split.max(1)).collect();
+        deliver(inner, record, shard, part, stop, status, Some(open)).await?;
+    }
+    Some(last_of_all)
+}
+
+/// The final invocation of a window: no records, the accumulated state,
+/// `isFinalInvokeForWindow: true`.
+async fn final_invoke(inner: &Arc<Inner>, record: &MappingRecord, shard: &str, window: Tumble) {
+    let context = window.context(record, true);
+    let (result, _) = invoke_batch(inner, record, shard, &[], Some(context)).await;
+    if matches!(result, BatchResult::Failure) {
+        tracing::info!(mapping = %record.uuid, shard, "final window invocation failed");
+    }
+    save_window(inner, record, shard, None);
 }
 
 /// One lane's records with the mapping's retry, bisect and age rules; when `checkpointing`,
 /// each completed part moves the checkpoint (a single lane owns the shard's order).
+#[allow(clippy::too_many_arguments)]
 async fn deliver_lane(
     inner: &Arc<Inner>,
     record: &MappingRecord,
@@ -930,6 +1086,7 @@ async fn deliver_lane(
     mut stop: watch::Receiver<bool>,
     status: &Status,
     checkpointing: bool,
+    mut tumble: Option<&mut Tumble>,
 ) -> Option<()> {
     let save = |sequence: &str| {
         if checkpointing {
@@ -937,6 +1094,8 @@ async fn deliver_lane(
         }
     };
     let mut queue: VecDeque<(Vec<ReadRecord>, i64)> = VecDeque::from([(batch, 0)]);
+    // Windows carry state from call to call: bisecting them would reorder it.
+    let bisect = record.bisect && tumble.is_none();
     while let Some((mut part, mut attempts)) = queue.pop_front() {
         let mut invokes = 0u32;
         loop {
@@ -969,10 +1128,22 @@ async fn deliver_lane(
                 break;
             };
             invokes += 1;
-            let (result, response) = invoke_batch(inner, record, shard, &part).await;
+            let window = tumble.as_deref().map(|t| t.context(record, false));
+            let (result, response) = invoke_batch(inner, record, shard, &part, window).await;
+            if let (Some(tumble), Some(state)) = (
+                tumble.as_deref_mut(),
+                response.as_ref().and_then(|r| r.state.clone()),
+            ) {
+                if !matches!(result, BatchResult::Failure) {
+                    tumble.state = state;
+                }
+            }
             match result {
                 BatchResult::Success => {
                     set_status(status, "OK");
+                    if let Some(tumble) = tumble.as_deref() {
+                        save_window(inner, record, shard, Some(tumble));
+                    }
                     save(&last);
                     break;
                 }
@@ -1000,7 +1171,7 @@ async fn deliver_lane(
                         save(&last);
                         break;
                     }
-                    if record.bisect && part.len() > 1 {
+                    if bisect && part.len() > 1 {
                         // Splitting does not count as a retry: each half keeps the count.
                         let second = part.split_off(part.len() / 2);
                         queue.push_front((second, attempts - 1));
@@ -1122,11 +1293,24 @@ async fn invoke_batch(
     record: &MappingRecord,
     shard: &str,
     batch: &[ReadRecord],
+    window: Option<WindowContext>,
 ) -> (BatchResult, Option<LastResponse>) {
     let Some(function) = inner.function(&record.function_key()) else {
         return (BatchResult::Failure, None);
     };
-    let payload = event(record, &function.role, shard, batch).to_string();
+    let mut event = event(record, &function.role, shard, batch);
+    if let Some(window) = window {
+        event["window"] = json!({
+            "start": crate::runtime::iso_seconds(window.start_ms),
+            "end": crate::runtime::iso_seconds(window.end_ms),
+        });
+        event["state"] = window.state;
+        event["shardId"] = json!(shard);
+        event["eventSourceARN"] = json!(record.event_source_arn);
+        event["isFinalInvokeForWindow"] = json!(window.last);
+        event["isWindowTerminatedEarly"] = json!(false);
+    }
+    let payload = event.to_string();
     let outcome = match inner.runtimes.invoke(&function, payload.into(), None).await {
         Ok(outcome) => outcome,
         Err(error) => {
@@ -1137,6 +1321,10 @@ async fn invoke_batch(
     let response = LastResponse {
         status: 200,
         function_error: outcome.function_error.clone(),
+        state: serde_json::from_slice::<Value>(&outcome.payload)
+            .ok()
+            .and_then(|v| v.get("state").cloned())
+            .filter(Value::is_object),
     };
     if outcome.function_error.is_some() {
         return (BatchResult::Failure, Some(response));

@@ -519,6 +519,12 @@ pub fn iso_millis(ms: u64) -> String {
     )
 }
 
+/// ISO 8601 to the second (`2024-01-01T00:00:00Z`), as tumbling windows are stamped.
+pub fn iso_seconds(ms: u64) -> String {
+    let full = iso_millis(ms);
+    format!("{}Z", &full[..full.len() - 5])
+}
+
 /// Reads the process's output into lines; a drain request reads whatever is in the pipe now.
 fn spawn_log_reader(reader: std::io::PipeReader) -> Result<LogTap, RunError> {
     let fd: std::os::fd::OwnedFd = reader.into();
@@ -724,5 +730,6 @@ mod tests {
         assert_eq!(date_path(0), "1970/01/01");
         assert_eq!(date_path(1_700_000_000_000), "2023/11/14");
         assert_eq!(iso_millis(1_700_000_000_123), "2023-11-14T22:13:20.123Z");
+        assert_eq!(iso_seconds(1_700_000_000_123), "2023-11-14T22:13:20Z");
     }
 }
