@@ -650,3 +650,26 @@ def test_tumbling_window_state_sums(lambda_server, tmp_path):
     assert len({json.dumps(c["window"]) for c in lines}) == 1
     window = lines[0]["window"]
     assert window["start"] < window["end"] and window["end"].endswith("Z")
+
+
+def test_enhanced_fan_out_consumer_as_the_source(lambda_server, tmp_path):
+    kinesis = lambda_server.client()
+    lam = client(lambda_server, "lambda")
+    create_stream(kinesis, "efo-src", shards=2)
+    stream_arn = f"arn:aws:kinesis:{REGION}:{ACCOUNT}:stream/efo-src"
+    consumer = kinesis.register_stream_consumer(StreamARN=stream_arn, ConsumerName="lambda-efo")["Consumer"]
+    wait_for(lambda: kinesis.describe_stream_consumer(ConsumerARN=consumer["ConsumerARN"])
+             ["ConsumerDescription"]["ConsumerStatus"] == "ACTIVE", what="consumer ACTIVE")
+    out = tmp_path / "efo.txt"
+    create_function(lam, "efo-fn", {"rec.py": RECORDER_HANDLER}, "rec.handler",
+                    Environment={"Variables": {"OUT": str(out)}})
+    missing = client_error(lam.create_event_source_mapping, FunctionName="efo-fn", StartingPosition="LATEST",
+                           EventSourceArn=f"{stream_arn}/consumer/nobody:1")
+    assert missing.response["Error"]["Code"] == "InvalidParameterValueException"
+    mapping = lam.create_event_source_mapping(FunctionName="efo-fn", StartingPosition="LATEST",
+                                              EventSourceArn=consumer["ConsumerARN"])
+    assert mapping["EventSourceArn"] == consumer["ConsumerARN"]
+    sent = [f"e{i}" for i in range(20)]
+    kinesis.put_records(StreamName="efo-src", Records=[{"PartitionKey": f"k{i}", "Data": d.encode()}
+                                                       for i, d in enumerate(sent)])
+    wait_for(lambda: out.exists() and sorted(out.read_text().split()) == sorted(sent), what="pushed records")

@@ -71,6 +71,18 @@ impl MappingRecord {
         mapping_arn(&self.region, &self.account, &self.uuid)
     }
 
+    /// The stream's ARN (the source's, or the stream of a fan-out consumer source).
+    fn stream_arn(&self) -> String {
+        let (region, account, name) = stream_of_arn(&self.event_source_arn).unwrap_or_else(|| {
+            (
+                self.region.clone(),
+                self.account.clone(),
+                self.stream_name.clone(),
+            )
+        });
+        format!("arn:aws:kinesis:{region}:{account}:stream/{name}")
+    }
+
     fn view(&self, state: &str, last_result: &str) -> Value {
         let mut out = json!({
             "UUID": self.uuid,
@@ -295,6 +307,13 @@ pub(crate) fn create(
         .is_err()
     {
         return Err(invalid(format!("Stream not found: {source}")));
+    }
+    if source.contains("/consumer/")
+        && engine
+            .describe_consumer(millrace_engine::ConsumerTarget::Arn(&source))
+            .is_err()
+    {
+        return Err(invalid(format!("Consumer not found: {source}")));
     }
     if inner
         .function(&function_key(&account, context.region, &function_name))
@@ -668,6 +687,12 @@ async fn poll_shard(
     let mut window_deadline: Option<tokio::time::Instant> = None;
     let window = Duration::from_secs(record.window_seconds);
     let mut closed = false;
+    // An enhanced fan-out consumer ARN as the source: records are pushed by a subscription.
+    let consumer = record
+        .event_source_arn
+        .contains("/consumer/")
+        .then(|| record.event_source_arn.clone());
+    let mut subscription: Option<millrace_engine::Subscription> = None;
     let mut tumble: Option<Tumble> = inner
         .store
         .checkpoint(&record.uuid, &format!("{shard}#window"))
@@ -678,7 +703,7 @@ async fn poll_shard(
         if *stop.borrow() {
             return;
         }
-        if iterator.is_none() && !closed {
+        if iterator.is_none() && subscription.is_none() && !closed {
             let after = pending
                 .last()
                 .map(|r| r.sequence_number.to_string())
@@ -718,25 +743,73 @@ async fn poll_shard(
                     },
                 },
             };
-            match engine
-                .get_shard_iterator(&record.region, &record.stream_name, request)
-                .await
-            {
-                Ok(it) => iterator = Some(it),
-                Err(EngineError::ProvisionedThroughputExceeded(_)) => {
-                    backoff(&mut stop, Duration::from_millis(200)).await;
-                    continue;
+            if let Some(consumer) = &consumer {
+                match engine.subscribe(consumer, request).await {
+                    Ok(started) => subscription = Some(started),
+                    Err(EngineError::ResourceInUse(_)) => {
+                        // Another subscription of the consumer holds the shard for now.
+                        backoff(&mut stop, Duration::from_secs(1)).await;
+                        continue;
+                    }
+                    Err(error) => {
+                        tracing::info!(mapping = %record.uuid, shard, %error, "consumer unavailable");
+                        let _ = stop.changed().await;
+                        return;
+                    }
                 }
-                Err(error) => {
-                    tracing::info!(mapping = %record.uuid, shard, %error, "shard unavailable");
-                    let _ = stop.changed().await;
-                    return;
+            } else {
+                match engine
+                    .get_shard_iterator(&record.region, &record.stream_name, request)
+                    .await
+                {
+                    Ok(it) => iterator = Some(it),
+                    Err(EngineError::ProvisionedThroughputExceeded(_)) => {
+                        backoff(&mut stop, Duration::from_millis(200)).await;
+                        continue;
+                    }
+                    Err(error) => {
+                        tracing::info!(mapping = %record.uuid, shard, %error, "shard unavailable");
+                        let _ = stop.changed().await;
+                        return;
+                    }
                 }
             }
         }
         wake.borrow_and_update();
         let mut read_any = false;
-        if let Some(current) = iterator.clone() {
+        if let Some(pushed) = subscription.as_mut() {
+            // The subscription waits for records itself; its heartbeat brings the loop back in
+            // time for a batching window or a tumbling window's end.
+            let now = tokio::time::Instant::now();
+            let heartbeat = window_deadline
+                .map(|d| d.saturating_duration_since(now))
+                .unwrap_or(Duration::from_secs(5))
+                .clamp(Duration::from_millis(1), Duration::from_secs(5));
+            match pushed.next_event(heartbeat).await {
+                Ok(Some(event)) => {
+                    read_any = !event.records.is_empty();
+                    for r in event.records {
+                        pending_bytes += r.data().len() + r.partition_key().len() + 200;
+                        pending.push(r);
+                    }
+                    if window_deadline.is_none() && !pending.is_empty() {
+                        window_deadline = Some(tokio::time::Instant::now() + window);
+                    }
+                    if event.continuation_sequence_number.is_none() {
+                        subscription = None;
+                        closed = true;
+                    }
+                }
+                // The subscription's time is up: subscribe again after what was read.
+                Ok(None) => subscription = None,
+                Err(error) => {
+                    tracing::info!(mapping = %record.uuid, shard, %error, "subscription ended");
+                    subscription = None;
+                    backoff(&mut stop, Duration::from_millis(200)).await;
+                    continue;
+                }
+            }
+        } else if let Some(current) = iterator.clone() {
             let room = (record.batch_size as usize)
                 .saturating_sub(pending.len())
                 .max(1);
@@ -829,6 +902,9 @@ async fn poll_shard(
             if let Some(window) = tumble.take() {
                 final_invoke(&inner, &record, &shard, window).await;
             }
+            continue;
+        }
+        if consumer.is_some() {
             continue;
         }
         tokio::select! {
@@ -1230,7 +1306,7 @@ async fn on_failure(
             "approximateArrivalOfFirstRecord": crate::runtime::iso_millis(first.arrival_ms),
             "approximateArrivalOfLastRecord": crate::runtime::iso_millis(last.arrival_ms),
             "batchSize": discarded.len(),
-            "streamArn": record.event_source_arn,
+            "streamArn": record.stream_arn(),
         },
     });
     if let Some(response) = response {
@@ -1281,7 +1357,7 @@ fn event(record: &MappingRecord, role: &str, shard: &str, batch: &[ReadRecord]) 
                 "eventName": "aws:kinesis:record",
                 "invokeIdentityArn": role,
                 "awsRegion": record.region,
-                "eventSourceARN": record.event_source_arn,
+                "eventSourceARN": record.stream_arn(),
             })
         })
         .collect();
@@ -1306,7 +1382,7 @@ async fn invoke_batch(
         });
         event["state"] = window.state;
         event["shardId"] = json!(shard);
-        event["eventSourceARN"] = json!(record.event_source_arn);
+        event["eventSourceARN"] = json!(record.stream_arn());
         event["isFinalInvokeForWindow"] = json!(window.last);
         event["isWindowTerminatedEarly"] = json!(false);
     }
