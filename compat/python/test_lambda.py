@@ -271,7 +271,7 @@ def test_invoke_request_response_errors_tail_and_timeouts(lambda_server):
     assert body["memory"] == "256" and body["env"] == "hi" and 0 < body["left_ms"] <= 3000
     tail = base64.b64decode(out["LogResult"]).decode()
     assert 'echo {"a": 1}' in tail and "START RequestId:" in tail and "END RequestId:" in tail
-    assert "Memory Size: 256 MB" in tail
+    assert "Memory Size: 256 MB" in tail and "Init Duration: " in tail
     assert lam.invoke(FunctionName="tools-echo", InvocationType="DryRun")["StatusCode"] == 204
     assert lam.invoke(FunctionName="tools-echo", InvocationType="Event", Payload=b"{}")["StatusCode"] == 202
     # An unhandled exception: 200 with X-Amz-Function-Error and the runtime's error document.

@@ -571,6 +571,10 @@ impl JsonService for Lambda {
             }
         })
     }
+    /// Invocations are data-plane calls, which CloudTrail leaves out by default.
+    fn audits(&self, operation: &str) -> bool {
+        operation != "Invoke"
+    }
     fn shutdown(&self) {
         mapping::stop_all(&self.inner);
         self.inner.runtimes.retire_all();

@@ -89,6 +89,9 @@ struct EnvShared {
     jobs: tokio::sync::Mutex<mpsc::Receiver<Job>>,
     inflight: Mutex<HashMap<String, oneshot::Sender<Delivered>>>,
     failure: watch::Sender<Option<EnvFailure>>,
+    /// When the process was started, and when it first asked for an invocation (its init).
+    spawned: Instant,
+    ready: std::sync::OnceLock<Instant>,
 }
 
 /// Lines read from the process, and a way to make sure everything written so far is read.
@@ -112,7 +115,7 @@ impl LogTap {
 struct Environment {
     revision: String,
     jobs: mpsc::Sender<Job>,
-    _shared: Arc<EnvShared>,
+    shared: Arc<EnvShared>,
     failure: watch::Receiver<Option<EnvFailure>>,
     kill: Option<oneshot::Sender<()>>,
     tap: LogTap,
@@ -335,10 +338,12 @@ impl Runtimes {
         };
         let millis = elapsed.as_secs_f64() * 1000.0;
         log.push(format!("END RequestId: {request_id}"));
-        let init = if env.initialized {
-            String::new()
-        } else {
-            "\tInit Duration: 0.00 ms".to_owned()
+        let init = match env.shared.ready.get() {
+            Some(ready) if !env.initialized => format!(
+                "\tInit Duration: {:.2} ms",
+                ready.duration_since(env.shared.spawned).as_secs_f64() * 1000.0
+            ),
+            _ => String::new(),
         };
         env.initialized = true;
         log.push(format!(
@@ -393,6 +398,8 @@ impl Runtimes {
             jobs: tokio::sync::Mutex::new(jobs_rx),
             inflight: Mutex::new(HashMap::new()),
             failure: failure_tx,
+            spawned: Instant::now(),
+            ready: std::sync::OnceLock::new(),
         });
         let server_shared = shared.clone();
         let server = tokio::spawn(async move { serve_runtime_api(listener, server_shared).await });
@@ -495,7 +502,7 @@ impl Runtimes {
         Ok(Environment {
             revision: function.revision_id.clone(),
             jobs: jobs_tx,
-            _shared: shared,
+            shared,
             failure: failure_rx,
             kill: Some(kill_tx),
             tap,
@@ -624,6 +631,7 @@ async fn runtime_request(shared: &EnvShared, request: Request<Incoming>) -> Runt
         );
     };
     if rest == "invocation/next" && parts.method == http::Method::GET {
+        let _ = shared.ready.set(Instant::now());
         let job = {
             let mut jobs = shared.jobs.lock().await;
             jobs.recv().await

@@ -28,6 +28,10 @@ type Matched<'a> = (&'a Arc<dyn JsonService>, &'static HttpOperation, Labels);
 
 /// The service and operation a method and path name, with the URI labels (decoded).
 fn match_path<'a>(services: &'a JsonServices, method: &str, path: &str) -> Option<Matched<'a>> {
+    // Every awsJson, CBOR and awsQuery request is a POST to `/`: no restJson1 operation.
+    if path == "/" || path.is_empty() {
+        return None;
+    }
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     let mut best: Option<(usize, &Arc<dyn JsonService>, &HttpOperation, Vec<_>)> = None;
     for service in services.all() {
