@@ -368,6 +368,10 @@ def test_kill9_mid_stream_resumes_without_gaps(server_factory, tmp_path):
     server.kill9()
     server.start()
     kinesis = server.client()
+    # The function's log lines written before the crash are still there.
+    logs = client(server, "logs")
+    before = logs.filter_log_events(logGroupName="/aws/lambda/recorder", filterPattern="REPORT")["events"]
+    assert before and all(e["message"].startswith("REPORT RequestId: ") for e in before)
     for start in range(100, 200, 20):
         kinesis.put_records(StreamName="crash", Records=[
             {"PartitionKey": f"k{i % 7}", "Data": d.encode()} for i, d in enumerate(sent[start:start + 20])])
@@ -673,3 +677,39 @@ def test_enhanced_fan_out_consumer_as_the_source(lambda_server, tmp_path):
     kinesis.put_records(StreamName="efo-src", Records=[{"PartitionKey": f"k{i}", "Data": d.encode()}
                                                        for i, d in enumerate(sent)])
     wait_for(lambda: out.exists() and sorted(out.read_text().split()) == sorted(sent), what="pushed records")
+
+
+def test_update_function_code_runs_the_new_code(lambda_server):
+    lam = client(lambda_server, "lambda")
+    first = create_function(lam, "versions-fn", {"v.py": "def h(e, c):\n    return 'one'\n"}, "v.h")
+    assert json.loads(lam.invoke(FunctionName="versions-fn")["Payload"].read()) == "one"
+    updated = lam.update_function_code(FunctionName="versions-fn",
+                                       ZipFile=zip_of({"v.py": "def h(e, c):\n    return 'two'\n"}))
+    assert updated["CodeSha256"] != first["CodeSha256"] and updated["RevisionId"] != first["RevisionId"]
+    assert json.loads(lam.invoke(FunctionName="versions-fn")["Payload"].read()) == "two"
+    stale = client_error(lam.update_function_configuration, FunctionName="versions-fn", Timeout=5,
+                         RevisionId=first["RevisionId"])
+    assert stale.response["Error"]["Code"] == "PreconditionFailedException"
+    assert stale.response["ResponseMetadata"]["HTTPStatusCode"] == 412
+    got = lam.get_function(FunctionName=f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:versions-fn")
+    assert got["Configuration"]["CodeSha256"] == updated["CodeSha256"]
+    lam.delete_function(FunctionName="versions-fn")
+    assert client_error(lam.invoke, FunctionName="versions-fn").response["Error"]["Code"] == "ResourceNotFoundException"
+
+
+def test_missing_interpreter_or_awslambdaric_is_a_clear_error(server_factory, tmp_path):
+    # An interpreter that cannot import awslambdaric, as Python would say it.
+    fake = tmp_path / "python-without-ric"
+    fake.write_text("#!/bin/sh\necho \"ModuleNotFoundError: No module named 'awslambdaric'\" >&2\nexit 1\n")
+    fake.chmod(0o755)
+    for interpreter, wanted in [(str(fake), "cannot import awslambdaric"),
+                                (str(tmp_path / "no-such-python"), "cannot be started")]:
+        server = server_factory(args=["--lambda-python", interpreter])
+        lam = client(server, "lambda")
+        create_function(lam, "py-fn", {"a.py": "def h(e, c):\n    return 1\n"}, "a.h")
+        err = client_error(lam.invoke, FunctionName="py-fn")
+        assert err.response["Error"]["Code"] == "InvalidRuntimeException"
+        assert err.response["ResponseMetadata"]["HTTPStatusCode"] == 502
+        message = err.response["Error"]["Message"]
+        assert wanted in message and interpreter in message and "--lambda-python" in message
+        server.stop()
