@@ -713,3 +713,24 @@ def test_missing_interpreter_or_awslambdaric_is_a_clear_error(server_factory, tm
         message = err.response["Error"]["Message"]
         assert wanted in message and interpreter in message and "--lambda-python" in message
         server.stop()
+
+
+def test_code_from_a_local_directory(lambda_server, tmp_path):
+    lam = client(lambda_server, "lambda")
+    code = tmp_path / "src"
+    code.mkdir()
+    (code / "local.py").write_text("def h(e, c):\n    return 'from disk'\n")
+    lam.create_function(FunctionName="local-fn", Runtime="python3.12", Role=ROLE, Handler="local.h",
+                        Code={"S3Bucket": "millrace-local", "S3Key": str(code)})
+    assert json.loads(lam.invoke(FunctionName="local-fn")["Payload"].read()) == "from disk"
+    (code / "local.py").write_text("def h(e, c):\n    return 'edited'\n")
+    lam.update_function_configuration(FunctionName="local-fn", Description="restart")  # retires warm ones
+    assert json.loads(lam.invoke(FunctionName="local-fn")["Payload"].read()) == "edited"
+    relative = client_error(lam.create_function, FunctionName="local-2", Runtime="python3.12", Role=ROLE,
+                            Handler="local.h", Code={"S3Bucket": "millrace-local", "S3Key": "src"})
+    assert relative.response["Error"]["Code"] == "InvalidParameterValueException"
+    other = client_error(lam.create_function, FunctionName="local-3", Runtime="python3.12", Role=ROLE,
+                         Handler="local.h", Code={"S3Bucket": "some-bucket", "S3Key": "k.zip"})
+    assert other.response["Error"]["Code"] == "InvalidParameterValueException"
+    lam.delete_function(FunctionName="local-fn")
+    assert (code / "local.py").exists()

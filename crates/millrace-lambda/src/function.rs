@@ -29,8 +29,12 @@ pub struct FunctionRecord {
     /// `2024-01-01T00:00:00.000+0000`.
     pub last_modified: String,
     pub revision_id: String,
-    /// The directory the code is unpacked into (one per code revision).
+    /// The directory the code is unpacked into (one per code revision), or the operator's own
+    /// directory when `local_code`.
     pub code_dir: PathBuf,
+    /// The code is a directory of the operator's (`S3Bucket` `millrace-local`): never deleted.
+    #[serde(default)]
+    pub local_code: bool,
     pub architectures: Vec<String>,
     pub tags: BTreeMap<String, String>,
     pub ephemeral_storage: u64,
@@ -124,6 +128,15 @@ pub fn unpack_zip(encoded: &str, dir: &Path) -> Result<(String, u64), ServiceErr
         .map_err(|_| unzip_failed())?;
     let mut archive =
         zip::ZipArchive::new(std::io::Cursor::new(bytes.as_slice())).map_err(|_| unzip_failed())?;
+    let unzipped: u64 = (0..archive.len())
+        .filter_map(|index| archive.by_index_raw(index).ok().map(|entry| entry.size()))
+        .sum();
+    if unzipped > MAX_UNZIPPED_BYTES {
+        return Err(ServiceError::client(
+            "InvalidParameterValueException",
+            format!("Unzipped size must be smaller than {MAX_UNZIPPED_BYTES} bytes"),
+        ));
+    }
     std::fs::create_dir_all(dir).map_err(|_| ServiceError::internal("ServiceException"))?;
     archive.extract(dir).map_err(|_| unzip_failed())?;
     // A `bootstrap` must be executable; archives made without Unix modes lose the bit.
@@ -135,6 +148,9 @@ pub fn unpack_zip(encoded: &str, dir: &Path) -> Result<(String, u64), ServiceErr
     let digest = Sha256::digest(&bytes);
     Ok((STANDARD.encode(digest), bytes.len() as u64))
 }
+
+/// Lambda's limit on a deployment package's unzipped size (250 MB).
+const MAX_UNZIPPED_BYTES: u64 = 262_144_000;
 
 fn unzip_failed() -> ServiceError {
     ServiceError::client(

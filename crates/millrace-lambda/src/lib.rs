@@ -50,6 +50,9 @@ pub struct Lambda {
     inner: Arc<Inner>,
 }
 
+/// The bucket name that makes `S3Key` a path on the Millrace host.
+const LOCAL_BUCKET: &str = "millrace-local";
+
 fn store_failed(error: String) -> ServiceError {
     tracing::error!(%error, "lambda store failure");
     ServiceError::internal("ServiceException")
@@ -205,19 +208,7 @@ impl Inner {
             )),
         };
         let code = input.get("Code").cloned().unwrap_or(Value::Null);
-        let Some(zip) = code.get("ZipFile").and_then(Value::as_str) else {
-            return Err(invalid(
-                "Please provide a source for function code (ZipFile); S3 code locations are not served by Millrace.",
-            ));
-        };
-        let dir = self.code_dir(&key);
-        let (sha, size) = match function::unpack_zip(zip, &dir) {
-            Ok(done) => done,
-            Err(error) => {
-                let _ = std::fs::remove_dir_all(&dir);
-                return Err(error);
-            }
-        };
+        let (dir, sha, size, local_code) = self.load_code(&key, &code)?;
         let environment = environment_of(input);
         let record = FunctionRecord {
             account,
@@ -238,6 +229,7 @@ impl Inner {
             last_modified: function::lambda_timestamp(now_ms()),
             revision_id: uuid::Uuid::new_v4().to_string(),
             code_dir: dir,
+            local_code,
             architectures: input
                 .get("Architectures")
                 .and_then(Value::as_array)
@@ -262,39 +254,74 @@ impl Inner {
                 .unwrap_or(512),
         };
         if let Err(error) = self.save_function(&record) {
-            let _ = std::fs::remove_dir_all(&record.code_dir);
+            if !record.local_code {
+                let _ = std::fs::remove_dir_all(&record.code_dir);
+            }
             return Err(error);
         }
         Ok(record.configuration())
     }
 
+    /// The code of `ZipFile` (unpacked into a new directory of ours), or of the local bucket
+    /// `millrace-local` whose `S3Key` is an absolute path on this machine: a directory used in
+    /// place (edits take effect on the next cold start) or a zip file unpacked.
+    fn load_code(
+        &self,
+        key: &str,
+        code: &Value,
+    ) -> Result<(PathBuf, String, u64, bool), ServiceError> {
+        let zip = match (code.get("ZipFile").and_then(Value::as_str), code.get("S3Bucket").and_then(Value::as_str)) {
+            (Some(zip), _) => zip.to_owned(),
+            (None, Some(LOCAL_BUCKET)) => {
+                let path = PathBuf::from(code.get("S3Key").and_then(Value::as_str).unwrap_or(""));
+                if !path.is_absolute() {
+                    return Err(invalid(format!(
+                        "S3Key must be an absolute path on the Millrace host with S3Bucket {LOCAL_BUCKET}."
+                    )));
+                }
+                if path.is_dir() {
+                    let digest = <sha2::Sha256 as sha2::Digest>::digest(path.to_string_lossy().as_bytes());
+                    return Ok((path, STANDARD.encode(digest), 0, true));
+                }
+                let bytes = std::fs::read(&path).map_err(|_| {
+                    invalid(format!("Error occurred while reading {}: no such file or directory.", path.display()))
+                })?;
+                STANDARD.encode(bytes)
+            }
+            _ => {
+                return Err(invalid(format!(
+                    "Please provide a source for function code: ZipFile, or S3Bucket {LOCAL_BUCKET} with an absolute S3Key; other S3 code locations are not served by Millrace."
+                )))
+            }
+        };
+        let dir = self.code_dir(key);
+        match function::unpack_zip(&zip, &dir) {
+            Ok((sha, size)) => Ok((dir, sha, size, false)),
+            Err(error) => {
+                let _ = std::fs::remove_dir_all(&dir);
+                Err(error)
+            }
+        }
+    }
+
     fn update_code(&self, context: &CallContext<'_>, input: &Value) -> Result<Value, ServiceError> {
         let mut record = self.authorized_function(context, "lambda:UpdateFunctionCode", input)?;
         check_revision(&record, input)?;
-        let Some(zip) = input.get("ZipFile").and_then(Value::as_str) else {
-            return Err(invalid(
-                "Please provide a source for function code (ZipFile); S3 code locations are not served by Millrace.",
-            ));
-        };
         if input.get("DryRun").and_then(Value::as_bool) == Some(true) {
             return Ok(record.configuration());
         }
-        let dir = self.code_dir(&record.key());
-        let (sha, size) = match function::unpack_zip(zip, &dir) {
-            Ok(done) => done,
-            Err(error) => {
-                let _ = std::fs::remove_dir_all(&dir);
-                return Err(error);
-            }
-        };
+        let (dir, sha, size, local_code) = self.load_code(&record.key(), input)?;
         let old = std::mem::replace(&mut record.code_dir, dir);
+        let old_is_ours = !std::mem::replace(&mut record.local_code, local_code);
         record.code_sha256 = sha;
         record.code_size = size;
         record.last_modified = function::lambda_timestamp(now_ms());
         record.revision_id = uuid::Uuid::new_v4().to_string();
         self.save_function(&record)?;
         self.runtimes.retire(&record.key());
-        let _ = std::fs::remove_dir_all(old);
+        if old_is_ours {
+            let _ = std::fs::remove_dir_all(old);
+        }
         Ok(record.configuration())
     }
 
@@ -356,7 +383,9 @@ impl Inner {
             .map_err(store_failed)?;
         self.functions.write().expect("lock").remove(&record.key());
         self.runtimes.retire(&record.key());
-        let _ = std::fs::remove_dir_all(&record.code_dir);
+        if !record.local_code {
+            let _ = std::fs::remove_dir_all(&record.code_dir);
+        }
         Ok(json!({}))
     }
 

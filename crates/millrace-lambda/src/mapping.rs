@@ -844,6 +844,7 @@ async fn poll_shard(
                 }
                 Err(error) => {
                     tracing::info!(mapping = %record.uuid, shard, %error, "shard read failed");
+                    set_status(&status, "PROBLEM: Stream not found");
                     let _ = stop.changed().await;
                     return;
                 }
@@ -1372,6 +1373,7 @@ async fn invoke_batch(
     window: Option<WindowContext>,
 ) -> (BatchResult, Option<LastResponse>) {
     let Some(function) = inner.function(&record.function_key()) else {
+        tracing::info!(mapping = %record.uuid, function = %record.function_name, "the mapping's function does not exist");
         return (BatchResult::Failure, None);
     };
     let mut event = event(record, &function.role, shard, batch);
