@@ -734,3 +734,54 @@ def test_code_from_a_local_directory(lambda_server, tmp_path):
     assert other.response["Error"]["Code"] == "InvalidParameterValueException"
     lam.delete_function(FunctionName="local-fn")
     assert (code / "local.py").exists()
+
+
+ROLE_CALLER_HANDLER = '''import boto3
+
+def handler(event, context):
+    # AWS_ENDPOINT_URL points at Millrace; the credentials are the execution role's session.
+    identity = boto3.client("sts").get_caller_identity()
+    kinesis = boto3.client("kinesis")
+    kinesis.put_record(StreamName=event["stream"], PartitionKey="p", Data=b"from the function")
+    try:
+        kinesis.delete_stream(StreamName=event["stream"])
+        deleted = True
+    except Exception as error:
+        deleted = type(error).__name__ + ": " + str(error)
+    return {"arn": identity["Arn"], "deleted": deleted}
+'''
+
+
+def test_enforced_authorization_and_the_execution_role(server_factory):
+    key, secret = "AKIAMILLRACELAMBDA01", "root-secret-for-the-lambda-tests"
+    server = server_factory(args=lambda_args() + ["--auth", "enforce", "--root-access-key-id", key,
+                                                  "--root-secret-access-key", secret], name="lambda-enforce")
+
+    def root(service):
+        return boto3.client(service, endpoint_url=server.endpoint, region_name=REGION, aws_access_key_id=key,
+                            aws_secret_access_key=secret, config=botocore.config.Config(retries={"max_attempts": 1}))
+
+    iam, lam, kinesis = root("iam"), root("lambda"), root("kinesis")
+    # Unsigned or wrongly signed calls are refused before anything runs.
+    stranger = boto3.client("lambda", endpoint_url=server.endpoint, region_name=REGION,
+                            aws_access_key_id="AKIANOBODY0000000000", aws_secret_access_key="x",
+                            config=botocore.config.Config(retries={"max_attempts": 1}))
+    refused = client_error(stranger.list_functions)
+    assert refused.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+    assert refused.response["Error"]["Code"] == "UnrecognizedClientException"
+    create_stream(kinesis, "role-target", shards=1)
+    trust = {"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]}
+    role = iam.create_role(RoleName="fn-role", AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
+    iam.put_role_policy(RoleName="fn-role", PolicyName="put-only", PolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "kinesis:PutRecord",
+                                               "Resource": f"arn:aws:kinesis:{REGION}:{ACCOUNT}:stream/role-target"}]}))
+    lam.create_function(FunctionName="role-fn", Runtime="python3.12", Role=role, Handler="r.handler", Timeout=30,
+                        Code={"ZipFile": zip_of({"r.py": ROLE_CALLER_HANDLER})})
+    out = lam.invoke(FunctionName="role-fn", Payload=json.dumps({"stream": "role-target"}))
+    assert "FunctionError" not in out, out["Payload"].read()
+    body = json.loads(out["Payload"].read())
+    assert body["arn"] == f"arn:aws:sts::{ACCOUNT}:assumed-role/fn-role/role-fn"
+    assert isinstance(body["deleted"], str) and "AccessDenied" in body["deleted"]
+    records = read_all(kinesis, "role-target")
+    assert [r["Data"] for r in records] == [b"from the function"]

@@ -6,9 +6,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use millrace_lambda::{Lambda, LambdaConfig, LogSink, RuntimeConfig};
+use millrace_lambda::{
+    Credentials, FunctionRecord, Lambda, LambdaConfig, LogSink, RoleCredentials, RuntimeConfig,
+};
 use millrace_logs::Logs;
-use millrace_server::Engine;
+use millrace_server::{Engine, Iam};
 
 /// The Lambda flags of `millrace serve`.
 #[derive(clap::Args, Debug, Clone)]
@@ -39,12 +41,44 @@ impl LogSink for LogsSink {
     }
 }
 
+/// A function's processes get a session of its execution role when the role exists and trusts
+/// `lambda.amazonaws.com`; under `--auth open` (any credentials accepted) placeholder keys
+/// otherwise, so that SDKs inside functions can sign.
+struct IamRoleCredentials {
+    iam: Arc<Iam>,
+    open: bool,
+}
+
+impl RoleCredentials for IamRoleCredentials {
+    fn for_function(&self, function: &FunctionRecord) -> Option<Credentials> {
+        if let Some(session) =
+            self.iam
+                .service_role_session(&function.role, "lambda.amazonaws.com", &function.name)
+        {
+            return Some(Credentials {
+                access_key_id: session.access_key_id,
+                secret_access_key: session.secret_access_key,
+                session_token: Some(session.session_token),
+                lifetime: Some(std::time::Duration::from_millis(session.lifetime_ms)),
+            });
+        }
+        self.open.then(|| Credentials {
+            access_key_id: "AKIDMILLRACELAMBDA".to_owned(),
+            secret_access_key: "millrace-open-mode".to_owned(),
+            session_token: None,
+            lifetime: None,
+        })
+    }
+}
+
 /// Opens both services; returns them for registration.
 pub async fn open(
     args: &FunctionArgs,
     data_dir: &Path,
     engines: HashMap<String, Arc<Engine>>,
     endpoint: String,
+    iam: Arc<Iam>,
+    open_auth: bool,
 ) -> anyhow::Result<(Arc<Logs>, Arc<Lambda>)> {
     let logs_path = data_dir.join("logs.redb");
     let logs = tokio::task::spawn_blocking(move || Logs::open(&logs_path))
@@ -60,6 +94,10 @@ pub async fn open(
             concurrency: args.lambda_concurrency.max(1),
             endpoint: Some(endpoint),
         },
+        credentials: Some(Arc::new(IamRoleCredentials {
+            iam,
+            open: open_auth,
+        })),
     };
     let lambda = Lambda::open(config, engines, Arc::new(LogsSink(logs.clone())))
         .map_err(anyhow::Error::msg)

@@ -569,6 +569,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         &args.data_dir,
         engines,
         format!("http://{address}"),
+        iam.clone(),
+        mode == AuthMode::Open,
     )
     .await?;
     services.push(logs);

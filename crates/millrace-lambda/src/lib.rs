@@ -24,7 +24,7 @@ use millrace_wire::model::{HttpOperation, ServiceModel};
 use serde_json::{json, Value};
 
 pub use function::FunctionRecord;
-pub use runtime::{LogSink, RuntimeConfig};
+pub use runtime::{Credentials, LogSink, RoleCredentials, RuntimeConfig};
 
 use function::{function_key, parse_function_name, runtime_supported};
 
@@ -33,6 +33,8 @@ pub struct LambdaConfig {
     /// Directory for `lambda.redb` and unpacked code (`<data-dir>/lambda`).
     pub dir: PathBuf,
     pub runtime: RuntimeConfig,
+    /// The source of functions' role credentials, if any.
+    pub credentials: Option<Arc<dyn RoleCredentials>>,
 }
 
 pub(crate) struct Inner {
@@ -101,7 +103,7 @@ impl Lambda {
         let inner = Arc::new(Inner {
             store,
             functions: RwLock::new(functions),
-            runtimes: runtime::Runtimes::new(config.runtime, sink),
+            runtimes: runtime::Runtimes::new(config.runtime, sink, config.credentials),
             dir: config.dir,
             engines,
             mappings: Mutex::new(BTreeMap::new()),

@@ -31,6 +31,21 @@ pub trait LogSink: Send + Sync {
     fn put(&self, account: &str, region: &str, group: &str, stream: &str, events: &[(u64, String)]);
 }
 
+/// Credentials handed to a function's processes: its execution role's session.
+#[derive(Clone)]
+pub struct Credentials {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    pub session_token: Option<String>,
+    /// How long they are good for; an environment is retired before they expire.
+    pub lifetime: Option<Duration>,
+}
+
+/// Issues the credentials of a function's role (IAM, in the binary).
+pub trait RoleCredentials: Send + Sync {
+    fn for_function(&self, function: &FunctionRecord) -> Option<Credentials>;
+}
+
 /// Runtime settings from the operator.
 #[derive(Clone, Debug)]
 pub struct RuntimeConfig {
@@ -122,6 +137,8 @@ struct Environment {
     log_stream: String,
     pid: Option<u32>,
     initialized: bool,
+    /// When the environment's credentials run out (it is not reused after that).
+    expires: Option<Instant>,
 }
 
 impl Drop for Environment {
@@ -143,6 +160,7 @@ pub struct Runtimes {
     config: RuntimeConfig,
     pools: Mutex<HashMap<String, Pool>>,
     sink: Arc<dyn LogSink>,
+    credentials: Option<Arc<dyn RoleCredentials>>,
     python_checked: tokio::sync::OnceCell<Result<(), String>>,
 }
 
@@ -188,11 +206,16 @@ fn max_memory_mb(pid: Option<u32>) -> u64 {
 }
 
 impl Runtimes {
-    pub fn new(config: RuntimeConfig, sink: Arc<dyn LogSink>) -> Runtimes {
+    pub fn new(
+        config: RuntimeConfig,
+        sink: Arc<dyn LogSink>,
+        credentials: Option<Arc<dyn RoleCredentials>>,
+    ) -> Runtimes {
         Runtimes {
             config,
             pools: Mutex::new(HashMap::new()),
             sink,
+            credentials,
             python_checked: tokio::sync::OnceCell::new(),
         }
     }
@@ -266,7 +289,10 @@ impl Runtimes {
         let reused = {
             let mut pools = self.pools.lock().expect("lock");
             let pool = pools.entry(key.clone()).or_default();
-            pool.idle.retain(|env| env.revision == function.revision_id);
+            let now = Instant::now();
+            pool.idle.retain(|env| {
+                env.revision == function.revision_id && env.expires.is_none_or(|at| at > now)
+            });
             pool.idle.pop()
         };
         let mut env = match reused {
@@ -450,6 +476,22 @@ impl Runtimes {
         if let Some(endpoint) = &self.config.endpoint {
             command.env("AWS_ENDPOINT_URL", endpoint);
         }
+        let mut expires = None;
+        if let Some(credentials) = self
+            .credentials
+            .as_ref()
+            .and_then(|c| c.for_function(function))
+        {
+            command
+                .env("AWS_ACCESS_KEY_ID", &credentials.access_key_id)
+                .env("AWS_SECRET_ACCESS_KEY", &credentials.secret_access_key);
+            if let Some(token) = &credentials.session_token {
+                command.env("AWS_SESSION_TOKEN", token);
+            }
+            expires = credentials
+                .lifetime
+                .map(|lifetime| Instant::now() + lifetime.saturating_sub(Duration::from_secs(60)));
+        }
         for (name, value) in &function.environment {
             command.env(name, value);
         }
@@ -509,6 +551,7 @@ impl Runtimes {
             log_stream,
             pid,
             initialized: false,
+            expires,
         })
     }
 }

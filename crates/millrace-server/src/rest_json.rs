@@ -383,6 +383,13 @@ pub async fn route(
     Some(
         match crate::json_services::run(services, peer, request_id, request).await {
             Ok(output) => output_response(request_id, model, operation, output),
+            // restJson1 front doors answer every authentication failure with 403.
+            Err(crate::json_services::Failure::Auth(failure)) => {
+                let error = failure.json();
+                let error = ServiceError::client(error.code, error.message.unwrap_or_default())
+                    .with_status(403);
+                error_response(request_id, model, &error)
+            }
             Err(failure) => error_response(request_id, model, &failure.service()),
         },
     )
