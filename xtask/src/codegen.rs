@@ -1057,6 +1057,52 @@ mod tests {
     }
 
     #[test]
+    fn rest_json_tables_carry_http_bindings() {
+        let model = Json::parse(
+            r#"{
+                "metadata": {"serviceId": "R", "apiVersion": "2015-03-31", "endpointPrefix": "r",
+                             "protocol": "rest-json"},
+                "operations": {
+                    "Call": {"http": {"method": "POST", "requestUri": "/2015-03-31/things/{Name}/calls",
+                                      "responseCode": 202},
+                             "input": {"shape": "CallInput"}, "output": {"shape": "CallOutput"}}
+                },
+                "shapes": {
+                    "CallInput": {"type": "structure", "required": ["Name"], "payload": "Body",
+                                  "members": {"Name": {"shape": "Text", "location": "uri", "locationName": "Name"},
+                                              "Mode": {"shape": "Text", "location": "header", "locationName": "X-Mode"},
+                                              "Limit": {"shape": "Count", "location": "querystring", "locationName": "limit"},
+                                              "Body": {"shape": "Data"}}},
+                    "CallOutput": {"type": "structure",
+                                   "members": {"Status": {"shape": "Count", "location": "statusCode"},
+                                               "Value": {"shape": "Text"}}},
+                    "Text": {"type": "string"},
+                    "Count": {"type": "integer", "min": 0.0, "max": 10.0},
+                    "Data": {"type": "blob"}
+                }
+            }"#,
+        )
+        .expect("parse test model");
+        let tables = build_tables(&model).expect("build tables");
+        let source = render(&tables, "R");
+        assert!(source.contains("protocol: Protocol::RestJson,"));
+        assert!(source.contains(r#"HttpOperation { name: "Call", method: "POST", uri: "/2015-03-31/things/{Name}/calls", code: 202, "#));
+        assert!(source.contains(
+            r#"HttpBinding { member: "Mode", location: Location::Header, name: "X-Mode" }"#
+        ));
+        assert!(source.contains(
+            r#"HttpBinding { member: "Limit", location: Location::Query, name: "limit" }"#
+        ));
+        assert!(source.contains(r#"input_payload: Some("Body")"#));
+        assert!(source.contains(
+            r#"HttpBinding { member: "Status", location: Location::StatusCode, name: "Status" }"#
+        ));
+        // Bound members keep their own names in the document; whole-number float bounds pass.
+        assert!(source.contains(r#"Member::optional("Limit", "#));
+        assert!(source.contains(".min(0).max(10)"));
+    }
+
+    #[test]
     fn raw_string_literal_picks_enough_hashes() {
         assert_eq!(raw_string_literal(r"\d+"), r#"r"\d+""#);
         assert_eq!(raw_string_literal(r#"a"b"#), r##"r#"a"b"#"##);
