@@ -402,6 +402,10 @@ def test_validation_and_not_found_errors(lambda_server):
                            Code={"ZipFile": b"not a zip"})
     assert not_zip.response["Error"]["Code"] == "InvalidParameterValueException"
     assert "Could not unzip uploaded file" in not_zip.response["Error"]["Message"]
+    node = client_error(lam.create_function, FunctionName="v4", Runtime="nodejs20.x", Role=ROLE,
+                        Handler="index.handler", Code={"ZipFile": zip_of({"index.js": ""})})
+    assert node.response["Error"]["Code"] == "InvalidParameterValueException"
+    assert "--lambda-node-ric" in node.response["Error"]["Message"]
     err = client_error(lam.get_function, FunctionName="v2")
     assert err.response["Error"]["Code"] == "ResourceNotFoundException"
     create_function(lam, "v3", {"a.py": "def h(e, c):\n    return e\n"}, "a.h")

@@ -22,6 +22,10 @@ pub struct FunctionArgs {
     /// Execution environments (runtime processes) per function at most.
     #[arg(long, env = "MILLRACE_LAMBDA_CONCURRENCY", default_value_t = 4)]
     pub lambda_concurrency: usize,
+    /// The `aws-lambda-ric` executable (npm package aws-lambda-ric) that runs `nodejs*`
+    /// functions; without it they are refused.
+    #[arg(long, env = "MILLRACE_LAMBDA_NODE_RIC")]
+    pub lambda_node_ric: Option<PathBuf>,
 }
 
 struct LogsSink(Arc<Logs>);
@@ -81,17 +85,22 @@ pub async fn open(
     open_auth: bool,
 ) -> anyhow::Result<(Arc<Logs>, Arc<Lambda>)> {
     let logs_path = data_dir.join("logs.redb");
-    let logs = tokio::task::spawn_blocking(move || Logs::open(&logs_path))
-        .await
-        .context("open the log store")?
-        .map_err(anyhow::Error::msg)
-        .context("open the log store")?;
+    let logs = tokio::task::spawn_blocking(move || {
+        let logs = Logs::open(&logs_path)?;
+        logs.sweep_expired()?;
+        Ok::<_, String>(logs)
+    })
+    .await
+    .context("open the log store")?
+    .map_err(anyhow::Error::msg)
+    .context("open the log store")?;
     let logs = Arc::new(logs);
     let config = LambdaConfig {
         dir: data_dir.join("lambda"),
         runtime: RuntimeConfig {
             python: args.lambda_python.clone(),
             concurrency: args.lambda_concurrency.max(1),
+            node_ric: args.lambda_node_ric.clone(),
             endpoint: Some(endpoint),
         },
         credentials: Some(Arc::new(IamRoleCredentials {

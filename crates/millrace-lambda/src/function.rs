@@ -159,7 +159,10 @@ fn unzip_failed() -> ServiceError {
     )
 }
 
-/// Runtimes Millrace can run: Python through awslambdaric, `provided*` through `bootstrap`.
-pub fn runtime_supported(runtime: &str) -> bool {
-    runtime.starts_with("python3") || runtime.starts_with("provided")
+/// Runtimes Millrace can run: Python through awslambdaric, `provided*` through `bootstrap`,
+/// `nodejs*` through aws-lambda-ric when the operator names it.
+pub fn runtime_supported(runtime: &str, node: bool) -> bool {
+    runtime.starts_with("python3")
+        || runtime.starts_with("provided")
+        || (node && runtime.starts_with("nodejs"))
 }

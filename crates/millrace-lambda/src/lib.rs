@@ -45,6 +45,8 @@ pub(crate) struct Inner {
     /// Each account's Kinesis engine (event sources).
     engines: HashMap<String, Arc<Engine>>,
     mappings: Mutex<BTreeMap<String, mapping::MappingHandle>>,
+    /// Whether nodejs functions can run (`--lambda-node-ric`).
+    node: bool,
 }
 
 /// The Lambda service.
@@ -100,7 +102,9 @@ impl Lambda {
                 Err(error) => tracing::error!(%error, key, "unreadable function record"),
             }
         }
+        let node = config.runtime.node_ric.is_some();
         let inner = Arc::new(Inner {
+            node,
             store,
             functions: RwLock::new(functions),
             runtimes: runtime::Runtimes::new(config.runtime, sink, config.credentials),
@@ -197,9 +201,9 @@ impl Inner {
         let runtime = text(input, "Runtime").ok_or_else(|| {
             invalid("Runtime and Handler are mandatory parameters for functions created with deployment packages.")
         })?;
-        if !runtime_supported(&runtime) {
+        if !runtime_supported(&runtime, self.node) {
             return Err(invalid(format!(
-                "The runtime parameter of {runtime} is not supported by Millrace (python3.x through awslambdaric, provided.al2023, provided.al2, provided)."
+                "The runtime parameter of {runtime} is not supported by Millrace (python3.x through awslambdaric, provided.al2023, provided.al2, provided, and nodejs with --lambda-node-ric)."
             )));
         }
         let handler = match text(input, "Handler") {
@@ -336,9 +340,9 @@ impl Inner {
             self.authorized_function(context, "lambda:UpdateFunctionConfiguration", input)?;
         check_revision(&record, input)?;
         if let Some(runtime) = text(input, "Runtime") {
-            if !runtime_supported(&runtime) {
+            if !runtime_supported(&runtime, self.node) {
                 return Err(invalid(format!(
-                    "The runtime parameter of {runtime} is not supported by Millrace (python3.x through awslambdaric, provided.al2023, provided.al2, provided)."
+                    "The runtime parameter of {runtime} is not supported by Millrace (python3.x through awslambdaric, provided.al2023, provided.al2, provided, and nodejs with --lambda-node-ric)."
                 )));
             }
             record.runtime = runtime;

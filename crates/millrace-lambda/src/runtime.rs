@@ -53,6 +53,8 @@ pub struct RuntimeConfig {
     pub python: PathBuf,
     /// Execution environments per function at most.
     pub concurrency: usize,
+    /// The `aws-lambda-ric` executable for `nodejs*` functions; without it they are refused.
+    pub node_ric: Option<PathBuf>,
     /// Passed to functions as `AWS_ENDPOINT_URL`, so SDKs inside them talk to Millrace.
     pub endpoint: Option<String>,
 }
@@ -431,9 +433,20 @@ impl Runtimes {
         let server = tokio::spawn(async move { serve_runtime_api(listener, server_shared).await });
 
         let root = function.code_dir();
+        let node = function.runtime.starts_with("nodejs");
         let mut command = if python {
             let mut command = tokio::process::Command::new(&self.config.python);
             command.args(["-m", "awslambdaric", &function.handler]);
+            command
+        } else if node {
+            let Some(ric) = &self.config.node_ric else {
+                return Err(RunError::Runtime(
+                    "nodejs functions need --lambda-node-ric (the aws-lambda-ric executable)"
+                        .into(),
+                ));
+            };
+            let mut command = tokio::process::Command::new(ric);
+            command.arg(&function.handler);
             command
         } else {
             tokio::process::Command::new(root.join("bootstrap"))
@@ -512,6 +525,10 @@ impl Runtimes {
                 RunError::Runtime(format!(
                     "start {}: {e}; name the interpreter with --lambda-python",
                     self.config.python.display()
+                ))
+            } else if node {
+                RunError::Runtime(format!(
+                    "start aws-lambda-ric: {e}; check --lambda-node-ric"
                 ))
             } else {
                 RunError::Runtime(format!("start the function's bootstrap: {e}"))

@@ -275,6 +275,7 @@ impl Logs {
                 let mut group = self.group(&key)?.ok_or_else(group_missing)?;
                 group.retention_days = Some(days);
                 self.put(GROUPS, &key, &group)?;
+                self.sweep_group(&key, &group)?;
                 Ok(json!({}))
             }
             "DescribeLogGroups" => {
@@ -644,6 +645,57 @@ impl Logs {
             }
         }
         Ok(out)
+    }
+
+    /// Deletes a group's events older than its retention (hidden from reads already).
+    fn sweep_group(&self, group_key: &str, group: &Group) -> Result<(), ServiceError> {
+        let Some(days) = group.retention_days else {
+            return Ok(());
+        };
+        let cutoff = now_ms().saturating_sub(days as u64 * DAY_MS);
+        let streams: Vec<String> = self
+            .streams_of(group_key)?
+            .into_iter()
+            .map(|s| s.name)
+            .collect();
+        let write = self.db.begin_write().map_err(failed)?;
+        {
+            let mut events = write.open_table(EVENTS).map_err(failed)?;
+            for stream in streams {
+                let skey = stream_key(group_key, &stream);
+                events
+                    .retain_in(
+                        (skey.as_str(), 0u64)..=(skey.as_str(), u64::MAX),
+                        |_, value| {
+                            serde_json::from_str::<Event>(value)
+                                .map_or(true, |event| event.timestamp >= cutoff)
+                        },
+                    )
+                    .map_err(failed)?;
+            }
+        }
+        write.commit().map_err(failed)
+    }
+
+    /// Sweeps every group with a retention policy (at startup).
+    pub fn sweep_expired(&self) -> Result<(), String> {
+        let groups: Vec<(String, Group)> = {
+            let read = self.db.begin_read().map_err(|e| e.to_string())?;
+            let table = read.open_table(GROUPS).map_err(|e| e.to_string())?;
+            let mut out = Vec::new();
+            for entry in table.iter().map_err(|e| e.to_string())? {
+                let (key, value) = entry.map_err(|e| e.to_string())?;
+                if let Ok(group) = serde_json::from_str::<Group>(value.value()) {
+                    out.push((key.value().to_owned(), group));
+                }
+            }
+            out
+        };
+        for (key, group) in groups {
+            self.sweep_group(&key, &group)
+                .map_err(|e| e.message.unwrap_or(e.code))?;
+        }
+        Ok(())
     }
 
     fn delete_group(&self, group_key: &str) -> Result<(), ServiceError> {
