@@ -123,6 +123,8 @@ pub struct MappingHandle {
     record: MappingRecord,
     stop: watch::Sender<bool>,
     status: Arc<std::sync::Mutex<String>>,
+    /// The supervisor (or, while disabled, the one still stopping).
+    task: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl MappingHandle {
@@ -163,26 +165,39 @@ pub(crate) fn stop_all(inner: &Inner) {
 /// Registers a mapping and, when enabled, starts its supervisor.
 fn start(inner: &Arc<Inner>, record: MappingRecord) {
     let (stop, stop_rx) = watch::channel(false);
-    let status = Arc::new(std::sync::Mutex::new("No records processed".to_owned()));
-    if record.enabled {
-        tokio::spawn(supervise(
-            inner.clone(),
-            record.clone(),
-            stop_rx,
-            status.clone(),
-        ));
-    }
-    let previous = inner.mappings.lock().expect("lock").insert(
+    let mut mappings = inner.mappings.lock().expect("lock");
+    // An update replaces the running supervisor: the new one starts once the old one has let go
+    // of every shard (after any invocation in flight), so a shard never has two readers.
+    let (status, before) = match mappings.remove(&record.uuid) {
+        Some(previous) => {
+            let _ = previous.stop.send(true);
+            (previous.status, previous.task)
+        }
+        None => (
+            Arc::new(std::sync::Mutex::new("No records processed".to_owned())),
+            None,
+        ),
+    };
+    let task = if record.enabled {
+        let (inner, record, status) = (inner.clone(), record.clone(), status.clone());
+        Some(tokio::spawn(async move {
+            if let Some(before) = before {
+                let _ = before.await;
+            }
+            supervise(inner, record, stop_rx, status).await;
+        }))
+    } else {
+        before
+    };
+    mappings.insert(
         record.uuid.clone(),
         MappingHandle {
             record,
             stop,
             status,
+            task,
         },
     );
-    if let Some(previous) = previous {
-        let _ = previous.stop.send(true);
-    }
 }
 
 fn stream_of_arn(arn: &str) -> Option<(String, String, String)> {
@@ -645,8 +660,9 @@ async fn supervise(
             _ = stop.changed() => {}
         }
     }
+    // Pollers stop at their next step (an invocation in flight completes first).
     for (_, task) in running {
-        task.abort();
+        let _ = task.await;
     }
 }
 
@@ -1333,6 +1349,10 @@ async fn on_failure(
 }
 
 fn checkpoint(inner: &Inner, record: &MappingRecord, shard: &str, sequence: &str) {
+    // A batch that finishes after its mapping was deleted leaves nothing behind.
+    if !inner.mappings.lock().expect("lock").contains_key(&record.uuid) {
+        return;
+    }
     if let Err(error) = inner.store.set_checkpoint(&record.uuid, shard, sequence) {
         tracing::error!(%error, mapping = %record.uuid, "checkpoint failed");
     }
