@@ -1350,7 +1350,12 @@ async fn on_failure(
 
 fn checkpoint(inner: &Inner, record: &MappingRecord, shard: &str, sequence: &str) {
     // A batch that finishes after its mapping was deleted leaves nothing behind.
-    if !inner.mappings.lock().expect("lock").contains_key(&record.uuid) {
+    if !inner
+        .mappings
+        .lock()
+        .expect("lock")
+        .contains_key(&record.uuid)
+    {
         return;
     }
     if let Err(error) = inner.store.set_checkpoint(&record.uuid, shard, sequence) {

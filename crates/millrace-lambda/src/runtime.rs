@@ -109,6 +109,8 @@ struct EnvShared {
     /// When the process was started, and when it first asked for an invocation (its init).
     spawned: Instant,
     ready: std::sync::OnceLock<Instant>,
+    /// When the runtime took the current invocation (REPORT's Duration starts there).
+    picked: Mutex<Option<Instant>>,
 }
 
 /// Lines read from the process, and a way to make sure everything written so far is read.
@@ -330,7 +332,9 @@ impl Runtimes {
                 _ = tokio::time::sleep(timeout) => Ok(None),
             }
         };
-        let elapsed = started.elapsed();
+        // Duration runs from the runtime taking the invocation (not counting its init).
+        let picked = env.shared.picked.lock().expect("lock").take();
+        let elapsed = picked.map_or_else(|| started.elapsed(), |at| at.elapsed());
         let lines = env.tap.take().await;
         log.extend(lines);
         let mut healthy = true;
@@ -428,6 +432,7 @@ impl Runtimes {
             failure: failure_tx,
             spawned: Instant::now(),
             ready: std::sync::OnceLock::new(),
+            picked: Mutex::new(None),
         });
         let server_shared = shared.clone();
         let server = tokio::spawn(async move { serve_runtime_api(listener, server_shared).await });
@@ -702,6 +707,7 @@ async fn runtime_request(shared: &EnvShared, request: Request<Incoming>) -> Runt
                 r#"{"errorMessage":"environment stopped","errorType":"Runtime.Stopped"}"#,
             );
         };
+        *shared.picked.lock().expect("lock") = Some(Instant::now());
         shared
             .inflight
             .lock()
