@@ -789,3 +789,33 @@ def test_enforced_authorization_and_the_execution_role(server_factory):
     assert isinstance(body["deleted"], str) and "AccessDenied" in body["deleted"]
     records = read_all(kinesis, "role-target")
     assert [r["Data"] for r in records] == [b"from the function"]
+
+
+def test_record_age_ends_in_the_on_failure_destination(server_factory, tmp_path):
+    # One second of MaximumRecordAgeInSeconds lasts 10 ms: 60 s is 0.6 s.
+    server = server_factory(args=lambda_args() + ["--lambda-record-age-second-ms", "10"], name="lambda-age")
+    kinesis = server.client()
+    lam = client(server, "lambda")
+    create_stream(kinesis, "aged", shards=1)
+    create_stream(kinesis, "aged-dlq", shards=1)
+    out = tmp_path / "aged.txt"
+    create_function(lam, "aged-fn", {"rec.py": RECORDER_HANDLER}, "rec.handler",
+                    Environment={"Variables": {"OUT": str(out)}})
+    mapping = lam.create_event_source_mapping(
+        FunctionName="aged-fn", EventSourceArn=f"arn:aws:kinesis:{REGION}:{ACCOUNT}:stream/aged",
+        StartingPosition="TRIM_HORIZON", Enabled=False, MaximumRecordAgeInSeconds=60,
+        DestinationConfig={"OnFailure": {"Destination": f"arn:aws:kinesis:{REGION}:{ACCOUNT}:stream/aged-dlq"}})
+    old = kinesis.put_records(StreamName="aged", Records=[{"PartitionKey": "k", "Data": f"old{i}".encode()}
+                                                          for i in range(3)])["Records"]
+    time.sleep(1.5)
+    lam.update_event_source_mapping(UUID=mapping["UUID"], Enabled=True)
+    failures = wait_for(lambda: read_all(kinesis, "aged-dlq"), what="the RecordAgeExceeded record")
+    record = json.loads(failures[0]["Data"])
+    assert record["requestContext"]["condition"] == "RecordAgeExceeded"
+    assert record["requestContext"]["approximateInvokeCount"] == 0
+    info = record["KinesisBatchInfo"]
+    assert info["batchSize"] == 3
+    assert info["startSequenceNumber"] == old[0]["SequenceNumber"]
+    assert info["endSequenceNumber"] == old[2]["SequenceNumber"]
+    kinesis.put_record(StreamName="aged", PartitionKey="k", Data=b"fresh")
+    wait_for(lambda: out.exists() and out.read_text().split() == ["fresh"], what="the fresh record")

@@ -26,6 +26,14 @@ pub struct FunctionArgs {
     /// functions; without it they are refused.
     #[arg(long, env = "MILLRACE_LAMBDA_NODE_RIC")]
     pub lambda_node_ric: Option<PathBuf>,
+    /// Testing knob: how many real milliseconds one second of a mapping's
+    /// MaximumRecordAgeInSeconds lasts.
+    #[arg(
+        long,
+        env = "MILLRACE_LAMBDA_RECORD_AGE_SECOND_MS",
+        default_value_t = 1000
+    )]
+    pub lambda_record_age_second_ms: u64,
 }
 
 struct LogsSink(Arc<Logs>);
@@ -103,6 +111,7 @@ pub async fn open(
             node_ric: args.lambda_node_ric.clone(),
             endpoint: Some(endpoint),
         },
+        record_age_second_ms: args.lambda_record_age_second_ms,
         credentials: Some(Arc::new(IamRoleCredentials {
             iam,
             open: open_auth,

@@ -35,6 +35,8 @@ pub struct LambdaConfig {
     pub runtime: RuntimeConfig,
     /// The source of functions' role credentials, if any.
     pub credentials: Option<Arc<dyn RoleCredentials>>,
+    /// Testing knob: how many real milliseconds one second of MaximumRecordAgeInSeconds lasts.
+    pub record_age_second_ms: u64,
 }
 
 pub(crate) struct Inner {
@@ -47,6 +49,7 @@ pub(crate) struct Inner {
     mappings: Mutex<BTreeMap<String, mapping::MappingHandle>>,
     /// Whether nodejs functions can run (`--lambda-node-ric`).
     node: bool,
+    record_age_second_ms: u64,
 }
 
 /// The Lambda service.
@@ -103,8 +106,10 @@ impl Lambda {
             }
         }
         let node = config.runtime.node_ric.is_some();
+        let record_age_second_ms = config.record_age_second_ms.max(1);
         let inner = Arc::new(Inner {
             node,
+            record_age_second_ms,
             store,
             functions: RwLock::new(functions),
             runtimes: runtime::Runtimes::new(config.runtime, sink, config.credentials),

@@ -1196,8 +1196,9 @@ async fn deliver_lane(
                 return None;
             }
             if record.max_record_age_seconds > 0 {
-                let oldest_allowed =
-                    now_ms().saturating_sub(record.max_record_age_seconds as u64 * 1000);
+                let oldest_allowed = now_ms().saturating_sub(
+                    record.max_record_age_seconds as u64 * inner.record_age_second_ms,
+                );
                 let split = part.partition_point(|r| r.arrival_ms < oldest_allowed);
                 if split > 0 {
                     let expired: Vec<ReadRecord> = part.drain(..split).collect();
