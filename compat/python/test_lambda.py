@@ -819,3 +819,25 @@ def test_record_age_ends_in_the_on_failure_destination(server_factory, tmp_path)
     assert info["endSequenceNumber"] == old[2]["SequenceNumber"]
     kinesis.put_record(StreamName="aged", PartitionKey="k", Data=b"fresh")
     wait_for(lambda: out.exists() and out.read_text().split() == ["fresh"], what="the fresh record")
+
+
+def test_stream_and_function_deletion_under_a_mapping(server_factory, tmp_path):
+    # Streams go at once (no DELETING delay), so the shard's wake-up channel closes at once.
+    server = server_factory(args=lambda_args() + ["--delete-stream-ms", "0"], name="lambda-deletion")
+    kinesis = server.client()
+    lam = client(server, "lambda")
+    create_stream(kinesis, "doomed", shards=1)
+    out = tmp_path / "doomed.txt"
+    create_function(lam, "doomed-fn", {"rec.py": RECORDER_HANDLER}, "rec.handler",
+                    Environment={"Variables": {"OUT": str(out)}})
+    mapping = lam.create_event_source_mapping(FunctionName="doomed-fn", StartingPosition="TRIM_HORIZON",
+                                              EventSourceArn=f"arn:aws:kinesis:{REGION}:{ACCOUNT}:stream/doomed")
+    kinesis.put_record(StreamName="doomed", PartitionKey="k", Data=b"before")
+    wait_for(lambda: out.exists() and out.read_text().split() == ["before"], what="the first record")
+    kinesis.delete_stream(StreamName="doomed")
+    wait_for(lambda: lam.get_event_source_mapping(UUID=mapping["UUID"])["LastProcessingResult"]
+             == "PROBLEM: Stream not found", what="the mapping noticing the deleted stream")
+    # The mapping outlives its function, as on AWS, and can still be deleted.
+    lam.delete_function(FunctionName="doomed-fn")
+    assert lam.get_event_source_mapping(UUID=mapping["UUID"])["State"] == "Enabled"
+    assert lam.delete_event_source_mapping(UUID=mapping["UUID"])["State"] == "Deleting"

@@ -928,6 +928,7 @@ async fn poll_shard(
             changed = wake.changed() => {
                 if changed.is_err() {
                     // The shard is gone (stream deleted).
+                    set_status(&status, "PROBLEM: Stream not found");
                     let _ = stop.changed().await;
                     return;
                 }
