@@ -781,7 +781,8 @@ def test_enforced_authorization_and_the_execution_role(server_factory):
         "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "kinesis:PutRecord",
                                                "Resource": f"arn:aws:kinesis:{REGION}:{ACCOUNT}:stream/role-target"}]}))
     lam.create_function(FunctionName="role-fn", Runtime="python3.12", Role=role, Handler="r.handler", Timeout=30,
-                        Code={"ZipFile": zip_of({"r.py": ROLE_CALLER_HANDLER})})
+                        Code={"ZipFile": zip_of({"r.py": ROLE_CALLER_HANDLER})},
+                        Environment={"Variables": {"API_TOKEN": "tok-5ecret-value"}})
     out = lam.invoke(FunctionName="role-fn", Payload=json.dumps({"stream": "role-target"}))
     assert "FunctionError" not in out, out["Payload"].read()
     body = json.loads(out["Payload"].read())
@@ -789,6 +790,16 @@ def test_enforced_authorization_and_the_execution_role(server_factory):
     assert isinstance(body["deleted"], str) and "AccessDenied" in body["deleted"]
     records = read_all(kinesis, "role-target")
     assert [r["Data"] for r in records] == [b"from the function"]
+    # The audit log has the control-plane calls, without code, variables or payloads.
+    log = server.data_dir / "audit" / "audit.log"
+    events = wait_for(lambda: [json.loads(line) for line in log.read_text().splitlines()]
+                      if log.exists() and "CreateFunction" in log.read_text() else None, what="audit lines")
+    created = [e for e in events if e["eventName"] == "CreateFunction"]
+    assert created and created[0]["eventSource"] == "lambda.amazonaws.com"
+    assert created[0]["requestParameters"]["Code"]["ZipFile"] == "HIDDEN_DUE_TO_SECURITY_REASONS"
+    assert not [e for e in events if e["eventName"] == "Invoke"]
+    text = log.read_text()
+    assert "tok-5ecret-value" not in text and secret not in text
 
 
 def test_record_age_ends_in_the_on_failure_destination(server_factory, tmp_path):

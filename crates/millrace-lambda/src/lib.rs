@@ -611,6 +611,21 @@ impl JsonService for Lambda {
             }
         })
     }
+    /// Code, environment variables and payloads never reach the audit log (CloudTrail hides
+    /// them too).
+    fn audit_parameters(&self, _operation: &str, input: &Value) -> Value {
+        const HIDDEN: &str = "HIDDEN_DUE_TO_SECURITY_REASONS";
+        let mut shown = input.clone();
+        for pointer in ["/ZipFile", "/Code/ZipFile", "/Payload", "/ClientContext"] {
+            if let Some(value) = shown.pointer_mut(pointer) {
+                *value = Value::String(HIDDEN.into());
+            }
+        }
+        if let Some(variables) = shown.pointer_mut("/Environment/Variables") {
+            *variables = Value::String(HIDDEN.into());
+        }
+        shown
+    }
     /// Invocations are data-plane calls, which CloudTrail leaves out by default.
     fn audits(&self, operation: &str) -> bool {
         operation != "Invoke"

@@ -174,7 +174,9 @@ pub(crate) async fn run(
         action,
         Box::new(move || context_keys(&context_caller, peer, &[])),
     );
-    let audit_input = services.audit.map(|_| input.clone());
+    let audit_input = services
+        .audit
+        .map(|_| service.audit_parameters(operation, &input));
     let outcome = service
         .call(
             CallContext {
