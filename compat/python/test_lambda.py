@@ -852,3 +852,27 @@ def test_stream_and_function_deletion_under_a_mapping(server_factory, tmp_path):
     lam.delete_function(FunctionName="doomed-fn")
     assert lam.get_event_source_mapping(UUID=mapping["UUID"])["State"] == "Enabled"
     assert lam.delete_event_source_mapping(UUID=mapping["UUID"])["State"] == "Deleting"
+
+
+PID_HANDLER = '''import os, time
+
+def handler(event, context):
+    time.sleep(0.5)
+    return os.getpid()
+'''
+
+
+def test_concurrency_limit_and_warm_reuse(server_factory):
+    import concurrent.futures
+    server = server_factory(args=lambda_args() + ["--lambda-concurrency", "2"], name="lambda-concurrency")
+    lam = client(server, "lambda")
+    create_function(lam, "pid-fn", {"p.py": PID_HANDLER}, "p.handler")
+
+    def invoke(_):
+        return json.loads(client(server, "lambda").invoke(FunctionName="pid-fn")["Payload"].read())
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=6) as pool:
+        pids = list(pool.map(invoke, range(6)))
+    # Six overlapping invocations share at most two environments, which stay warm.
+    assert len(set(pids)) <= 2
+    assert set([invoke(0)]) <= set(pids)
