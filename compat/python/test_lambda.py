@@ -435,8 +435,11 @@ def test_validation_and_not_found_errors(lambda_server):
     assert again.response["Error"]["Code"] == "ResourceConflictException"
     assert mapping["UUID"] in again.response["Error"]["Message"]
     updated = lam.update_event_source_mapping(UUID=mapping["UUID"], BatchSize=50, Enabled=True)
-    assert updated["State"] == "Updating" and updated["BatchSize"] == 50
+    assert updated["State"] == "Enabling" and updated["BatchSize"] == 50
     assert lam.get_event_source_mapping(UUID=mapping["UUID"])["State"] == "Enabled"
+    assert lam.update_event_source_mapping(UUID=mapping["UUID"], BatchSize=60)["State"] == "Updating"
+    assert lam.update_event_source_mapping(UUID=mapping["UUID"], Enabled=False)["State"] == "Disabling"
+    assert lam.get_event_source_mapping(UUID=mapping["UUID"])["State"] == "Disabled"
     unknown = client_error(lam.get_event_source_mapping, UUID="00000000-0000-0000-0000-000000000000")
     assert unknown.response["Error"]["Code"] == "ResourceNotFoundException"
     assert unknown.response["ResponseMetadata"]["HTTPStatusCode"] == 404

@@ -451,6 +451,7 @@ pub(crate) fn update(
     input: &Value,
 ) -> Result<Value, ServiceError> {
     let mut record = authorized(inner, context, "lambda:UpdateEventSourceMapping", input)?;
+    let was_enabled = record.enabled;
     if let Some(given) = text(input, "FunctionName") {
         let (name, _) = parse_function_name(&given);
         if inner
@@ -474,7 +475,12 @@ pub(crate) fn update(
         .get(&record.uuid)
         .map(|m| m.status.lock().expect("lock").clone())
         .unwrap_or_default();
-    let view = record.view("Updating", &status);
+    let state = match (was_enabled, record.enabled) {
+        (false, true) => "Enabling",
+        (true, false) => "Disabling",
+        _ => "Updating",
+    };
+    let view = record.view(state, &status);
     start(inner, record);
     Ok(view)
 }
