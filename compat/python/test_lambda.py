@@ -879,3 +879,46 @@ def test_concurrency_limit_and_warm_reuse(server_factory):
     # Six overlapping invocations share at most two environments, which stay warm.
     assert len(set(pids)) <= 2
     assert set([invoke(0)]) <= set(pids)
+
+
+# A runtime that ignores the Runtime API going away (it would outlive a killed parent).
+STUBBORN_BOOTSTRAP = '''#!/bin/sh
+API="http://${AWS_LAMBDA_RUNTIME_API}/2018-06-01/runtime"
+echo $$ > "$PID_FILE"
+while true; do
+  HEADERS="$(mktemp)"
+  if curl -sS -f -D "$HEADERS" -o /dev/null "$API/invocation/next"; then
+    ID="$(grep -i '^Lambda-Runtime-Aws-Request-Id:' "$HEADERS" | tr -d '\\r' | cut -d' ' -f2)"
+    curl -sS -f -X POST -d '"ok"' "$API/invocation/$ID/response" >/dev/null
+  else
+    sleep 1
+  fi
+  rm -f "$HEADERS"
+done
+'''
+
+
+@pytest.mark.skipif(not Path("/usr/bin/setpriv").exists(), reason="needs util-linux setpriv")
+def test_runtimes_die_with_millrace_after_kill9(server_factory, tmp_path):
+    server = server_factory(args=lambda_args(), name="lambda-orphans")
+    lam = client(server, "lambda")
+    pid_file = tmp_path / "runtime.pid"
+    create_function(lam, "stubborn", {"bootstrap": STUBBORN_BOOTSTRAP}, "x", runtime="provided.al2023",
+                    modes={"bootstrap": 0o755}, Environment={"Variables": {"PID_FILE": str(pid_file)}})
+    assert json.loads(lam.invoke(FunctionName="stubborn")["Payload"].read()) == "ok"
+    pid = int(pid_file.read_text())
+    os.kill(pid, 0)
+    server.kill9()
+
+    def gone():
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        # A zombie waiting for its reaper is gone too.
+        try:
+            return Path(f"/proc/{pid}/stat").read_text().split(")")[1].split()[0] == "Z"
+        except FileNotFoundError:
+            return True
+
+    wait_for(gone, timeout=30, what="the runtime exiting with its parent")

@@ -166,6 +166,8 @@ pub struct Runtimes {
     sink: Arc<dyn LogSink>,
     credentials: Option<Arc<dyn RoleCredentials>>,
     python_checked: tokio::sync::OnceCell<Result<(), String>>,
+    /// util-linux's `setpriv`, when installed (parent-death signal for runtimes).
+    setpriv: Option<PathBuf>,
 }
 
 fn now_ms() -> u64 {
@@ -221,6 +223,10 @@ impl Runtimes {
             sink,
             credentials,
             python_checked: tokio::sync::OnceCell::new(),
+            setpriv: ["/usr/bin/setpriv", "/bin/setpriv"]
+                .iter()
+                .map(PathBuf::from)
+                .find(|path| path.is_file()),
         }
     }
 
@@ -439,10 +445,11 @@ impl Runtimes {
 
         let root = function.code_dir();
         let node = function.runtime.starts_with("nodejs");
-        let mut command = if python {
-            let mut command = tokio::process::Command::new(&self.config.python);
-            command.args(["-m", "awslambdaric", &function.handler]);
-            command
+        let (program, args): (PathBuf, Vec<String>) = if python {
+            (
+                self.config.python.clone(),
+                vec!["-m".into(), "awslambdaric".into(), function.handler.clone()],
+            )
         } else if node {
             let Some(ric) = &self.config.node_ric else {
                 return Err(RunError::Runtime(
@@ -450,12 +457,27 @@ impl Runtimes {
                         .into(),
                 ));
             };
-            let mut command = tokio::process::Command::new(ric);
-            command.arg(&function.handler);
-            command
+            (ric.clone(), vec![function.handler.clone()])
         } else {
-            tokio::process::Command::new(root.join("bootstrap"))
+            let bootstrap = root.join("bootstrap");
+            if !bootstrap.is_file() {
+                return Err(RunError::Runtime(
+                    "the function's code has no bootstrap file at its root".into(),
+                ));
+            }
+            (bootstrap, Vec::new())
         };
+        // Through setpriv when the system has it: the runtime then dies with Millrace even after
+        // kill -9 (its parent-death signal), instead of outliving it.
+        let mut command = match &self.setpriv {
+            Some(setpriv) => {
+                let mut command = tokio::process::Command::new(setpriv);
+                command.args(["--pdeathsig", "KILL", "--"]).arg(&program);
+                command
+            }
+            None => tokio::process::Command::new(&program),
+        };
+        command.args(&args);
         let log_stream = format!(
             "{}/[$LATEST]{}",
             date_path(now_ms()),
