@@ -5,7 +5,8 @@
   function writes (now - send time) for each record; p50 / p99 over COUNT records, one at a time;
 - records per second through a trivial Python function with BatchSize 1,000 on 4 shards: RECORDS
   records are written first (untimed), then a TRIM_HORIZON mapping drains them; the time is from
-  CreateEventSourceMapping to the last record seen by the function.
+  CreateEventSourceMapping to the last record seen by the function;
+- invocations per second with BatchSize 1 on one shard (SINGLES records, drained the same way).
 
     MILLRACE_BIN=target/release/millrace python3 bench/lambda.py        # COUNT=200 RECORDS=20000
 
@@ -129,6 +130,31 @@ def main() -> None:
         elapsed = time.time() - started
         print(json.dumps({"row": "records/s through a trivial Python function, BatchSize 1000, 4 shards",
                           "records": records, "seconds": round(elapsed, 2), "records_per_s": round(records / elapsed)}))
+
+        # Invocations per second with BatchSize 1 on one shard: each batch is an invocation, a
+        # durable log write and a durable checkpoint.
+        singles = int(os.environ.get("SINGLES", "500"))
+        out = scratch / "singles.txt"
+        kinesis.create_stream(StreamName="singles", ShardCount=1)
+        time.sleep(0.5)
+        for start in range(0, singles, 500):
+            kinesis.put_records(StreamName="singles", Records=[
+                {"PartitionKey": "k", "Data": b"x"} for _ in range(min(500, singles - start))])
+        lam.create_function(FunctionName="singles", Runtime="python3.12", Role=ROLE, Handler="h.handler",
+                            Code={"ZipFile": zip_of("h.py", COUNT_HANDLER)},
+                            Environment={"Variables": {"OUT": str(out)}})
+        lam.invoke(FunctionName="singles", Payload=b'{"Records": []}')
+        out.unlink()
+        started = time.time()
+        lam.create_event_source_mapping(FunctionName="singles", BatchSize=1, StartingPosition="TRIM_HORIZON",
+                                        EventSourceArn=f"arn:aws:kinesis:{REGION}:{ACCOUNT}:stream/singles")
+        while (sum(int(x) for x in out.read_text().split()) if out.exists() else 0) < singles:
+            if time.time() - started > 600:
+                raise SystemExit("BatchSize 1 drain did not finish")
+            time.sleep(0.01)
+        elapsed = time.time() - started
+        print(json.dumps({"row": "invocations/s with BatchSize 1, one shard", "records": singles,
+                          "seconds": round(elapsed, 2), "invocations_per_s": round(singles / elapsed)}))
     finally:
         server.terminate()
         server.wait(timeout=30)
