@@ -46,6 +46,58 @@ pub trait RoleCredentials: Send + Sync {
     fn for_function(&self, function: &FunctionRecord) -> Option<Credentials>;
 }
 
+/// One invocation's log lines for the writer thread.
+struct LogBatch {
+    account: String,
+    region: String,
+    group: String,
+    stream: String,
+    events: Vec<(u64, String)>,
+}
+
+/// The log writer: one thread that takes every batch waiting and writes each log stream's lines
+/// in one durable append, so invocations never wait for the log's disk writes and many small
+/// invocations share one commit.
+fn spawn_log_writer(sink: Arc<dyn LogSink>) -> std::sync::mpsc::Sender<LogBatch> {
+    let (sender, receiver) = std::sync::mpsc::channel::<LogBatch>();
+    let spawned = std::thread::Builder::new()
+        .name("lambda-logs".into())
+        .spawn(move || {
+            while let Ok(first) = receiver.recv() {
+                let mut waiting = vec![first];
+                while let Ok(more) = receiver.try_recv() {
+                    waiting.push(more);
+                }
+                // Merge consecutive batches of one stream, keeping the order of lines.
+                let mut merged: Vec<LogBatch> = Vec::new();
+                for batch in waiting {
+                    match merged.iter_mut().find(|m| {
+                        m.account == batch.account
+                            && m.region == batch.region
+                            && m.group == batch.group
+                            && m.stream == batch.stream
+                    }) {
+                        Some(into) => into.events.extend(batch.events),
+                        None => merged.push(batch),
+                    }
+                }
+                for batch in merged {
+                    sink.put(
+                        &batch.account,
+                        &batch.region,
+                        &batch.group,
+                        &batch.stream,
+                        &batch.events,
+                    );
+                }
+            }
+        });
+    if let Err(error) = spawned {
+        tracing::error!(%error, "could not start the function log writer");
+    }
+    sender
+}
+
 /// Runtime settings from the operator.
 #[derive(Clone, Debug)]
 pub struct RuntimeConfig {
@@ -163,7 +215,8 @@ struct Pool {
 pub struct Runtimes {
     config: RuntimeConfig,
     pools: Mutex<HashMap<String, Pool>>,
-    sink: Arc<dyn LogSink>,
+    /// To the log writer thread.
+    logs: std::sync::mpsc::Sender<LogBatch>,
     credentials: Option<Arc<dyn RoleCredentials>>,
     python_checked: tokio::sync::OnceCell<Result<(), String>>,
     /// util-linux's `setpriv`, when installed (parent-death signal for runtimes).
@@ -220,7 +273,7 @@ impl Runtimes {
         Runtimes {
             config,
             pools: Mutex::new(HashMap::new()),
-            sink,
+            logs: spawn_log_writer(sink),
             credentials,
             python_checked: tokio::sync::OnceCell::new(),
             setpriv: ["/usr/bin/setpriv", "/bin/setpriv"]
@@ -394,17 +447,13 @@ impl Runtimes {
             let at = now_ms();
             log.iter().map(|line| (at, line.clone())).collect()
         };
-        let sink = self.sink.clone();
-        let (account, region, group, stream) = (
-            function.account.clone(),
-            function.region.clone(),
-            function.log_group(),
-            env.log_stream.clone(),
-        );
-        let _ = tokio::task::spawn_blocking(move || {
-            sink.put(&account, &region, &group, &stream, &events)
-        })
-        .await;
+        let _ = self.logs.send(LogBatch {
+            account: function.account.clone(),
+            region: function.region.clone(),
+            group: function.log_group(),
+            stream: env.log_stream.clone(),
+            events,
+        });
         if healthy {
             let mut pools = self.pools.lock().expect("lock");
             if let Some(pool) = pools.get_mut(&key) {
