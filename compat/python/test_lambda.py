@@ -6,7 +6,7 @@ the AWS CLI against a real `millrace serve`, with real runtimes started by Millr
   decoded lines found with `aws logs filter-log-events` in `/aws/lambda/<name>`;
 - Invoke RequestResponse / Event / DryRun, function errors, `X-Amz-Log-Result`, timeouts;
 - a `provided.al2023` function whose `bootstrap` is a shell script speaking the Runtime API with curl;
-- ReportBatchItemFailures (only the failed record and later ones retried);
+- ReportBatchItemFailures (only the failed record and later ones retried); KPL aggregates passed through;
 - kill -9 of Millrace mid-stream: processing resumes after the last completed batch, no gaps;
 - validation and not-found errors with AWS's codes and statuses.
 """
@@ -922,3 +922,35 @@ def test_runtimes_die_with_millrace_after_kill9(server_factory, tmp_path):
             return True
 
     wait_for(gone, timeout=30, what="the runtime exiting with its parent")
+
+
+# Writes each record's data as hex (the event exactly as delivered).
+HEX_HANDLER = '''import base64, json, os
+
+def handler(event, context):
+    with open(os.environ["OUT"], "a") as out:
+        for r in event["Records"]:
+            out.write(json.dumps({"pk": r["kinesis"]["partitionKey"],
+                                  "hex": base64.b64decode(r["kinesis"]["data"]).hex()}) + "\\n")
+'''
+
+
+def test_kpl_aggregated_records_are_passed_through(lambda_server, tmp_path):
+    from aws_kinesis_agg.aggregator import RecordAggregator
+    kinesis = lambda_server.client()
+    lam = client(lambda_server, "lambda")
+    create_stream(kinesis, "aggregated", shards=1)
+    out = tmp_path / "aggregated.txt"
+    create_function(lam, "agg-fn", {"h.py": HEX_HANDLER}, "h.handler", Environment={"Variables": {"OUT": str(out)}})
+    aggregator = RecordAggregator()
+    aggregator.add_user_record("a", b"one")
+    aggregator.add_user_record("b", b"two")
+    pk, _, data = aggregator.clear_and_get().get_contents()
+    kinesis.put_record(StreamName="aggregated", PartitionKey=pk, Data=data)
+    lam.create_event_source_mapping(FunctionName="agg-fn", StartingPosition="TRIM_HORIZON",
+                                    EventSourceArn=f"arn:aws:kinesis:{REGION}:{ACCOUNT}:stream/aggregated")
+    got = wait_for(lambda: [json.loads(line) for line in out.read_text().splitlines()] if out.exists() else None,
+                   what="the aggregated record")
+    # One record, the aggregate as stored (magic F3 89 9A C2 first), as Lambda delivers it.
+    assert got == [{"pk": pk, "hex": data.hex()}]
+    assert got[0]["hex"].startswith("f3899ac2")
