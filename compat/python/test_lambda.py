@@ -4,11 +4,18 @@ the AWS CLI against a real `millrace serve`, with real runtimes started by Millr
 - the seeds' tutorial step by step: on-demand stream, the tutorial's Python handler through the real
   `awslambdaric`, a Kinesis trigger (batch size 10, LATEST), three `aws kinesis put-record`, and the
   decoded lines found with `aws logs filter-log-events` in `/aws/lambda/<name>`;
-- Invoke RequestResponse / Event / DryRun, function errors, `X-Amz-Log-Result`, timeouts;
+- Invoke RequestResponse / Event / DryRun, function errors, `X-Amz-Log-Result`, timeouts, code
+  updates, code from a local directory, the concurrency limit and warm reuse;
 - a `provided.al2023` function whose `bootstrap` is a shell script speaking the Runtime API with curl;
-- ReportBatchItemFailures (only the failed record and later ones retried); KPL aggregates passed through;
-- kill -9 of Millrace mid-stream: processing resumes after the last completed batch, no gaps;
-- validation and not-found errors with AWS's codes and statuses.
+- mappings: ReportBatchItemFailures, bisect with a poison record and retries ending in the OnFailure
+  stream, record age, filters, ParallelizationFactor keeping per-key order, tumbling-window state,
+  an enhanced fan-out consumer as the source, a split while the mapping runs, KPL aggregates passed
+  through, stream and function deletion;
+- kill -9 of Millrace mid-stream (no gaps) and of the function's process mid-batch; runtimes die with
+  Millrace;
+- `--auth enforce`: the execution role's session inside the function, the audit log without secrets;
+- validation and not-found errors with AWS's codes and statuses; a clear error for a missing
+  interpreter or awslambdaric.
 """
 
 from __future__ import annotations
