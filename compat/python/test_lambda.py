@@ -961,3 +961,42 @@ def test_kpl_aggregated_records_are_passed_through(lambda_server, tmp_path):
     # One record, the aggregate as stored (magic F3 89 9A C2 first), as Lambda delivers it.
     assert got == [{"pk": pk, "hex": data.hex()}]
     assert got[0]["hex"].startswith("f3899ac2")
+
+
+# Returns a state past 1 MB on every call that has records.
+BIG_STATE_HANDLER = '''import json, os
+
+def handler(event, context):
+    with open(os.environ["OUT"], "a") as out:
+        out.write(json.dumps({"records": len(event["Records"]), "final": event["isFinalInvokeForWindow"],
+                              "early": event["isWindowTerminatedEarly"],
+                              "fresh": "blob" not in (event.get("state") or {})}) + "\\n")
+    if event["Records"]:
+        return {"state": {"blob": "x" * 1100000}}
+    return {}
+'''
+
+
+def test_tumbling_window_terminated_early_past_1_mb(lambda_server, tmp_path):
+    kinesis = lambda_server.client()
+    lam = client(lambda_server, "lambda")
+    create_stream(kinesis, "bigstate", shards=1)
+    out = tmp_path / "bigstate.txt"
+    create_function(lam, "bigstate-fn", {"b.py": BIG_STATE_HANDLER}, "b.handler", MemorySize=512,
+                    Environment={"Variables": {"OUT": str(out)}})
+    kinesis.put_records(StreamName="bigstate", Records=[{"PartitionKey": "k", "Data": b"1"} for _ in range(4)])
+    lam.create_event_source_mapping(FunctionName="bigstate-fn", StartingPosition="TRIM_HORIZON", BatchSize=2,
+                                    TumblingWindowInSeconds=900,
+                                    EventSourceArn=f"arn:aws:kinesis:{REGION}:{ACCOUNT}:stream/bigstate")
+
+    def calls():
+        lines = [json.loads(line) for line in out.read_text().splitlines()] if out.exists() else []
+        return lines if len(lines) >= 4 else None
+
+    lines = wait_for(calls, what="two early-terminated windows")
+    assert lines[:4] == [
+        {"records": 2, "final": False, "early": False, "fresh": True},
+        {"records": 0, "final": True, "early": True, "fresh": False},
+        {"records": 2, "final": False, "early": False, "fresh": True},
+        {"records": 0, "final": True, "early": True, "fresh": False},
+    ]

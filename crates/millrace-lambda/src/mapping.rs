@@ -26,6 +26,9 @@ use crate::function::{function_key, parse_function_name};
 use crate::store::SHARD_DONE;
 use crate::{invalid, not_found, now_ms, store_failed, text, Inner};
 
+/// Largest state a tumbling-window function may carry (Lambda's 1 MB).
+const MAX_WINDOW_STATE_BYTES: usize = 1024 * 1024;
+
 /// Largest payload of one invocation (Lambda's 6 MB synchronous limit).
 const MAX_PAYLOAD_BYTES: usize = 6 * 1024 * 1024;
 
@@ -1106,6 +1109,8 @@ struct WindowContext {
     end_ms: u64,
     state: Value,
     last: bool,
+    /// The state outgrew Lambda's 1 MB limit and the window ends before its time.
+    early: bool,
 }
 
 impl Tumble {
@@ -1115,6 +1120,7 @@ impl Tumble {
             end_ms: self.start_ms + record.tumbling_window_seconds * 1000,
             state: self.state.clone(),
             last,
+            early: false,
         }
     }
 }
@@ -1160,6 +1166,13 @@ async fn deliver_windows(
         let split = rest.partition_point(|r| r.arrival_ms - r.arrival_ms % window_ms == start);
         let part: Vec<ReadRecord> = rest.drain(..split.max(1)).collect();
         deliver(inner, record, shard, part, stop, status, Some(open)).await?;
+        // A state past 1 MB ends the window early; later records of the same interval start
+        // a fresh one.
+        if open.state.to_string().len() > MAX_WINDOW_STATE_BYTES {
+            if let Some(window) = tumble.take() {
+                final_invoke_with(inner, record, shard, window, true).await;
+            }
+        }
     }
     Some(last_of_all)
 }
@@ -1167,7 +1180,18 @@ async fn deliver_windows(
 /// The final invocation of a window: no records, the accumulated state,
 /// `isFinalInvokeForWindow: true`.
 async fn final_invoke(inner: &Arc<Inner>, record: &MappingRecord, shard: &str, window: Tumble) {
-    let context = window.context(record, true);
+    final_invoke_with(inner, record, shard, window, false).await;
+}
+
+async fn final_invoke_with(
+    inner: &Arc<Inner>,
+    record: &MappingRecord,
+    shard: &str,
+    window: Tumble,
+    early: bool,
+) {
+    let mut context = window.context(record, true);
+    context.early = early;
     let (result, _) = invoke_batch(inner, record, shard, &[], Some(context)).await;
     if matches!(result, BatchResult::Failure) {
         tracing::info!(mapping = %record.uuid, shard, "final window invocation failed");
@@ -1419,7 +1443,7 @@ async fn invoke_batch(
         event["shardId"] = json!(shard);
         event["eventSourceARN"] = json!(record.stream_arn());
         event["isFinalInvokeForWindow"] = json!(window.last);
-        event["isWindowTerminatedEarly"] = json!(false);
+        event["isWindowTerminatedEarly"] = json!(window.early);
     }
     let payload = event.to_string();
     let outcome = match inner.runtimes.invoke(&function, payload.into(), None).await {
