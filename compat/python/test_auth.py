@@ -555,6 +555,29 @@ def operation_calls(name, arn, consumer_arn):
         ("describe_account_settings", {}),
         ("update_max_record_size", {"StreamARN": arn, "MaxRecordSizeInKiB": 2048}),
         ("subscribe_to_shard", {"ConsumerARN": consumer_arn, "ShardId": shard, "StartingPosition": {"Type": "LATEST"}}),
+        *queue_operation_calls(arn),
+    ]
+
+
+def queue_operation_calls(arn):
+    """The queue operations: CreateQueue is authorized on the stream, ListQueues on `*`, the
+    others on the queue ARN (which need not exist for the refusal)."""
+    queue = arn.split(":stream/")[0] + ":queue/0123456789abcdef01234567"
+    entries = [{"ReceiptHandle": "handle"}]
+    visibility = [{"ReceiptHandle": "handle", "VisibilityTimeoutSeconds": 0}]
+    return [
+        ("create_queue", {"QueueName": "q", "StreamConfigurationList": [{"StreamARN": arn}]}),
+        ("describe_queue", {"QueueARN": queue}),
+        ("list_queues", {}),
+        ("update_queue", {"QueueARN": queue, "QueueAttributes": {"VisibilityTimeoutSeconds": 5}}),
+        ("delete_queue", {"QueueARN": queue}),
+        ("receive_queue_records", {"QueueARN": queue, "WaitTimeSeconds": 1}),
+        ("acknowledge_queue_records", {"QueueARN": queue, "Entries": entries}),
+        ("update_queue_records_visibility", {"QueueARN": queue, "Entries": visibility}),
+        ("receive_dead_letter_queue_records", {"QueueARN": queue, "WaitTimeSeconds": 1}),
+        ("acknowledge_dead_letter_queue_records", {"QueueARN": queue, "Entries": entries}),
+        ("update_dead_letter_queue_records_visibility", {"QueueARN": queue, "Entries": visibility}),
+        ("restore_dead_letter_queue_records", {"QueueARN": queue, "Entries": entries}),
     ]
 
 

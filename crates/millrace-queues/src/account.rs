@@ -1205,20 +1205,17 @@ fn take(
     let number = queue.config.number;
     let mut taken = Vec::new();
     let dead_letter = lane == Lane::DeadLetter;
-    while taken.len() < limit {
-        let set = if dead_letter {
-            &queue.dead
-        } else {
-            &queue.normal
-        };
-        let Some(&(visible_at, shard, position)) = set.first() else {
-            break;
-        };
-        if visible_at > now {
-            break;
-        }
+    // Chosen before any is changed, so a record made visible at once (timeout 0) is not
+    // delivered twice in one answer.
+    let set = if dead_letter {
+        &queue.dead
+    } else {
+        &queue.normal
+    };
+    let due: Vec<Due> = set.range(..(now + 1, 0, 0)).take(limit).copied().collect();
+    for (_, shard, position) in due {
         let Some(mut entry) = queue.entry(shard, position) else {
-            break;
+            continue;
         };
         if !dead_letter
             && queue

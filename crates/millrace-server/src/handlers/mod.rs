@@ -2,7 +2,7 @@
 
 pub mod fanout;
 mod metrics;
-mod queues;
+pub(crate) mod queues;
 mod records;
 mod reshard;
 mod settings;

@@ -49,3 +49,21 @@ pub async fn call(
         .map(|value| crate::json::encode(&value))
         .unwrap_or_default())
 }
+
+/// DeleteStream, and a switch to provisioned mode, are refused while a queue reads the stream.
+pub fn refuse_if_queued(context: &Context<'_>, region: &str, stream: &str) -> Result<(), ApiError> {
+    if context
+        .queues
+        .stream_has_queues(context.engine, region, stream)?
+    {
+        return Err(ApiError::new(
+            "ResourceInUseException",
+            format!(
+                "Stream {stream} under account {} has queues; delete every queue on the stream \
+                 first.",
+                context.engine.account_id()
+            ),
+        ));
+    }
+    Ok(())
+}
