@@ -455,3 +455,37 @@ def test_kill9_mid_traffic_loses_no_acknowledgement(server_factory):
     assert set(delivered) | acked <= expected
     assert expected - set(delivered) - acked <= in_doubt
     assert len(delivered) == len(set(delivered))
+
+
+def test_queue_round_trip_in_cbor(module_server, queue_stream):
+    """The AWS Java SDK speaks CBOR: blobs as byte strings, timestamps as tag 1 + epoch millis."""
+    from test_cbor import Tag, call
+
+    endpoint = module_server.endpoint
+    stream, stream_arn = queue_stream
+    status, body, _ = call(endpoint, "CreateQueue", {
+        "QueueName": unique("cbor"),
+        "StreamConfigurationList": [{"StreamARN": stream_arn,
+                                     "StartingPosition": {"Type": "AT_TIMESTAMP",
+                                                          "Timestamp": Tag(1, int(time.time() * 1000))}}],
+    }, "cbor")
+    assert status == 200, body
+    arn = body["QueueDescription"]["QueueARN"]
+    created = body["QueueDescription"]["QueueCreationTimestamp"]
+    assert isinstance(created, Tag) and created.number == 1 and isinstance(created.value, int)
+    payload = bytes(range(256))
+    status, body, _ = call(endpoint, "PutRecord", {"StreamName": stream, "PartitionKey": "c", "Data": payload}, "cbor")
+    assert status == 200, body
+    status, body, _ = call(endpoint, "ReceiveQueueRecords", {"QueueARN": arn, "WaitTimeSeconds": 10}, "cbor")
+    assert status == 200, body
+    [record] = body["QueueRecords"]
+    assert record["Data"] == payload and record["PartitionKey"] == "c" and record["ReceiveCount"] == 1
+    for member in ("ApproximateArrivalTimestamp", "FirstReceiveTimestamp"):
+        assert isinstance(record[member], Tag) and record[member].number == 1, member
+    status, body, _ = call(endpoint, "AcknowledgeQueueRecords",
+                           {"QueueARN": arn, "Entries": [{"ReceiptHandle": record["ReceiptHandle"]}]}, "cbor")
+    assert status == 200 and body["Failed"] == [] and len(body["Successful"]) == 1, body
+    status, body, _ = call(endpoint, "ReceiveQueueRecords", {"QueueARN": arn, "Limit": 11}, "cbor")
+    assert status == 400 and body["__type"] == "ValidationException", body
+    status, body, _ = call(endpoint, "DeleteQueue", {"QueueARN": arn}, "cbor")
+    assert status == 200, body
