@@ -115,6 +115,15 @@ def test_queue_lifecycle(module_kinesis, queue_stream):
     # Attributes not given are left alone.
     updated = kinesis.update_queue(QueueARN=arn, QueueAttributes={})["QueueDescription"]
     assert updated["QueueAttributes"]["VisibilityTimeoutSeconds"] == 5
+    # Tags: CreateQueue's, then the resource-ARN operations on the queue ARN.
+    assert kinesis.list_tags_for_resource(ResourceARN=arn)["Tags"] == [{"Key": "team", "Value": "data"}]
+    kinesis.tag_resource(ResourceARN=arn, Tags={"tier": "gold"})
+    kinesis.untag_resource(ResourceARN=arn, TagKeys=["team"])
+    assert kinesis.list_tags_for_resource(ResourceARN=arn)["Tags"] == [{"Key": "tier", "Value": "gold"}]
+    err = client_error(kinesis.tag_resource, ResourceARN=arn, Tags={"bad": "a|b"})
+    assert_client_error(err, "InvalidArgumentException",
+                        "Some tags contain invalid characters. Valid characters: Unicode letters, digits, white "
+                        "space, _ . / = + - % @.")
     kinesis.delete_queue(QueueARN=arn)
     kinesis.delete_queue(QueueARN=second)
     err = client_error(kinesis.describe_queue, QueueARN=arn)

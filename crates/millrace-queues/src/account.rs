@@ -815,6 +815,54 @@ impl AccountQueues {
         self.commit(upto).await
     }
 
+    /// TagResource, UntagResource and ListTagsForResource on a queue ARN: `add` merges tags,
+    /// `remove` drops keys; returns the tags afterwards.
+    pub async fn change_tags(
+        self: &Arc<Self>,
+        arn: &str,
+        add: &BTreeMap<String, String>,
+        remove: &[String],
+    ) -> Result<BTreeMap<String, String>, Error> {
+        let allowed = |c: char| c.is_alphanumeric() || " _./=+-@:".contains(c);
+        let text = add
+            .iter()
+            .flat_map(|(k, v)| k.chars().chain(v.chars()))
+            .chain(remove.iter().flat_map(|k| k.chars()));
+        if !text.clone().all(allowed) {
+            return Err(invalid(
+                "Some tags contain invalid characters. Valid characters: Unicode letters, digits, \
+                 white space, _ . / = + - % @.",
+            ));
+        }
+        let (upto, tags) = {
+            let mut inner = self.inner.lock().expect("queues lock");
+            let number = self.find(&inner, arn)?;
+            let mut config = inner.queues[&number].config.clone();
+            if add.is_empty() && remove.is_empty() {
+                return Ok(config.tags);
+            }
+            config
+                .tags
+                .extend(add.iter().map(|(k, v)| (k.clone(), v.clone())));
+            for key in remove {
+                config.tags.remove(key);
+            }
+            if config.tags.len() > MAX_TAGS {
+                return Err(invalid(format!(
+                    "Failed to add tags to queue {arn} because a queue cannot have more than \
+                     {MAX_TAGS} tags associated with it."
+                )));
+            }
+            let event = Event::Config(serde_json::to_vec(&config).expect("serializes"));
+            let upto = Self::append(&mut inner, &[event])?;
+            let tags = config.tags.clone();
+            inner.queues.get_mut(&number).expect("found").config = config;
+            (upto, tags)
+        };
+        self.commit(upto).await?;
+        Ok(tags)
+    }
+
     /// ReceiveQueueRecords and ReceiveDeadLetterQueueRecords.
     async fn receive(
         self: &Arc<Self>,

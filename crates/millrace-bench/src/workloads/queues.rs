@@ -81,7 +81,10 @@ async fn consume(
             }
         };
         let parsed: Value = serde_json::from_slice(&reply.body).context("parse the receive")?;
-        let records = parsed["QueueRecords"].as_array().cloned().unwrap_or_default();
+        let records = parsed["QueueRecords"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
         if records.is_empty() {
             empty += 1;
             continue;
