@@ -498,3 +498,37 @@ def test_queue_round_trip_in_cbor(module_server, queue_stream):
     assert status == 400 and body["__type"] == "ValidationException", body
     status, body, _ = call(endpoint, "DeleteQueue", {"QueueARN": arn}, "cbor")
     assert status == 200, body
+
+
+def test_queue_metrics_in_cloudwatch(module_server, queue_stream):
+    import datetime as dt
+
+    kinesis = module_server.client()
+    stream, stream_arn = queue_stream
+    name = unique("metered")
+    arn = make_queue(kinesis, stream_arn, name)
+    assert receive(kinesis, arn, WaitTimeSeconds=1) == []
+    put_many(kinesis, stream, 3, "metered")
+    records = []
+    deadline = time.monotonic() + 30
+    while len(records) < 3 and time.monotonic() < deadline:
+        records += receive(kinesis, arn, WaitTimeSeconds=5)
+    assert len(records) == 3
+    assert len(ack(kinesis, arn, records)["Successful"]) == 3
+    import boto3
+
+    cw = boto3.client("cloudwatch", endpoint_url=module_server.endpoint, region_name=REGION,
+                      aws_access_key_id="test", aws_secret_access_key="test")
+    dimensions = [{"Name": "QueueId", "Value": arn.rsplit("/", 1)[1]}, {"Name": "QueueName", "Value": name}]
+    now = dt.datetime.now(dt.timezone.utc)
+
+    def total(metric: str) -> float:
+        out = cw.get_metric_statistics(Namespace="AWS/Kinesis", MetricName=metric, Dimensions=dimensions,
+                                       StartTime=now - dt.timedelta(minutes=10), EndTime=now + dt.timedelta(minutes=2),
+                                       Period=60, Statistics=["Sum"])
+        return sum(p["Sum"] for p in out["Datapoints"])
+
+    assert total("ReceivedQueueRecords") == 3
+    assert total("AcknowledgedQueueRecords") == 3
+    assert total("EmptyReceives") >= 1
+    kinesis.delete_queue(QueueARN=arn)

@@ -370,6 +370,14 @@ impl AccountQueues {
         })
     }
 
+    /// The resource id and name of the queue an ARN names (for its metrics' dimensions).
+    pub fn identity(&self, arn: &str) -> Option<(String, String)> {
+        let inner = self.inner.lock().expect("queues lock");
+        let number = self.find(&inner, arn).ok()?;
+        let config = &inner.queues[&number].config;
+        Some((config.id.clone(), config.name.clone()))
+    }
+
     /// How many queues read the stream.
     pub fn queues_on_stream(&self, region: &str, stream: &str) -> usize {
         let inner = self.inner.lock().expect("queues lock");

@@ -55,6 +55,13 @@ const DATA_PLANE: &[&str] = &[
     "GetRecords",
     "GetShardIterator",
     "SubscribeToShard",
+    "ReceiveQueueRecords",
+    "AcknowledgeQueueRecords",
+    "UpdateQueueRecordsVisibility",
+    "ReceiveDeadLetterQueueRecords",
+    "AcknowledgeDeadLetterQueueRecords",
+    "UpdateDeadLetterQueueRecordsVisibility",
+    "RestoreDeadLetterQueueRecords",
 ];
 
 /// What the request path knows about the connection.

@@ -45,9 +45,44 @@ pub async fn call(
     let output = queues
         .call(context.engine, &context.region, operation, &input)
         .await?;
+    if let (Some(metrics), Some(value)) = (context.metrics, &output) {
+        record_metrics(context, metrics, &queues, operation, &input, value);
+    }
     Ok(output
         .map(|value| crate::json::encode(&value))
         .unwrap_or_default())
+}
+
+/// ReceivedQueueRecords, EmptyReceives and AcknowledgedQueueRecords, by QueueId and QueueName.
+fn record_metrics(
+    context: &Context<'_>,
+    metrics: &millrace_cloudwatch::Metrics,
+    queues: &millrace_queues::AccountQueues,
+    operation: &str,
+    input: &serde_json::Value,
+    output: &serde_json::Value,
+) {
+    use millrace_cloudwatch::KinesisMetric as M;
+    let (metric, value) = match operation {
+        "ReceiveQueueRecords" => match output["QueueRecords"].as_array().map_or(0, Vec::len) {
+            0 => (M::EmptyReceives, 1),
+            n => (M::ReceivedQueueRecords, n as u64),
+        },
+        "AcknowledgeQueueRecords" => (
+            M::AcknowledgedQueueRecords,
+            output["Successful"].as_array().map_or(0, Vec::len) as u64,
+        ),
+        _ => return,
+    };
+    let arn = input["QueueARN"].as_str().unwrap_or_default();
+    let Some((id, name)) = queues.identity(arn) else {
+        return;
+    };
+    let region = arn.split(':').nth(3).unwrap_or(&context.region);
+    metrics
+        .recorder()
+        .queue(context.engine.account_id(), region, &id, &name)
+        .record(metric, value);
 }
 
 /// DeleteStream, and a switch to provisioned mode, are refused while a queue reads the stream.
