@@ -55,6 +55,12 @@ impl Engine {
         &self.config.data_dir
     }
 
+    /// Whether acknowledged writes are forced to stable storage before they are answered
+    /// (`--fsync always` or an interval); with `never` they only reach the operating system.
+    pub fn forces_writes(&self) -> bool {
+        !matches!(self.config.fsync, crate::config::FsyncPolicy::Never)
+    }
+
     /// The stream's incarnation, mode and each shard's retained range. `with_ranges: false`
     /// skips the retention lookups (one index lookup per shard).
     pub async fn stream_positions(

@@ -357,6 +357,7 @@ impl AccountQueues {
             }
         }
         let durability = log.durability();
+        durability.set_forcing(settings.sync);
         Ok(AccountQueues {
             account: account.to_owned(),
             inner: Mutex::new(Inner {

@@ -37,6 +37,10 @@ pub struct QueueSettings {
     pub max_in_flight: usize,
     /// Registered consumers (enhanced fan-out consumers and queues) per stream.
     pub max_consumers_per_stream: u32,
+    /// Whether changes are forced (`fdatasync`) before they are answered; off, as with the
+    /// engine's `--fsync never`, they are written to the operating system only (they survive a
+    /// crash of the process, not of the machine).
+    pub sync: bool,
 }
 
 impl Default for QueueSettings {
@@ -46,6 +50,7 @@ impl Default for QueueSettings {
             update_ms: 0,
             max_in_flight: 120_000,
             max_consumers_per_stream: 20,
+            sync: true,
         }
     }
 }
@@ -71,11 +76,9 @@ impl Queues {
         if let Some(found) = accounts.get(&dir) {
             return Ok(found.clone());
         }
-        let opened = Arc::new(AccountQueues::open(
-            &dir,
-            engine.account_id(),
-            self.settings.clone(),
-        )?);
+        let mut settings = self.settings.clone();
+        settings.sync = settings.sync && engine.forces_writes();
+        let opened = Arc::new(AccountQueues::open(&dir, engine.account_id(), settings)?);
         accounts.insert(dir, opened.clone());
         Ok(opened)
     }
