@@ -433,7 +433,10 @@ impl AccountQueues {
         tokio::task::spawn_blocking(move || {
             account.durability.commit(upto).map_err(internal)?;
             let mut inner = account.inner.lock().expect("queues lock");
-            if inner.log.wants_compaction() {
+            if inner
+                .log
+                .wants_compaction(account.settings.compact_after_bytes)
+            {
                 let snapshot = snapshot(&inner);
                 inner.log.compact(&snapshot).map_err(internal)?;
             }
@@ -1399,4 +1402,211 @@ fn snapshot(inner: &Inner) -> Vec<Event> {
         }
     }
     events
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use millrace_engine::{CreateStreamRequest, EngineConfig, PutEntry};
+
+    const REGION: &str = "us-east-1";
+
+    async fn engine_with_records(dir: &Path, count: usize) -> Arc<Engine> {
+        let mut config = EngineConfig::new(dir.join("engine"));
+        config.throughput_limits = false;
+        let engine = Engine::open(config).expect("engine");
+        engine
+            .create_stream(
+                REGION,
+                CreateStreamRequest {
+                    name: "s".into(),
+                    mode: Some("ON_DEMAND".into()),
+                    ..Default::default()
+                },
+            )
+            .expect("stream");
+        for i in 0..count {
+            let key = format!("k{i}");
+            engine
+                .put_record(
+                    REGION,
+                    "s",
+                    PutEntry {
+                        partition_key: Some(&key),
+                        explicit_hash_key: None,
+                        data: key.as_bytes(),
+                    },
+                    None,
+                )
+                .await
+                .expect("put");
+        }
+        engine
+    }
+
+    fn settings() -> QueueSettings {
+        QueueSettings {
+            // Compact after every few changes, so reopening reads a snapshot.
+            compact_after_bytes: 256,
+            ..QueueSettings::default()
+        }
+    }
+
+    async fn receive(
+        queues: &Arc<AccountQueues>,
+        engine: &Engine,
+        arn: &str,
+        timeout: u64,
+    ) -> Vec<Value> {
+        let input =
+            json!({"QueueARN": arn, "WaitTimeSeconds": 1, "VisibilityTimeoutSeconds": timeout});
+        let output = queues
+            .call(engine, REGION, "ReceiveQueueRecords", &input)
+            .await
+            .expect("receive")
+            .expect("output");
+        output["QueueRecords"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn delivery_state_survives_reopening_and_compaction() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let engine = engine_with_records(dir.path(), 25).await;
+        let queues_dir = dir.path().join("queues");
+        let queues =
+            Arc::new(AccountQueues::open(&queues_dir, "000000000000", settings()).expect("open"));
+        let created = queues
+            .call(
+                &engine,
+                REGION,
+                "CreateQueue",
+                &json!({
+                    "QueueName": "q",
+                    "StreamConfigurationList": [{
+                        "StreamARN": "arn:aws:kinesis:us-east-1:000000000000:stream/s",
+                        "StartingPosition": {"Type": "TRIM_HORIZON"},
+                    }],
+                }),
+            )
+            .await
+            .expect("create")
+            .expect("output");
+        let arn = created["QueueDescription"]["QueueARN"]
+            .as_str()
+            .expect("arn")
+            .to_owned();
+        // A second queue, deleted, so the snapshot must keep queue numbers unique.
+        let doomed = queues
+            .call(&engine, REGION, "CreateQueue", &json!({
+                "QueueName": "doomed",
+                "StreamConfigurationList": [{"StreamARN": "arn:aws:kinesis:us-east-1:000000000000:stream/s"}],
+            }))
+            .await
+            .expect("create")
+            .expect("output");
+        let doomed_arn = doomed["QueueDescription"]["QueueARN"]
+            .as_str()
+            .expect("arn")
+            .to_owned();
+        queues
+            .call(
+                &engine,
+                REGION,
+                "DeleteQueue",
+                &json!({"QueueARN": doomed_arn}),
+            )
+            .await
+            .expect("delete");
+        let mut acked = Vec::new();
+        let mut held = Vec::new();
+        for round in 0..2 {
+            let records = receive(&queues, &engine, &arn, 600).await;
+            assert_eq!(records.len(), 10);
+            let entries: Vec<Value> = records
+                .iter()
+                .map(|r| json!({"ReceiptHandle": r["ReceiptHandle"]}))
+                .collect();
+            if round == 0 {
+                let result = queues
+                    .call(
+                        &engine,
+                        REGION,
+                        "AcknowledgeQueueRecords",
+                        &json!({"QueueARN": arn, "Entries": entries}),
+                    )
+                    .await
+                    .expect("ack")
+                    .expect("output");
+                assert_eq!(result["Successful"].as_array().map(Vec::len), Some(10));
+                acked.extend(records.iter().map(|r| r["RecordId"].clone()));
+            } else {
+                held = records;
+            }
+        }
+        let log_files = || {
+            std::fs::read_dir(&queues_dir)
+                .expect("dir")
+                .filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.ends_with(".log"))
+                .collect::<Vec<_>>()
+        };
+        assert!(
+            !log_files().contains(&"state-00000000000000000001.log".to_owned()),
+            "the log was compacted: {:?}",
+            log_files()
+        );
+        drop(queues);
+        let queues =
+            Arc::new(AccountQueues::open(&queues_dir, "000000000000", settings()).expect("reopen"));
+        // The doomed queue's number is not given out again.
+        let third = queues
+            .call(&engine, REGION, "CreateQueue", &json!({
+                "QueueName": "third",
+                "StreamConfigurationList": [{"StreamARN": "arn:aws:kinesis:us-east-1:000000000000:stream/s"}],
+            }))
+            .await
+            .expect("create")
+            .expect("output");
+        assert_ne!(
+            third["QueueDescription"]["QueueARN"],
+            doomed["QueueDescription"]["QueueARN"]
+        );
+        {
+            let inner = queues.inner.lock().expect("lock");
+            assert_eq!(inner.next_number, 4);
+        }
+        // What was acknowledged stays gone; the 10 in flight are still in flight; 5 are left.
+        let rest = receive(&queues, &engine, &arn, 600).await;
+        assert_eq!(rest.len(), 5);
+        let mut seen: Vec<Value> = rest.iter().map(|r| r["RecordId"].clone()).collect();
+        assert!(seen.iter().all(|id| !acked.contains(id)));
+        // The held records' handles still work after the reopen.
+        let entries: Vec<Value> = held
+            .iter()
+            .map(|r| json!({"ReceiptHandle": r["ReceiptHandle"], "VisibilityTimeoutSeconds": 0}))
+            .collect();
+        let result = queues
+            .call(
+                &engine,
+                REGION,
+                "UpdateQueueRecordsVisibility",
+                &json!({"QueueARN": arn, "Entries": entries}),
+            )
+            .await
+            .expect("visibility")
+            .expect("output");
+        assert_eq!(result["Failed"], json!([]));
+        let again = receive(&queues, &engine, &arn, 600).await;
+        assert_eq!(again.len(), 10);
+        assert!(again.iter().all(|r| r["ReceiveCount"] == json!(2)));
+        seen.extend(again.iter().map(|r| r["RecordId"].clone()));
+        seen.extend(acked);
+        seen.sort_by_key(|v| v.to_string());
+        seen.dedup();
+        assert_eq!(seen.len(), 25);
+    }
 }

@@ -41,6 +41,9 @@ pub struct QueueSettings {
     /// engine's `--fsync never`, they are written to the operating system only (they survive a
     /// crash of the process, not of the machine).
     pub sync: bool,
+    /// The delivery log is compacted once it has grown this much past its last snapshot
+    /// (plus twice the snapshot).
+    pub compact_after_bytes: u64,
 }
 
 impl Default for QueueSettings {
@@ -51,6 +54,7 @@ impl Default for QueueSettings {
             max_in_flight: 120_000,
             max_consumers_per_stream: 20,
             sync: true,
+            compact_after_bytes: 8 << 20,
         }
     }
 }

@@ -384,8 +384,8 @@ impl DeliveryLog {
     }
 
     /// Whether the file has outgrown its last snapshot enough to be compacted.
-    pub fn wants_compaction(&self) -> bool {
-        self.file_bytes > (8 << 20) + 2 * self.snapshot_bytes
+    pub fn wants_compaction(&self, slack: u64) -> bool {
+        self.file_bytes > slack + 2 * self.snapshot_bytes
     }
 
     /// Replaces the file by a new generation holding `snapshot` (the whole current state);
