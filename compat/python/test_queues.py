@@ -532,3 +532,19 @@ def test_queue_metrics_in_cloudwatch(module_server, queue_stream):
     assert total("AcknowledgedQueueRecords") == 3
     assert total("EmptyReceives") >= 1
     kinesis.delete_queue(QueueARN=arn)
+
+
+def test_queues_share_the_registered_consumer_limit(module_kinesis):
+    kinesis = module_kinesis
+    stream = unique("shared")
+    stream_arn = on_demand_stream(kinesis, stream)
+    for i in range(19):
+        kinesis.register_stream_consumer(StreamARN=stream_arn, ConsumerName=f"c{i}")
+    arn = make_queue(kinesis, stream_arn)
+    full = f"Stream {stream} under account {ACCOUNT} already has 20 registered consumers."
+    err = client_error(kinesis.create_queue, QueueName=unique("over"), StreamConfigurationList=[{"StreamARN": stream_arn}])
+    assert_client_error(err, "LimitExceededException", full)
+    err = client_error(kinesis.register_stream_consumer, StreamARN=stream_arn, ConsumerName="c19")
+    assert_client_error(err, "LimitExceededException", full)
+    kinesis.delete_queue(QueueARN=arn)
+    kinesis.register_stream_consumer(StreamARN=stream_arn, ConsumerName="c19")

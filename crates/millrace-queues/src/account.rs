@@ -641,9 +641,9 @@ impl AccountQueues {
                 .filter(|q| q.config.region == region && q.config.stream == stream)
                 .count() as u32;
             if consumers + on_stream >= self.settings.max_consumers_per_stream {
+                // The text RegisterStreamConsumer gives at the shared limit.
                 return Err(Error::LimitExceeded(format!(
-                    "Stream {stream} under account {} has reached the limit of {} registered \
-                     consumers and queues.",
+                    "Stream {stream} under account {} already has {} registered consumers.",
                     self.account, self.settings.max_consumers_per_stream
                 )));
             }

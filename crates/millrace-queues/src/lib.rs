@@ -95,9 +95,19 @@ impl Queues {
         region: &str,
         stream: &str,
     ) -> Result<bool, Error> {
+        Ok(self.count_on_stream(engine, region, stream)? > 0)
+    }
+
+    /// How many queues read the stream (they count against its registered consumers).
+    pub fn count_on_stream(
+        &self,
+        engine: &Engine,
+        region: &str,
+        stream: &str,
+    ) -> Result<usize, Error> {
         if !engine.data_dir().join("queues").exists() {
-            return Ok(false);
+            return Ok(0);
         }
-        Ok(self.of(engine)?.queues_on_stream(region, stream) > 0)
+        Ok(self.of(engine)?.queues_on_stream(region, stream))
     }
 }
