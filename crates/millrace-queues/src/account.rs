@@ -1,6 +1,6 @@
 //! One account's queues: their configuration, delivery state and the operations on them.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::future::Future;
 use std::path::Path;
 use std::pin::Pin;
@@ -249,7 +249,12 @@ pub struct AccountQueues {
     durability: Arc<Durability>,
     key: [u8; 32],
     settings: QueueSettings,
+    /// Per stream incarnation: when the retained ranges were looked up, and their starts.
+    retention_starts: Mutex<HashMap<u64, (u64, HashMap<u32, u64>)>>,
 }
+
+/// How long a looked-up start of retention is used before it is looked up again.
+const RETENTION_LOOKUP_MS: u64 = 1000;
 
 /// One delivery chosen under the lock, read from the stream after it.
 struct Taken {
@@ -368,6 +373,7 @@ impl AccountQueues {
             durability,
             key,
             settings,
+            retention_starts: Mutex::new(HashMap::new()),
         })
     }
 
@@ -894,10 +900,7 @@ impl AccountQueues {
                 let queue = &inner.queues[&number];
                 (queue.config.clone(), queue.changed.subscribe())
             };
-            let positions = match engine
-                .stream_positions(&config.region, &config.stream, true)
-                .await
-            {
+            let positions = match self.positions(engine, &config).await {
                 Ok(p) if p.incarnation == config.stream_incarnation => p,
                 _ => {
                     return Err(Error::ResourceNotFound(format!(
@@ -989,6 +992,49 @@ impl AccountQueues {
                 _ = sleep => {}
             }
         }
+    }
+
+    /// The stream's shards; the start of retention (an index lookup per shard) is looked up
+    /// at most once a second per stream, the records' own age being checked on every read.
+    async fn positions(
+        &self,
+        engine: &Engine,
+        config: &QueueConfig,
+    ) -> Result<StreamPositions, Error> {
+        let now = now_ms();
+        let cached = self
+            .retention_starts
+            .lock()
+            .expect("retention cache lock")
+            .get(&config.stream_incarnation)
+            .filter(|(at, _)| now.saturating_sub(*at) < RETENTION_LOOKUP_MS)
+            .map(|(_, starts)| starts.clone());
+        let fresh = cached.is_none();
+        let mut positions = engine
+            .stream_positions(&config.region, &config.stream, fresh)
+            .await?;
+        match cached {
+            Some(starts) => {
+                for shard in &mut positions.shards {
+                    if let Some(start) = starts.get(&shard.index) {
+                        shard.start = shard.start.max(*start).min(shard.end);
+                    }
+                }
+            }
+            None => {
+                let starts = positions
+                    .shards
+                    .iter()
+                    .map(|s| (s.index, s.start))
+                    .collect();
+                let mut cache = self.retention_starts.lock().expect("retention cache lock");
+                if cache.len() > 1024 {
+                    cache.clear();
+                }
+                cache.insert(positions.incarnation, (now, starts));
+            }
+        }
+        Ok(positions)
     }
 
     /// Reads the chosen deliveries from the stream; records the stream no longer has leave
