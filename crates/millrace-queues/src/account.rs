@@ -250,8 +250,11 @@ pub struct AccountQueues {
     key: [u8; 32],
     settings: QueueSettings,
     /// Per stream incarnation: when the retained ranges were looked up, and their starts.
-    retention_starts: Mutex<HashMap<u64, (u64, HashMap<u32, u64>)>>,
+    retention_starts: Mutex<HashMap<u64, RetentionStarts>>,
 }
+
+/// When a stream's retained ranges were looked up, and each shard's start.
+type RetentionStarts = (u64, HashMap<u32, u64>);
 
 /// How long a looked-up start of retention is used before it is looked up again.
 const RETENTION_LOOKUP_MS: u64 = 1000;
