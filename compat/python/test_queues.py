@@ -548,3 +548,34 @@ def test_queues_share_the_registered_consumer_limit(module_kinesis):
     assert_client_error(err, "LimitExceededException", full)
     kinesis.delete_queue(QueueARN=arn)
     kinesis.register_stream_consumer(StreamARN=stream_arn, ConsumerName="c19")
+
+
+def test_starting_positions(module_kinesis):
+    kinesis = module_kinesis
+    stream = unique("positions")
+    stream_arn = on_demand_stream(kinesis, stream)
+    put_many(kinesis, stream, 3, "before")
+    latest = make_queue(kinesis, stream_arn)
+    horizon = make_queue(kinesis, stream_arn, config={"StartingPosition": {"Type": "TRIM_HORIZON"}})
+    put_many(kinesis, stream, 2, "after")
+
+    def drain(arn):
+        got = []
+        while True:
+            records = receive(kinesis, arn, WaitTimeSeconds=1)
+            if not records:
+                return sorted(r["Data"] for r in got)
+            got += records
+            ack(kinesis, arn, records)
+
+    assert drain(latest) == [b"after-0", b"after-1"]
+    assert drain(horizon) == [b"after-0", b"after-1", b"before-0", b"before-1", b"before-2"]
+    # Each queue delivers independently of the other and of the stream's own readers.
+    shard_records = 0
+    for shard in kinesis.list_shards(StreamName=stream)["Shards"]:
+        iterator = kinesis.get_shard_iterator(StreamName=stream, ShardId=shard["ShardId"],
+                                              ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+        shard_records += len(kinesis.get_records(ShardIterator=iterator)["Records"])
+    assert shard_records == 5
+    for arn in (latest, horizon):
+        kinesis.delete_queue(QueueARN=arn)
