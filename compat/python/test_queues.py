@@ -579,3 +579,20 @@ def test_starting_positions(module_kinesis):
     assert shard_records == 5
     for arn in (latest, horizon):
         kinesis.delete_queue(QueueARN=arn)
+
+
+def test_dead_letter_long_poll_wakes_when_a_record_falls_due(module_kinesis, queue_stream):
+    kinesis = module_kinesis
+    stream, stream_arn = queue_stream
+    arn = make_queue(kinesis, stream_arn, QueueAttributes={
+        "DeadLetterConfiguration": {"TargetType": "BUILT_IN", "MaxReceiveCount": 1}})
+    put_many(kinesis, stream, 1, "falls-due")
+    [record] = receive(kinesis, arn, WaitTimeSeconds=10, VisibilityTimeoutSeconds=2)
+    started = time.monotonic()
+    dead = kinesis.receive_dead_letter_queue_records(QueueARN=arn, WaitTimeSeconds=20)["QueueRecords"]
+    waited = time.monotonic() - started
+    assert [r["RecordId"] for r in dead] == [record["RecordId"]]
+    # Woken by the visibility deadline (2 s), not by the 20 s wait (generous for a loaded machine).
+    assert waited < 12, waited
+    assert ack(kinesis, arn, dead, "acknowledge_dead_letter_queue_records")["Failed"] == []
+    kinesis.delete_queue(QueueARN=arn)

@@ -196,21 +196,22 @@ impl Queue {
         }
     }
 
-    /// When the next record on the path becomes visible (or due for the dead-letter state).
-    fn next_due(&self, dead_letter: bool) -> Option<u64> {
-        let normal = self.normal.first().map(|d| d.0);
+    /// When the next record on the path becomes visible (or, for the dead-letter path, when
+    /// the next record in flight falls due and may become a dead-letter record).
+    fn next_due(&self, dead_letter: bool, now: u64) -> Option<u64> {
         if dead_letter {
             let dead = self.dead.first().map(|d| d.0);
-            // Normal-path records become dead-letter records when they fall due.
-            match (
-                dead,
-                normal.filter(|_| self.config.max_receive_count.is_some()),
-            ) {
+            let falling_due = self
+                .config
+                .max_receive_count
+                .and_then(|_| self.normal.range((now + 1, 0, 0)..).next())
+                .map(|d| d.0);
+            match (dead, falling_due) {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
             }
         } else {
-            normal
+            self.normal.first().map(|d| d.0)
         }
     }
 }
@@ -911,12 +912,19 @@ impl AccountQueues {
                     )))
                 }
             };
-            // Subscribed before looking, so an append after the look wakes the wait below.
+            // Subscribed before the look; a record that arrived between reading the ends and
+            // subscribing shows in the receiver's value and sends the loop round again.
+            let mut appended_meanwhile = false;
             let mut appends: Vec<watch::Receiver<u64>> = positions
                 .shards
                 .iter()
                 .filter(|s| !s.closed)
-                .filter_map(|s| engine.subscribe_shard(&config.region, &config.stream, s.index))
+                .filter_map(|s| {
+                    let receiver =
+                        engine.subscribe_shard(&config.region, &config.stream, s.index)?;
+                    appended_meanwhile |= *receiver.borrow() > s.end;
+                    Some(receiver)
+                })
                 .collect();
             let now = now_ms();
             let status = config.status(now);
@@ -943,7 +951,7 @@ impl AccountQueues {
                     max_in_flight,
                     &mut events,
                 );
-                let next_due = queue.next_due(lane == Lane::DeadLetter);
+                let next_due = queue.next_due(lane == Lane::DeadLetter, now);
                 let upto = if events.is_empty() {
                     None
                 } else {
@@ -968,6 +976,9 @@ impl AccountQueues {
             let now = now_ms();
             if now >= deadline {
                 return Ok(json!({ "QueueRecords": [] }));
+            }
+            if appended_meanwhile {
+                continue;
             }
             let until = next_due.map_or(deadline, |due| due.clamp(now + 1, deadline));
             let sleep = tokio::time::sleep(Duration::from_millis(until - now));
@@ -1347,6 +1358,16 @@ fn take(
         entry.visible_at_ms = now + timeout_ms;
         queue.set_entry(shard, position, entry);
         events.push(upsert(number, shard, position, entry));
+        if !dead_letter
+            && queue
+                .config
+                .max_receive_count
+                .is_some_and(|max| entry.receive_count >= max)
+        {
+            // It becomes a dead-letter record when this timeout runs out: waiters on the
+            // dead-letter path look again and set their timers by it.
+            queue.wake();
+        }
         taken.push(Taken {
             shard,
             position,
