@@ -389,6 +389,14 @@ impl AccountQueues {
         Some((config.id.clone(), config.name.clone()))
     }
 
+    /// The (region, stream) the queue an ARN names reads.
+    pub fn stream_of(&self, arn: &str) -> Option<(String, String)> {
+        let inner = self.inner.lock().expect("queues lock");
+        let number = self.find(&inner, arn).ok()?;
+        let config = &inner.queues[&number].config;
+        Some((config.region.clone(), config.stream.clone()))
+    }
+
     /// How many queues read the stream.
     pub fn queues_on_stream(&self, region: &str, stream: &str) -> usize {
         let inner = self.inner.lock().expect("queues lock");

@@ -42,9 +42,17 @@ pub async fn call(
         }
     }
     let queues = context.queues.of(context.engine)?;
+    let deleted = (operation == "DeleteQueue")
+        .then(|| queues.stream_of(input["QueueARN"].as_str().unwrap_or_default()))
+        .flatten();
     let output = queues
         .call(context.engine, &context.region, operation, &input)
         .await?;
+    if let Some((region, stream)) = deleted {
+        // A deleted queue's resource policy goes with it (there may be none).
+        let arn = input["QueueARN"].as_str().unwrap_or_default();
+        let _ = context.engine.delete_resource_policy(&region, &stream, arn);
+    }
     if let (Some(metrics), Some(value)) = (context.metrics, &output) {
         record_metrics(context, metrics, &queues, operation, &input, value);
     }
@@ -101,4 +109,28 @@ pub fn refuse_if_queued(context: &Context<'_>, region: &str, stream: &str) -> Re
         ));
     }
     Ok(())
+}
+
+/// For a queue ARN, the (region, stream) of the queue once the call is authorized on the queue;
+/// `None` for any other ARN.
+pub fn queue_stream(
+    context: &Context<'_>,
+    arn: &str,
+) -> Result<Option<(String, String)>, ApiError> {
+    if !arn
+        .splitn(6, ':')
+        .nth(5)
+        .is_some_and(|resource| resource.starts_with("queue/"))
+    {
+        return Ok(None);
+    }
+    context.authz.check(context.engine, arn, None)?;
+    let queues = context.queues.of(context.engine)?;
+    match queues.stream_of(arn) {
+        Some(target) => Ok(Some(target)),
+        None => Err(ApiError::new(
+            "ResourceNotFoundException",
+            format!("Queue {arn} not found."),
+        )),
+    }
 }
