@@ -596,3 +596,46 @@ def test_dead_letter_long_poll_wakes_when_a_record_falls_due(module_kinesis, que
     assert waited < 12, waited
     assert ack(kinesis, arn, dead, "acknowledge_dead_letter_queue_records")["Failed"] == []
     kinesis.delete_queue(QueueARN=arn)
+
+
+def test_encrypted_stream_queue_needs_kms_decrypt(server_factory, tmp_path):
+    import base64
+    import json
+
+    import boto3
+    import botocore.config
+
+    key_file = tmp_path / "master.key"
+    key_file.write_text(base64.b64encode(bytes(range(32))).decode() + "\n")
+    root_key, root_secret = "AKIAMILLRACEQROOT001", "queue-root-secret-for-tests"
+    server = server_factory(args=["--master-key-file", str(key_file), "--auth", "enforce",
+                                  "--root-access-key-id", root_key, "--root-secret-access-key", root_secret])
+
+    def signed(service, key, secret):
+        return boto3.client(service, endpoint_url=server.endpoint, region_name=REGION, aws_access_key_id=key,
+                            aws_secret_access_key=secret, config=botocore.config.Config(retries={"max_attempts": 1}))
+
+    kinesis, kms, iam = (signed(s, root_key, root_secret) for s in ("kinesis", "kms", "iam"))
+    key = kms.create_key()["KeyMetadata"]
+    stream = unique("sealed")
+    stream_arn = on_demand_stream(kinesis, stream)
+    kinesis.start_stream_encryption(StreamName=stream, EncryptionType="KMS", KeyId=key["KeyId"])
+    wait_status(kinesis, stream)
+    arn = make_queue(kinesis, stream_arn)
+    kinesis.put_record(StreamName=stream, PartitionKey="k", Data=b"secret")
+
+    def user(name, actions):
+        iam.create_user(UserName=name)
+        iam.put_user_policy(UserName=name, PolicyName="p", PolicyDocument=json.dumps(
+            {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": actions, "Resource": "*"}]}))
+        access = iam.create_access_key(UserName=name)["AccessKey"]
+        return signed("kinesis", access["AccessKeyId"], access["SecretAccessKey"])
+
+    plain = user("plain", ["kinesis:ReceiveQueueRecords"])
+    err = client_error(plain.receive_queue_records, QueueARN=arn, WaitTimeSeconds=1)
+    assert_client_error(err, "KMSAccessDeniedException",
+                        f"User arn:aws:iam::{ACCOUNT}:user/plain is not authorized to decrypt records in stream {stream}.")
+    trusted = user("trusted", ["kinesis:ReceiveQueueRecords", "kms:Decrypt"])
+    # The refused receive changed nothing: the record is delivered now, decrypted, for the first time.
+    [record] = trusted.receive_queue_records(QueueARN=arn, WaitTimeSeconds=10)["QueueRecords"]
+    assert record["Data"] == b"secret" and record["ReceiveCount"] == 1

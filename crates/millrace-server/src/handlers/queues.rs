@@ -42,6 +42,17 @@ pub async fn call(
         }
     }
     let queues = context.queues.of(context.engine)?;
+    if matches!(
+        operation,
+        "ReceiveQueueRecords" | "ReceiveDeadLetterQueueRecords"
+    ) {
+        // Receiving from an encrypted stream also needs kms:Decrypt on the stream's key.
+        if let Some((region, stream)) =
+            queues.stream_of(input["QueueARN"].as_str().unwrap_or_default())
+        {
+            super::authorize_stream_key(context, &region, &stream, false)?;
+        }
+    }
     let deleted = (operation == "DeleteQueue")
         .then(|| queues.stream_of(input["QueueARN"].as_str().unwrap_or_default()))
         .flatten();
