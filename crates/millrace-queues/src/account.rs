@@ -1687,4 +1687,56 @@ mod tests {
         seen.dedup();
         assert_eq!(seen.len(), 25);
     }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn records_in_flight_are_capped() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let engine = engine_with_records(dir.path(), 12).await;
+        let settings = QueueSettings {
+            max_in_flight: 5,
+            ..QueueSettings::default()
+        };
+        let queues = Arc::new(
+            AccountQueues::open(&dir.path().join("queues"), "000000000000", settings)
+                .expect("open"),
+        );
+        let created = queues
+            .call(
+                &engine,
+                REGION,
+                "CreateQueue",
+                &json!({
+                    "QueueName": "capped",
+                    "StreamConfigurationList": [{
+                        "StreamARN": "arn:aws:kinesis:us-east-1:000000000000:stream/s",
+                        "StartingPosition": {"Type": "TRIM_HORIZON"},
+                    }],
+                }),
+            )
+            .await
+            .expect("create")
+            .expect("output");
+        let arn = created["QueueDescription"]["QueueARN"]
+            .as_str()
+            .expect("arn")
+            .to_owned();
+        let first = receive(&queues, &engine, &arn, 600).await;
+        assert_eq!(first.len(), 5);
+        assert!(receive(&queues, &engine, &arn, 600).await.is_empty());
+        let entries: Vec<Value> = first
+            .iter()
+            .take(3)
+            .map(|r| json!({"ReceiptHandle": r["ReceiptHandle"]}))
+            .collect();
+        queues
+            .call(
+                &engine,
+                REGION,
+                "AcknowledgeQueueRecords",
+                &json!({"QueueARN": arn, "Entries": entries}),
+            )
+            .await
+            .expect("ack");
+        assert_eq!(receive(&queues, &engine, &arn, 600).await.len(), 3);
+    }
 }
