@@ -185,7 +185,7 @@ def test_validation_errors_change_nothing(module_server, queue_stream):
         ("receive_queue_records", {"QueueARN": arn, "VisibilityTimeoutSeconds": 43201},
          validation_entry("43201", "visibilityTimeoutSeconds", "Member must have value less than or equal to 43200")),
         ("acknowledge_queue_records", {"QueueARN": arn, "Entries": [{"ReceiptHandle": "h"}] * 11},
-         validation_entry("[" + ", ".join(["com.amazonaws.kinesis.v20131202.AcknowledgeQueueRecordsRequestEntry@2"] * 11)
+         validation_entry("[" + ", ".join(["com.amazonaws.kinesis.v20131202.AcknowledgeQueueRecordsRequestEntry@301efa97"] * 11)
                           + "]", "entries", "Member must have length less than or equal to 10")),
         ("update_queue", {"QueueARN": arn, "QueueAttributes": {"DeadLetterConfiguration": {"TargetType": "BUILT_IN",
                                                                                              "MaxReceiveCount": 0}}},
