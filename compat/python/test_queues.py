@@ -333,6 +333,9 @@ def test_poison_record_becomes_dead_letter_and_is_restored(module_kinesis, queue
     assert wrong["Failed"][0]["ErrorCode"] == "InvalidArgumentException"
     restored = ack(kinesis, arn, [by_data[b"poison-0"]], "restore_dead_letter_queue_records")
     assert restored["Successful"] == [{"ReceiptHandle": by_data[b"poison-0"]["ReceiptHandle"]}]
+    # Restored, its dead-letter handle is spent.
+    spent = ack(kinesis, arn, [by_data[b"poison-0"]], "acknowledge_dead_letter_queue_records")
+    assert [f["ErrorCode"] for f in spent["Failed"]] == ["InvalidArgumentException"]
     discarded = ack(kinesis, arn, [by_data[b"poison-1"]], "acknowledge_dead_letter_queue_records")
     assert discarded["Failed"] == []
     # The restored record is back on the normal path with its receive count reset.

@@ -1310,6 +1310,8 @@ fn settle_one(
             entry.dead_letter = false;
             entry.receive_count = 0;
             entry.visible_at_ms = now;
+            // Its dead-letter receipt handles are spent: the record is back on the normal path.
+            entry.serial = entry.serial.wrapping_add(1);
             queue.set_entry(receipt.shard, receipt.position, entry);
             events.push(upsert(number, receipt.shard, receipt.position, entry));
             Ok(true)
