@@ -165,6 +165,12 @@ def test_queue_refusals(module_kinesis, queue_stream):
         err, "ResourceInUseException",
         f"Stream {stream} under account {ACCOUNT} has queues; delete every queue on the stream first.",
     )
+    err = client_error(kinesis.update_stream_mode, StreamARN=stream_arn,
+                       StreamModeDetails={"StreamMode": "PROVISIONED"})
+    assert_client_error(
+        err, "ResourceInUseException",
+        f"Stream {stream} under account {ACCOUNT} has queues; delete every queue on the stream first.",
+    )
     kinesis.delete_queue(QueueARN=arn)
     unknown = f"arn:aws:kinesis:{REGION}:{ACCOUNT}:queue/0123456789abcdef01234567"
     err = client_error(kinesis.receive_queue_records, QueueARN=unknown, WaitTimeSeconds=1)
