@@ -648,3 +648,4 @@ def test_encrypted_stream_queue_needs_kms_decrypt(server_factory, tmp_path):
     # The refused receive changed nothing: the record is delivered now, decrypted, for the first time.
     [record] = trusted.receive_queue_records(QueueARN=arn, WaitTimeSeconds=10)["QueueRecords"]
     assert record["Data"] == b"secret" and record["ReceiveCount"] == 1
+
