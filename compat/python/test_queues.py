@@ -518,7 +518,9 @@ def test_queue_metrics_in_cloudwatch(module_server, queue_stream):
     arn = make_queue(kinesis, stream_arn, name)
     assert receive(kinesis, arn, WaitTimeSeconds=1) == []
     put_many(kinesis, stream, 3, "metered")
-    records = []
+    # Receives sample the gauges at most once a second: this one sees 2 visible, 1 in flight.
+    time.sleep(1.2)
+    records = receive(kinesis, arn, WaitTimeSeconds=10, Limit=1)
     deadline = time.monotonic() + 30
     while len(records) < 3 and time.monotonic() < deadline:
         records += receive(kinesis, arn, WaitTimeSeconds=5)
@@ -531,15 +533,20 @@ def test_queue_metrics_in_cloudwatch(module_server, queue_stream):
     dimensions = [{"Name": "QueueId", "Value": arn.rsplit("/", 1)[1]}, {"Name": "QueueName", "Value": name}]
     now = dt.datetime.now(dt.timezone.utc)
 
-    def total(metric: str) -> float:
+    def total(metric: str, statistic: str = "Sum") -> float:
         out = cw.get_metric_statistics(Namespace="AWS/Kinesis", MetricName=metric, Dimensions=dimensions,
                                        StartTime=now - dt.timedelta(minutes=10), EndTime=now + dt.timedelta(minutes=2),
-                                       Period=60, Statistics=["Sum"])
-        return sum(p["Sum"] for p in out["Datapoints"])
+                                       Period=60, Statistics=[statistic])
+        values = [p[statistic] for p in out["Datapoints"]]
+        return sum(values) if statistic == "Sum" else max(values)
 
     assert total("ReceivedQueueRecords") == 3
     assert total("AcknowledgedQueueRecords") == 3
     assert total("EmptyReceives") >= 1
+    # Later samples see fewer visible records; the records in flight rise to at most 3.
+    assert total("VisibleQueueRecords", "Maximum") == 2
+    assert 1 <= total("InFlightQueueRecords", "Maximum") <= 3
+    assert total("VisibleDeadLetterQueueRecords", "Maximum") == 0
     kinesis.delete_queue(QueueARN=arn)
 
 

@@ -67,6 +67,9 @@ kinesis_metrics! {
     ReceivedQueueRecords = "ReceivedQueueRecords", "Count";
     AcknowledgedQueueRecords = "AcknowledgedQueueRecords", "Count";
     EmptyReceives = "EmptyReceives", "Count";
+    VisibleQueueRecords = "VisibleQueueRecords", "Count";
+    InFlightQueueRecords = "InFlightQueueRecords", "Count";
+    VisibleDeadLetterQueueRecords = "VisibleDeadLetterQueueRecords", "Count";
 }
 
 /// The shard-level metrics EnableEnhancedMonitoring names, as bits of [`Handle::shard_level`].

@@ -100,6 +100,10 @@ struct Queue {
     changed: Arc<watch::Sender<u64>>,
     /// The shard the next fresh take starts at, so receivers share the shards.
     rotation: usize,
+    /// Records of the stream not taken yet, as of the last receive (for the metrics).
+    backlog: u64,
+    /// When the gauges were last sampled.
+    gauges_sampled_ms: u64,
 }
 
 impl Queue {
@@ -111,6 +115,8 @@ impl Queue {
             dead: BTreeSet::new(),
             changed: Arc::new(watch::channel(0).0),
             rotation: 0,
+            backlog: 0,
+            gauges_sampled_ms: 0,
         }
     }
 
@@ -260,6 +266,17 @@ type RetentionStarts = (u64, HashMap<u32, u64>);
 /// How long a looked-up start of retention is used before it is looked up again.
 const RETENTION_LOOKUP_MS: u64 = 1000;
 
+/// A queue's record counts at one moment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct QueueGauges {
+    /// Records ready to be received: not taken yet, or visible again.
+    pub visible: u64,
+    /// Records received and neither acknowledged nor visible again yet.
+    pub in_flight: u64,
+    /// Dead-letter records ready to be received.
+    pub visible_dead_letter: u64,
+}
+
 /// One delivery chosen under the lock, read from the stream after it.
 struct Taken {
     shard: u32,
@@ -395,6 +412,36 @@ impl AccountQueues {
         let number = self.find(&inner, arn).ok()?;
         let config = &inner.queues[&number].config;
         Some((config.region.clone(), config.stream.clone()))
+    }
+
+    /// The queue's gauges (records visible, in flight, visible dead-letter records), at most
+    /// once a second per queue; `None` in between. Counts stop at 1,000,000, as the service's do.
+    pub fn sample_gauges(&self, arn: &str) -> Option<QueueGauges> {
+        const CAP: u64 = 1_000_000;
+        let mut inner = self.inner.lock().expect("queues lock");
+        let number = self.find(&inner, arn).ok()?;
+        let queue = inner.queues.get_mut(&number)?;
+        let now = now_ms();
+        if now.saturating_sub(queue.gauges_sampled_ms) < 1000 {
+            return None;
+        }
+        queue.gauges_sampled_ms = now;
+        let visible_again = queue
+            .normal
+            .range(..(now + 1, 0, 0))
+            .take(CAP as usize)
+            .count() as u64;
+        let in_flight = queue.normal.len() as u64 - visible_again.min(queue.normal.len() as u64);
+        let dead = queue
+            .dead
+            .range(..(now + 1, 0, 0))
+            .take(CAP as usize)
+            .count() as u64;
+        Some(QueueGauges {
+            visible: (queue.backlog + visible_again).min(CAP),
+            in_flight,
+            visible_dead_letter: dead,
+        })
     }
 
     /// How many queues read the stream.
@@ -959,6 +1006,19 @@ impl AccountQueues {
                     max_in_flight,
                     &mut events,
                 );
+                queue.backlog = positions
+                    .shards
+                    .iter()
+                    .map(|s| {
+                        let cursor = queue
+                            .shards
+                            .get(&s.index)
+                            .and_then(|state| state.cursor)
+                            .unwrap_or(s.start)
+                            .max(s.start);
+                        s.end.saturating_sub(cursor)
+                    })
+                    .sum();
                 let next_due = queue.next_due(lane == Lane::DeadLetter, now);
                 let upto = if events.is_empty() {
                     None

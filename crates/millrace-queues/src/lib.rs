@@ -24,7 +24,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-pub use account::AccountQueues;
+pub use account::{AccountQueues, QueueGauges};
 use millrace_engine::{Engine, Error};
 
 /// Timings and limits of the queue service.

@@ -98,10 +98,18 @@ fn record_metrics(
         return;
     };
     let region = arn.split(':').nth(3).unwrap_or(&context.region);
-    metrics
+    let handle = metrics
         .recorder()
-        .queue(context.engine.account_id(), region, &id, &name)
-        .record(metric, value);
+        .queue(context.engine.account_id(), region, &id, &name);
+    handle.record(metric, value);
+    // The gauges, sampled by receives (at most once a second per queue).
+    if operation == "ReceiveQueueRecords" {
+        if let Some(gauges) = queues.sample_gauges(arn) {
+            handle.record(M::VisibleQueueRecords, gauges.visible);
+            handle.record(M::InFlightQueueRecords, gauges.in_flight);
+            handle.record(M::VisibleDeadLetterQueueRecords, gauges.visible_dead_letter);
+        }
+    }
 }
 
 /// DeleteStream, and a switch to provisioned mode, are refused while a queue reads the stream.
