@@ -28,6 +28,8 @@ const SERVICES: &[(&str, &str)] = &[
     ("kms", "KMS"),
     ("cloudwatch", "CLOUDWATCH"),
     ("dynamodb", "DYNAMODB"),
+    ("lambda", "LAMBDA"),
+    ("logs", "LOGS"),
 ];
 
 // xtask is a command-line tool: reporting on stderr is its job.

@@ -1,6 +1,7 @@
 //! The `millrace` binary: parses flags, sets up logging, binds and runs the server, or runs
 //! the KCL multi-language daemon (`millrace kcl`).
 
+mod functions;
 mod kcl;
 
 use std::net::SocketAddr;
@@ -224,6 +225,8 @@ struct ServeArgs {
     /// Without one, KMS and stream encryption are unavailable.
     #[arg(long, env = "MILLRACE_MASTER_KEY_FILE")]
     master_key_file: Option<PathBuf>,
+    #[command(flatten)]
+    functions: functions::FunctionArgs,
 }
 
 /// The master key from `file`, or from MILLRACE_MASTER_KEY; never logged.
@@ -557,6 +560,21 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(metrics) = &metrics {
         services.push(std::sync::Arc::new(CloudWatch::new(metrics.clone())));
     }
+    let engines = accounts
+        .all()
+        .map(|engine| (engine.account_id().to_owned(), engine.clone()))
+        .collect();
+    let (logs, lambda) = functions::open(
+        &args.functions,
+        &args.data_dir,
+        engines,
+        format!("http://{address}"),
+        iam.clone(),
+        mode == AuthMode::Open,
+    )
+    .await?;
+    services.push(logs);
+    services.push(lambda);
     let backends = Backends {
         accounts,
         iam,

@@ -22,6 +22,7 @@ pub mod json_services;
 mod query;
 mod rate_limit;
 mod response;
+mod rest_json;
 mod server;
 mod sigv4;
 pub mod tls;
