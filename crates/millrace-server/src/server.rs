@@ -57,6 +57,7 @@ struct Shared {
     decisions: crate::authz::DecisionCache,
     audit: Option<crate::audit::AuditLog>,
     metrics: Option<Arc<millrace_cloudwatch::Metrics>>,
+    queues: millrace_queues::Queues,
 }
 
 impl Shared {
@@ -70,6 +71,7 @@ impl Shared {
             decisions: &self.decisions,
             audit: self.audit.as_ref(),
             metrics: self.metrics.as_deref(),
+            queues: &self.queues,
         }
     }
 }
@@ -101,6 +103,7 @@ pub async fn serve(
         decisions: Default::default(),
         audit,
         metrics,
+        queues: millrace_queues::Queues::new(Default::default()),
     });
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let builder = auto::Builder::new(TokioExecutor::new());
