@@ -28,6 +28,7 @@ const SERVICES: &[(&str, &str)] = &[
     ("kms", "KMS"),
     ("cloudwatch", "CLOUDWATCH"),
     ("dynamodb", "DYNAMODB"),
+    ("firehose", "FIREHOSE"),
 ];
 
 // xtask is a command-line tool: reporting on stderr is its job.

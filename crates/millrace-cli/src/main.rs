@@ -1,6 +1,7 @@
 //! The `millrace` binary: parses flags, sets up logging, binds and runs the server, or runs
 //! the KCL multi-language daemon (`millrace kcl`).
 
+mod firehose;
 mod kcl;
 
 use std::net::SocketAddr;
@@ -224,6 +225,8 @@ struct ServeArgs {
     /// Without one, KMS and stream encryption are unavailable.
     #[arg(long, env = "MILLRACE_MASTER_KEY_FILE")]
     master_key_file: Option<PathBuf>,
+    #[command(flatten)]
+    firehose: firehose::FirehoseArgs,
 }
 
 /// The master key from `file`, or from MILLRACE_MASTER_KEY; never logged.
@@ -557,11 +560,24 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(metrics) = &metrics {
         services.push(std::sync::Arc::new(CloudWatch::new(metrics.clone())));
     }
+    let s3 = firehose::embedded_s3(&args.firehose, &args.data_dir, mode, &iam)?;
+    let delivery = firehose::open_firehose(firehose::FirehoseSetup {
+        args: &args.firehose,
+        data_dir: &args.data_dir,
+        address,
+        region: &args.region,
+        create_ms: args.create_stream_ms,
+        local: firehose::local_credentials(&args.root_access_key_id, &args.root_secret_access_key),
+        kinesis: firehose::engines(&accounts),
+    })
+    .await?;
+    services.push(std::sync::Arc::new(delivery));
     let backends = Backends {
         accounts,
         iam,
         json_services: JsonServices::new(services),
         metrics,
+        s3,
     };
     millrace_server::serve(
         listener,
