@@ -432,3 +432,55 @@ def test_external_s3_compatible_endpoint(server_factory, moto_endpoint):
     # Nothing went to the embedded store.
     with pytest.raises(Exception):
         client(server, "s3").list_objects_v2(Bucket="external-bucket")["Contents"]
+
+
+def test_kinesis_stream_as_source_across_a_split(fh_server, firehose, s3):
+    from aws_kinesis_agg.aggregator import RecordAggregator
+
+    from millrace_testlib import create_stream, wait_status
+
+    kinesis = fh_server.client()
+    create_stream(kinesis, "fh-source", shards=1)
+    stream_arn = kinesis.describe_stream_summary(StreamName="fh-source")["StreamDescriptionSummary"]["StreamARN"]
+    create(
+        firehose,
+        DeliveryStreamName="from-stream",
+        DeliveryStreamType="KinesisStreamAsSource",
+        KinesisStreamSourceConfiguration={"KinesisStreamARN": stream_arn, "RoleARN": ROLE},
+        ExtendedS3DestinationConfiguration=s3_destination("source-bucket", interval=1),
+    )
+    description = firehose.describe_delivery_stream(DeliveryStreamName="from-stream")["DeliveryStreamDescription"]
+    assert description["Source"]["KinesisStreamSourceDescription"]["KinesisStreamARN"] == stream_arn
+    err = client_error(firehose.put_record, DeliveryStreamName="from-stream", Record={"Data": b"x"})
+    assert err.response["Error"]["Code"] == "InvalidArgumentException"
+    assert err.response["Error"]["Message"] == "This operation is not permitted on KinesisStreamAsSource delivery stream type."
+    err = client_error(firehose.put_record_batch, DeliveryStreamName="from-stream", Records=[{"Data": b"x"}])
+    assert err.response["Error"]["Code"] == "InvalidArgumentException"
+
+    before = records(40, "before")
+    for i, r in enumerate(before):
+        kinesis.put_record(StreamName="fh-source", PartitionKey=f"k{i % 7}", Data=r)
+    # A KPL aggregate: its user records are delivered, not the aggregate.
+    aggregator = RecordAggregator()
+    aggregated = records(5, "aggregated")
+    for r in aggregated:
+        aggregator.add_user_record("agg", r)
+    pk, ehk, data = aggregator.clear_and_get().get_contents()
+    kinesis.put_record(StreamName="fh-source", PartitionKey=pk, Data=data)
+
+    shard = kinesis.list_shards(StreamName="fh-source")["Shards"][0]
+    kinesis.split_shard(StreamName="fh-source", ShardToSplit=shard["ShardId"], NewStartingHashKey=str(2**127))
+    wait_status(kinesis, "fh-source")
+    after = records(40, "after")
+    for i, r in enumerate(after):
+        kinesis.put_record(StreamName="fh-source", PartitionKey=f"k{i % 7}", Data=r)
+
+    wanted = sorted(before + aggregated + after)
+    deadline = time.monotonic() + 60
+    while True:
+        objects = wait_objects(s3, "source-bucket", 1)
+        lines = sorted(b"".join(read_object(s3, "source-bucket", o["Key"]) for o in objects).splitlines(keepends=True))
+        if lines == wanted or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert lines == wanted
