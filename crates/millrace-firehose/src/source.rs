@@ -375,12 +375,11 @@ async fn read_shard(shared: Arc<Shared>, shard_id: String) {
             }
             Some(next) => iterator = Some(next),
         }
-        if output.records.is_empty() || output.millis_behind_latest == 0 {
-            if !wake.has_changed().unwrap_or(false) {
-                tokio::select! {
-                    changed = wake.changed() => if changed.is_err() { return },
-                    _ = stop.changed() => return,
-                }
+        let caught_up = output.records.is_empty() || output.millis_behind_latest == 0;
+        if caught_up && !wake.has_changed().unwrap_or(false) {
+            tokio::select! {
+                changed = wake.changed() => if changed.is_err() { return },
+                _ = stop.changed() => return,
             }
         }
     }
