@@ -484,3 +484,123 @@ def test_kinesis_stream_as_source_across_a_split(fh_server, firehose, s3):
             break
         time.sleep(0.2)
     assert lines == wanted
+
+
+class Receiver:
+    """An HTTP endpoint destination: records every request and answers from a script (500s first,
+    then success, then one 413), as the service's delivery protocol expects."""
+
+    def __init__(self, script: list[int]):
+        self.script = list(script)
+        self.requests: list[dict] = []
+        self.lock = threading.Lock()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers["content-length"]))
+                if self.headers.get("Content-Encoding") == "gzip":
+                    body = gzip.decompress(body)
+                with receiver.lock:
+                    status = receiver.script.pop(0) if receiver.script else 200
+                    receiver.requests.append({"headers": {k.lower(): v for k, v in self.headers.items()}, "body": json.loads(body), "status": status})
+                document = json.loads(body)
+                reply = json.dumps({"requestId": document["requestId"], "timestamp": int(time.time() * 1000)}).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(reply)))
+                self.end_headers()
+                self.wfile.write(reply)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/ingest"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def wait(self, count: int, timeout: float = 60.0) -> list[dict]:
+        deadline = time.monotonic() + timeout
+        while True:
+            with self.lock:
+                if len(self.requests) >= count:
+                    return list(self.requests)
+            assert time.monotonic() < deadline, f"{len(self.requests)} requests, wanted {count}"
+            time.sleep(0.05)
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def http_destination(url: str, **extra) -> dict:
+    config = {
+        "EndpointConfiguration": {"Url": url, "Name": "receiver", "AccessKey": "secret-access-key"},
+        "BufferingHints": {"SizeInMBs": 1, "IntervalInSeconds": 0},
+        "RequestConfiguration": {
+            "ContentEncoding": "GZIP",
+            "CommonAttributes": [{"AttributeName": "team", "AttributeValue": "ingest"}],
+        },
+        "RetryOptions": {"DurationInSeconds": 60},
+        "S3Configuration": {"RoleARN": ROLE, "BucketARN": "arn:aws:s3:::http-backup", "ErrorOutputPrefix": "failed/"},
+        "RoleARN": ROLE,
+    }
+    config.update(extra)
+    return config
+
+
+def test_http_endpoint_refused_without_the_loopback_flag(firehose):
+    err = client_error(
+        firehose.create_delivery_stream,
+        DeliveryStreamName="plain-http",
+        HttpEndpointDestinationConfiguration=http_destination("http://127.0.0.1:9/ingest"),
+    )
+    assert err.response["Error"]["Code"] == "ValidationException"
+    assert "https://.*" in err.response["Error"]["Message"]
+    assert "plain-http" not in firehose.list_delivery_streams(Limit=100)["DeliveryStreamNames"]
+
+
+def test_http_endpoint_protocol_retries_and_error_prefix(server_factory):
+    receiver = Receiver([500, 503, 200, 413])
+    try:
+        server = server_factory(args=["--firehose-allow-http-loopback"], name="http")
+        fh = client(server, "firehose")
+        arn = create(fh, DeliveryStreamName="to-http", HttpEndpointDestinationConfiguration=http_destination(receiver.url))
+        described = fh.describe_delivery_stream(DeliveryStreamName="to-http")["DeliveryStreamDescription"]
+        endpoint = described["Destinations"][0]["HttpEndpointDestinationDescription"]["EndpointConfiguration"]
+        assert endpoint == {"Url": receiver.url, "Name": "receiver"}, "the access key is never described"
+
+        first = records(20, "first")
+        fh.put_record_batch(DeliveryStreamName="to-http", Records=[{"Data": r} for r in first])
+        requests = receiver.wait(3)
+        ids = {r["headers"]["x-amz-firehose-request-id"] for r in requests[:3]}
+        assert len(ids) == 1, "the request id is kept on every retry"
+        for request in requests[:3]:
+            headers = request["headers"]
+            assert headers["x-amz-firehose-protocol-version"] == "1.0"
+            assert headers["x-amz-firehose-source-arn"] == arn
+            assert headers["x-amz-firehose-access-key"] == "secret-access-key"
+            assert json.loads(headers["x-amz-firehose-common-attributes"]) == {"commonAttributes": {"team": "ingest"}}
+            assert headers["content-type"] == "application/json"
+            assert headers["content-encoding"] == "gzip"
+            body = request["body"]
+            assert body["requestId"] == headers["x-amz-firehose-request-id"]
+            assert isinstance(body["timestamp"], int) and body["timestamp"] > 1_600_000_000_000
+            assert [base64.b64decode(r["data"]) for r in body["records"]] == first
+
+        # The next batch is answered 413 once: permanent, so it goes to the error prefix.
+        second = records(5, "second")
+        fh.put_record_batch(DeliveryStreamName="to-http", Records=[{"Data": r} for r in second])
+        requests = receiver.wait(4)
+        assert requests[3]["status"] == 413
+        s3 = client(server, "s3")
+        (obj,) = wait_objects(s3, "http-backup", 1, prefix="failed/")
+        assert re.fullmatch(r"failed/http-endpoint-failed/\d{4}/\d\d/\d\d/\d\d/" + KEY_RE.format(name="to-http"), obj["Key"]), obj["Key"]
+        lines = [json.loads(line) for line in read_object(s3, "http-backup", obj["Key"]).splitlines()]
+        assert [base64.b64decode(line["rawData"]) for line in lines] == second
+        assert all(line["attemptsMade"] == 1 and line["errorCode"] for line in lines)
+        time.sleep(1)
+        assert len(receiver.requests) == 4, "a 413 is not retried"
+    finally:
+        receiver.close()

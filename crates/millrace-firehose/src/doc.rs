@@ -49,9 +49,6 @@ pub struct StreamDoc {
     /// `DeliveryStreamEncryptionConfiguration` once encryption was started or stopped.
     #[serde(default)]
     pub encryption: Option<Value>,
-    /// Whether `http://` to a loopback address is used for the endpoint (with the server's flag).
-    #[serde(default)]
-    pub cleartext_endpoint: bool,
 }
 
 impl StreamDoc {
@@ -327,6 +324,9 @@ pub fn http_description(
             if let Some(value) = endpoint.get(member) {
                 described.insert(member.into(), value.clone());
             }
+        }
+        if let Some(url) = crate::httpdest::given_url(endpoint) {
+            described.insert("Url".into(), json!(url));
         }
         out.insert("EndpointConfiguration".into(), Value::Object(described));
         access_key = endpoint

@@ -63,9 +63,8 @@ pub fn mark_loopback_url(operation: &str, input: &mut Value) {
     }
 }
 
-/// Whether the configured endpoint is a cleartext loopback one (after [`mark_loopback_url`]);
-/// restores its `http://` form in `config`.
-pub fn check_url(config: &FirehoseConfig, http: &Value) -> Result<bool, ServiceError> {
+/// Refuses a cleartext endpoint (marked by [`mark_loopback_url`]) unless the server allows them.
+pub fn check_url(config: &FirehoseConfig, http: &Value) -> Result<(), ServiceError> {
     let marked = http
         .get("EndpointConfiguration")
         .and_then(|e| e.get(CLEARTEXT_MARK))
@@ -74,21 +73,32 @@ pub fn check_url(config: &FirehoseConfig, http: &Value) -> Result<bool, ServiceE
     if marked && !config.allow_http_loopback {
         return Err(invalid_argument("Only https endpoints are supported."));
     }
-    Ok(marked)
+    Ok(())
 }
 
-/// The URL requests go to.
-fn target_url(doc: &StreamDoc) -> String {
+/// The `http://` URL a marked endpoint configuration was given with.
+pub fn given_url(endpoint: &Value) -> Option<String> {
+    let marked = endpoint
+        .get(CLEARTEXT_MARK)
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let url = endpoint.get("Url").and_then(Value::as_str)?;
+    let rest = url.strip_prefix("https://")?;
+    marked.then(|| format!("http://{rest}"))
+}
+
+/// The URL requests go to (a cleartext one only while the server allows it).
+fn target_url(inner: &Inner, doc: &StreamDoc) -> Result<String, String> {
     let url = doc
         .destination
         .get("EndpointConfiguration")
         .and_then(|e| e.get("Url"))
         .and_then(Value::as_str)
         .unwrap_or("");
-    match url.strip_prefix("https://") {
-        Some(rest) if doc.cleartext_endpoint => format!("http://{rest}"),
-        _ => url.to_owned(),
+    if url.starts_with("http://") && !(inner.config.allow_http_loopback && is_loopback_http(url)) {
+        return Err("cleartext endpoints need --firehose-allow-http-loopback".into());
     }
+    Ok(url.to_owned())
 }
 
 /// How a delivery ended.
@@ -105,6 +115,7 @@ pub enum Outcome {
 }
 
 fn request(
+    inner: &Inner,
     doc: &StreamDoc,
     request_id: &str,
     records: &[millrace_log::ReadEntry],
@@ -126,7 +137,7 @@ fn request(
             .apply(&bytes, "")
             .map_err(|error| error.to_string())?;
     }
-    let mut builder = http::Request::post(target_url(doc))
+    let mut builder = http::Request::post(target_url(inner, doc)?)
         .header("content-type", "application/json")
         .header("X-Amz-Firehose-Protocol-Version", "1.0")
         .header("X-Amz-Firehose-Request-Id", request_id)
@@ -184,7 +195,7 @@ pub async fn deliver(
     let mut first_failure: Option<Instant> = None;
     loop {
         attempts += 1;
-        let failure = match request(doc, &request_id, records) {
+        let failure = match request(inner, doc, &request_id, records) {
             Err(message) => Some(("HttpEndpoint.RequestFailed", message)),
             Ok(request) => match crate::http::send(&inner.client, request, ATTEMPT_TIMEOUT).await {
                 Err(message) => Some(("HttpEndpoint.RequestTimeout", message)),

@@ -181,17 +181,17 @@ impl Firehose {
                 "Exactly one destination configuration must be supplied.",
             ));
         }
-        let (kind, destination, access_key, cleartext) = match (s3, http) {
-            (Some(s3), _) => (Kind::S3, doc::s3_description(s3, None)?, None, false),
+        let (kind, destination, access_key) = match (s3, http) {
+            (Some(s3), _) => (Kind::S3, doc::s3_description(s3, None)?, None),
             (_, Some(http)) => {
-                let cleartext = crate::httpdest::check_url(&self.inner.config, http)?;
+                crate::httpdest::check_url(&self.inner.config, http)?;
                 let (description, key) = doc::http_description(http, None)?;
                 if description.get("S3DestinationDescription").is_none() {
                     return Err(invalid_argument(
                         "S3Configuration is required for an HTTP endpoint destination.",
                     ));
                 }
-                (Kind::Http, description, key, cleartext)
+                (Kind::Http, description, key)
             }
             _ => unreachable_destination()?,
         };
@@ -236,7 +236,6 @@ impl Firehose {
             source,
             tags,
             encryption,
-            cleartext_endpoint: cleartext,
         };
         let stream = blocking(move || {
             doc.incarnation = inner.allocate_incarnation()?;
@@ -360,14 +359,11 @@ impl Firehose {
                 doc.destination = doc::s3_description(s3, current)?;
                 doc.kind = Kind::S3;
                 doc.access_key = None;
-                doc.cleartext_endpoint = false;
             }
             (None, Some(http)) => {
-                let cleartext = if http.get("EndpointConfiguration").is_some() {
-                    crate::httpdest::check_url(&self.inner.config, http)?
-                } else {
-                    doc.cleartext_endpoint
-                };
+                if http.get("EndpointConfiguration").is_some() {
+                    crate::httpdest::check_url(&self.inner.config, http)?;
+                }
                 let current = (doc.kind == Kind::Http).then_some(&doc.destination);
                 let (description, key) = doc::http_description(http, current)?;
                 if description.get("EndpointConfiguration").is_none()
@@ -382,7 +378,6 @@ impl Firehose {
                     doc.access_key = key;
                 }
                 doc.kind = Kind::Http;
-                doc.cleartext_endpoint = cleartext;
             }
             _ => {
                 return Err(invalid_argument(
@@ -537,7 +532,7 @@ impl Firehose {
     }
 }
 
-fn unreachable_destination() -> Result<(Kind, Value, Option<String>, bool), ServiceError> {
+fn unreachable_destination() -> Result<(Kind, Value, Option<String>), ServiceError> {
     Err(invalid_argument(
         "Exactly one destination configuration must be supplied.",
     ))
