@@ -604,3 +604,46 @@ def test_http_endpoint_protocol_retries_and_error_prefix(server_factory):
         assert len(receiver.requests) == 4, "a 413 is not retried"
     finally:
         receiver.close()
+
+
+def test_enforce_mode_authorizes_firehose_and_the_embedded_store(server_factory):
+    root_key, root_secret = "AKIAMILLRACEFHROOT01", "firehose-root-secret"
+    server = server_factory(
+        args=["--auth", "enforce", "--root-access-key-id", root_key, "--root-secret-access-key", root_secret],
+        name="enforce",
+    )
+
+    def as_(service, key, secret):
+        return boto3.client(
+            service, endpoint_url=server.endpoint, region_name=REGION, aws_access_key_id=key,
+            aws_secret_access_key=secret, config=botocore.config.Config(retries={"max_attempts": 1}),
+        )
+
+    iam = as_("iam", root_key, root_secret)
+    iam.create_user(UserName="writer")
+    policy = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Action": "firehose:PutRecord", "Resource": f"arn:aws:firehose:{REGION}:{ACCOUNT}:deliverystream/guarded"},
+            {"Effect": "Allow", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::guarded-bucket/*"},
+        ],
+    }
+    iam.put_user_policy(UserName="writer", PolicyName="inline", PolicyDocument=json.dumps(policy))
+    key = iam.create_access_key(UserName="writer")["AccessKey"]
+    writer_fh = as_("firehose", key["AccessKeyId"], key["SecretAccessKey"])
+    writer_s3 = as_("s3", key["AccessKeyId"], key["SecretAccessKey"])
+
+    root_fh = as_("firehose", root_key, root_secret)
+    create(root_fh, DeliveryStreamName="guarded", ExtendedS3DestinationConfiguration=s3_destination("guarded-bucket"))
+    err = client_error(writer_fh.describe_delivery_stream, DeliveryStreamName="guarded")
+    assert err.response["Error"]["Code"] == "AccessDeniedException"
+    writer_fh.put_record(DeliveryStreamName="guarded", Record={"Data": b"allowed\n"})
+    # The delivery is signed with the root credentials; the writer may read objects but not list.
+    root_s3 = as_("s3", root_key, root_secret)
+    (obj,) = wait_objects(root_s3, "guarded-bucket", 1)
+    assert read_object(writer_s3, "guarded-bucket", obj["Key"]) == b"allowed\n"
+    err = client_error(writer_s3.list_objects_v2, Bucket="guarded-bucket")
+    assert err.response["Error"]["Code"] == "AccessDenied"
+    bad = as_("s3", root_key, "not-the-secret")
+    err = client_error(bad.list_objects_v2, Bucket="guarded-bucket")
+    assert err.response["Error"]["Code"] == "SignatureDoesNotMatch"

@@ -50,6 +50,21 @@ impl millrace_s3::Secrets for IamSecrets {
     }
 }
 
+struct IamPolicies(Arc<Iam>);
+
+impl millrace_s3::Access for IamPolicies {
+    fn allowed(&self, access_key_id: &str, action: &str, resource: &str) -> bool {
+        let Some(credential) = self.0.credential(access_key_id) else {
+            return false;
+        };
+        let caller = &credential.caller;
+        let context = millrace_policy::ContextKeys::new();
+        self.0
+            .authorize(caller, action, resource, &caller.account, None, &context)
+            == millrace_policy::Decision::Allow
+    }
+}
+
 struct Embedded(millrace_s3::EmbeddedS3);
 
 impl S3Front for Embedded {
@@ -75,7 +90,11 @@ pub fn embedded_s3(
         AuthMode::Open => None,
         _ => Some(Arc::new(IamSecrets(iam.clone()))),
     };
-    let store = millrace_s3::EmbeddedS3::open(&data_dir.join("s3"), secrets)
+    let access: Option<Arc<dyn millrace_s3::Access>> = match mode {
+        AuthMode::Enforce => Some(Arc::new(IamPolicies(iam.clone()))),
+        _ => None,
+    };
+    let store = millrace_s3::EmbeddedS3::open(&data_dir.join("s3"), secrets, access)
         .context("open the embedded S3 store")?;
     Ok(Some(Arc::new(Embedded(store))))
 }

@@ -27,6 +27,51 @@ pub trait Secrets: Send + Sync + 'static {
     fn secret(&self, access_key_id: &str) -> Option<String>;
 }
 
+/// Decides whether a caller (by access key) may perform an IAM action (`s3:PutObject`) on a
+/// resource (`arn:aws:s3:::bucket/key`): the identity store's policies under `--auth enforce`.
+pub trait Access: Send + Sync + 'static {
+    fn allowed(&self, access_key_id: &str, action: &str, resource: &str) -> bool;
+}
+
+/// The IAM action of an S3 operation (as the S3 authorization reference maps them).
+fn iam_action(operation: &str) -> String {
+    let action = match operation {
+        "ListObjects" | "ListObjectsV2" | "HeadBucket" => "ListBucket",
+        "ListBuckets" => "ListAllMyBuckets",
+        "HeadObject" => "GetObject",
+        "UploadPart" | "CompleteMultipartUpload" | "CreateMultipartUpload" | "CopyObject" => {
+            "PutObject"
+        }
+        "ListParts" => "ListMultipartUploadParts",
+        "ListMultipartUploads" => "ListBucketMultipartUploads",
+        "DeleteObjects" => "DeleteObject",
+        other => other,
+    };
+    format!("s3:{action}")
+}
+
+struct Policies(Arc<dyn Access>);
+
+#[async_trait::async_trait]
+impl s3s::access::S3Access for Policies {
+    async fn check(&self, cx: &mut s3s::access::S3AccessContext<'_>) -> s3s::S3Result<()> {
+        let Some(credentials) = cx.credentials() else {
+            return Err(s3s::s3_error!(AccessDenied));
+        };
+        let resource = match cx.s3_path() {
+            s3s::path::S3Path::Root => "*".to_owned(),
+            s3s::path::S3Path::Bucket { bucket } => format!("arn:aws:s3:::{bucket}"),
+            s3s::path::S3Path::Object { bucket, key } => format!("arn:aws:s3:::{bucket}/{key}"),
+        };
+        let action = iam_action(cx.s3_op().name());
+        if self.0.allowed(&credentials.access_key, &action, &resource) {
+            Ok(())
+        } else {
+            Err(s3s::s3_error!(AccessDenied))
+        }
+    }
+}
+
 struct Auth(Arc<dyn Secrets>);
 
 #[async_trait::async_trait]
@@ -60,8 +105,13 @@ const SIGNATURE_PARAMETERS: &[&str] = &[
 
 impl EmbeddedS3 {
     /// Opens the store under `root` (created if missing). With `secrets`, requests must be
-    /// signed with a known key; without, signatures are ignored.
-    pub fn open(root: &Path, secrets: Option<Arc<dyn Secrets>>) -> std::io::Result<EmbeddedS3> {
+    /// signed with a known key; without, signatures are ignored. With `access`, every request is
+    /// authorized by it.
+    pub fn open(
+        root: &Path,
+        secrets: Option<Arc<dyn Secrets>>,
+        access: Option<Arc<dyn Access>>,
+    ) -> std::io::Result<EmbeddedS3> {
         std::fs::create_dir_all(root)?;
         let fs = s3s_fs::FileSystem::new(root)
             .map_err(|error| std::io::Error::other(format!("open the S3 store: {error:?}")))?;
@@ -69,6 +119,9 @@ impl EmbeddedS3 {
         let open = secrets.is_none();
         if let Some(secrets) = secrets {
             builder.set_auth(Auth(secrets));
+            if let Some(access) = access {
+                builder.set_access(Policies(access));
+            }
         }
         Ok(EmbeddedS3 {
             root: root.to_path_buf(),
