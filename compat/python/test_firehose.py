@@ -644,6 +644,31 @@ def test_enforce_mode_authorizes_firehose_and_the_embedded_store(server_factory)
     assert read_object(writer_s3, "guarded-bucket", obj["Key"]) == b"allowed\n"
     err = client_error(writer_s3.list_objects_v2, Bucket="guarded-bucket")
     assert err.response["Error"]["Code"] == "AccessDenied"
+    # A caller without policies is denied every operation, and nothing changes.
+    iam.create_user(UserName="nobody")
+    nobody_key = iam.create_access_key(UserName="nobody")["AccessKey"]
+    nobody = as_("firehose", nobody_key["AccessKeyId"], nobody_key["SecretAccessKey"])
+    name = {"DeliveryStreamName": "guarded"}
+    calls = [
+        ("create_delivery_stream", {"DeliveryStreamName": "other", "ExtendedS3DestinationConfiguration": s3_destination("x")}),
+        ("delete_delivery_stream", name),
+        ("describe_delivery_stream", name),
+        ("list_delivery_streams", {}),
+        ("update_destination", {**name, "CurrentDeliveryStreamVersionId": "1", "DestinationId": "destinationId-000000000001",
+                                "ExtendedS3DestinationUpdate": {"BucketARN": "arn:aws:s3:::y"}}),
+        ("put_record", {**name, "Record": {"Data": b"x"}}),
+        ("put_record_batch", {**name, "Records": [{"Data": b"x"}]}),
+        ("tag_delivery_stream", {**name, "Tags": [{"Key": "k", "Value": "v"}]}),
+        ("untag_delivery_stream", {**name, "TagKeys": ["k"]}),
+        ("list_tags_for_delivery_stream", name),
+        ("start_delivery_stream_encryption", name),
+        ("stop_delivery_stream_encryption", name),
+    ]
+    for operation, params in calls:
+        err = client_error(getattr(nobody, operation), **params)
+        assert err.response["Error"]["Code"] == "AccessDeniedException", operation
+    assert root_fh.list_delivery_streams()["DeliveryStreamNames"] == ["guarded"]
+    assert root_fh.describe_delivery_stream(**name)["DeliveryStreamDescription"]["VersionId"] == "1"
     bad = as_("s3", root_key, "not-the-secret")
     err = client_error(bad.list_objects_v2, Bucket="guarded-bucket")
     assert err.response["Error"]["Code"] == "SignatureDoesNotMatch"

@@ -23,6 +23,8 @@ use crate::{delivered_key, now_ms, Inner, Stream};
 
 /// Records read from the log per step.
 const READ_RECORDS: usize = 10_000;
+/// Delivered bytes between two trims of the log (about one segment).
+const TRIM_EVERY_BYTES: usize = 16 << 20;
 
 fn load_delivered(inner: &Inner, incarnation: u64) -> u64 {
     inner
@@ -49,6 +51,7 @@ pub async fn run(inner: Arc<Inner>, stream: Arc<Stream>) {
     let mut read_to = delivered;
     let mut batch: Vec<ReadEntry> = Vec::new();
     let mut batch_bytes = 0usize;
+    let mut since_trim = 0usize;
     loop {
         if *stop.borrow() {
             return;
@@ -110,8 +113,14 @@ pub async fn run(inner: Arc<Inner>, stream: Arc<Stream>) {
             return;
         }
         delivered = read_to;
+        let newest_ms = batch.last().map_or(0, |r| r.timestamp_ms);
+        since_trim += batch_bytes;
         batch.clear();
         batch_bytes = 0;
+        let trim = since_trim >= TRIM_EVERY_BYTES;
+        if trim {
+            since_trim = 0;
+        }
         let inner2 = inner.clone();
         let stream2 = stream.clone();
         let committed = tokio::task::spawn_blocking(move || {
@@ -120,14 +129,18 @@ pub async fn run(inner: Arc<Inner>, stream: Arc<Stream>) {
                 .store
                 .write(&[(&delivered_key(incarnation), Some(text.as_bytes()))])
                 .map_err(|error| error.to_string())?;
-            // Whole segments older than the first undelivered record can go.
-            let keep_from = stream2
-                .log
-                .read(delivered, u64::MAX, 1, 1)
-                .ok()
-                .and_then(|entries| entries.first().map(|e| e.timestamp_ms));
-            if let Some(ts) = keep_from {
-                let _ = stream2.log.trim_before_timestamp(ts);
+            if trim {
+                // Whole segments older than the first undelivered record (or, with nothing
+                // left, than the newest delivered one) can go.
+                let keep_from = stream2
+                    .log
+                    .read(delivered, u64::MAX, 1, 1)
+                    .ok()
+                    .and_then(|entries| entries.first().map(|e| e.timestamp_ms))
+                    .unwrap_or(newest_ms);
+                if let Err(error) = stream2.log.trim_before_timestamp(keep_from) {
+                    tracing::warn!(%error, "trimming a delivery stream's log failed");
+                }
             }
             Ok::<(), String>(())
         })
