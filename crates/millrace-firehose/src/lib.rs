@@ -65,6 +65,9 @@ pub(crate) struct Stream {
     pub(crate) appended: watch::Sender<u64>,
     /// Serialises appends, so arrival timestamps never go backwards.
     pub(crate) append_lock: Mutex<u64>,
+    /// Serialises syncs and holds the position everything before which is durable: a request
+    /// whose records an earlier sync already covered does not sync again (group commit).
+    pub(crate) synced: Mutex<u64>,
     /// Set when the stream is deleted or the server stops.
     pub(crate) stop: watch::Sender<bool>,
 }
@@ -214,7 +217,7 @@ impl Inner {
     /// Appends records durably (synced before returning) and wakes the delivery task;
     /// returns the position of the first.
     pub(crate) fn append(&self, stream: &Stream, records: &[&[u8]]) -> Result<u64, String> {
-        let first = {
+        let (first, end) = {
             let mut last_ts = stream.append_lock.lock().expect("append lock");
             let ts = now_ms().max(*last_ts);
             *last_ts = ts;
@@ -225,13 +228,21 @@ impl Inner {
                     payload,
                 })
                 .collect();
-            stream
+            let first = stream
                 .log
                 .append(&entries)
-                .map_err(|error| error.to_string())?
+                .map_err(|error| error.to_string())?;
+            (first, first + records.len() as u64)
         };
-        stream.log.sync().map_err(|error| error.to_string())?;
-        let end = stream.log.next_position();
+        {
+            let mut synced = stream.synced.lock().expect("sync lock");
+            if *synced < end {
+                // Everything appended so far, also by requests still waiting for this lock.
+                let target = stream.log.next_position();
+                stream.log.sync().map_err(|error| error.to_string())?;
+                *synced = target;
+            }
+        }
         stream.appended.send_if_modified(|current| {
             if end > *current {
                 *current = end;
@@ -258,6 +269,7 @@ pub(crate) fn open_stream(data_dir: &Path, doc: StreamDoc) -> std::io::Result<Ar
         log,
         appended: watch::channel(end).0,
         append_lock: Mutex::new(last),
+        synced: Mutex::new(end),
         stop: watch::channel(false).0,
     }))
 }
