@@ -672,3 +672,36 @@ def test_enforce_mode_authorizes_firehose_and_the_embedded_store(server_factory)
     bad = as_("s3", root_key, "not-the-secret")
     err = client_error(bad.list_objects_v2, Bucket="guarded-bucket")
     assert err.response["Error"]["Code"] == "SignatureDoesNotMatch"
+
+
+def test_deliveries_retry_until_the_store_is_back(server_factory):
+    # The external store is down when the records arrive; they are delivered once it is up.
+    port = free_port()
+    endpoint = f"http://127.0.0.1:{port}"
+    server = server_factory(args=["--s3-endpoint", endpoint], name="outage")
+    fh = client(server, "firehose")
+    create(fh, DeliveryStreamName="patient", ExtendedS3DestinationConfiguration=s3_destination("late-bucket"))
+    sent = records(30, "patient")
+    fh.put_record_batch(DeliveryStreamName="patient", Records=[{"Data": r} for r in sent])
+    time.sleep(2)  # a few failed attempts
+    binary = Path(sys.executable).parent / "moto_server"
+    proc = subprocess.Popen([str(binary), "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        external = client(None, "s3", endpoint)
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                external.create_bucket(Bucket="late-bucket")
+                break
+            except Exception:
+                assert proc.poll() is None and time.monotonic() < deadline, "moto_server did not start"
+                time.sleep(0.1)
+        objects = wait_objects(external, "late-bucket", 1, timeout=60)
+        assert delivered_data(external, "late-bucket", objects) == b"".join(sent)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

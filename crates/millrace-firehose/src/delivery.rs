@@ -109,7 +109,7 @@ pub async fn run(inner: Arc<Inner>, stream: Arc<Stream>) {
             }
             continue;
         }
-        if !deliver(&inner, &stream, &batch, &mut stop).await {
+        if !deliver(&inner, &stream, &batch, &mut stop).await || *stop.borrow() {
             return;
         }
         delivered = read_to;
