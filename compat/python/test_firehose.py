@@ -705,3 +705,44 @@ def test_deliveries_retry_until_the_store_is_back(server_factory):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def test_firehose_metrics_in_cloudwatch(server_factory):
+    import datetime
+
+    server = server_factory(name="metrics")
+    fh = client(server, "firehose")
+    create(fh, DeliveryStreamName="counted", ExtendedS3DestinationConfiguration=s3_destination("counted-bucket"))
+    sent = records(40, "counted")
+    fh.put_record_batch(DeliveryStreamName="counted", Records=[{"Data": r} for r in sent[:30]])
+    fh.put_record(DeliveryStreamName="counted", Record={"Data": sent[30]})
+    fh.put_record_batch(DeliveryStreamName="counted", Records=[{"Data": r} for r in sent[31:]])
+    s3 = client(server, "s3")
+    deadline = time.monotonic() + 60
+    while sum(o["Size"] for o in wait_objects(s3, "counted-bucket", 1)) < len(b"".join(sent)):
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    # Minutes are handed to CloudWatch when they end, and at shutdown.
+    server.restart()
+    cw = client(server, "cloudwatch")
+    now = datetime.datetime.now(datetime.timezone.utc)
+
+    def total(metric: str, statistic: str = "Sum") -> float:
+        points = cw.get_metric_statistics(
+            Namespace="AWS/Firehose", MetricName=metric,
+            Dimensions=[{"Name": "DeliveryStreamName", "Value": "counted"}],
+            StartTime=now - datetime.timedelta(minutes=10), EndTime=now + datetime.timedelta(minutes=2),
+            Period=60, Statistics=[statistic],
+        )["Datapoints"]
+        return sum(p[statistic] for p in points)
+
+    assert total("IncomingRecords") == 40
+    assert total("IncomingBytes") == len(b"".join(sent))
+    assert total("IncomingPutRequests", "SampleCount") == 3
+    assert total("PutRecordBatch.Records") == 39
+    assert total("PutRecord.Requests", "SampleCount") == 1
+    assert total("DeliveryToS3.Records") == 40
+    assert total("DeliveryToS3.Bytes") == len(b"".join(sent))
+    assert total("DeliveryToS3.ObjectCount") >= 1
+    names = {m["MetricName"] for m in cw.list_metrics(Namespace="AWS/Firehose")["Metrics"]}
+    assert {"IncomingRecords", "DeliveryToS3.Success", "DeliveryToS3.DataFreshness"} <= names

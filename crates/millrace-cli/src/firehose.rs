@@ -113,6 +113,7 @@ pub struct FirehoseSetup<'a> {
     pub create_ms: u64,
     pub local: LocalCredentials,
     pub kinesis: Arc<dyn millrace_firehose::KinesisStreams>,
+    pub metrics: Option<Arc<dyn millrace_firehose::MetricsSink>>,
 }
 
 pub async fn open_firehose(
@@ -155,6 +156,7 @@ pub async fn open_firehose(
         s3: target,
         create_ms: setup.create_ms,
         allow_http_loopback: args.firehose_allow_http_loopback,
+        metrics: setup.metrics,
     };
     let kinesis = setup.kinesis;
     let firehose = tokio::task::spawn_blocking(move || {
@@ -199,4 +201,43 @@ pub fn engines(
             .map(|engine| (engine.account_id().to_owned(), engine.clone()))
             .collect(),
     ))
+}
+
+/// `AWS/Firehose` datapoints into the CloudWatch store.
+struct CloudWatchSink(Arc<millrace_server::cloudwatch::Metrics>);
+
+impl millrace_firehose::MetricsSink for CloudWatchSink {
+    fn publish(&self, points: Vec<millrace_firehose::MetricPoint>) {
+        use millrace_server::cloudwatch::{SeriesKey, Stat};
+        let points: Vec<(SeriesKey, String, i64, Stat)> = points
+            .into_iter()
+            .map(|p| {
+                let key = SeriesKey::new(
+                    &p.account,
+                    &p.region,
+                    "AWS/Firehose",
+                    p.metric,
+                    vec![("DeliveryStreamName".to_owned(), p.stream.clone())],
+                );
+                (
+                    key,
+                    p.unit.to_owned(),
+                    p.minute,
+                    Stat::set(p.count, p.sum, p.min, p.max),
+                )
+            })
+            .collect();
+        if let Err(error) = self.0.store().merge(&points) {
+            tracing::error!(%error, "storing Firehose metrics failed");
+        }
+    }
+}
+
+/// The metrics sink, when metrics are on.
+pub fn metrics_sink(
+    metrics: &Option<Arc<millrace_server::cloudwatch::Metrics>>,
+) -> Option<Arc<dyn millrace_firehose::MetricsSink>> {
+    metrics
+        .as_ref()
+        .map(|m| Arc::new(CloudWatchSink(m.clone())) as Arc<dyn millrace_firehose::MetricsSink>)
 }

@@ -569,6 +569,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         create_ms: args.create_stream_ms,
         local: firehose::local_credentials(&args.root_access_key_id, &args.root_secret_access_key),
         kinesis: firehose::engines(&accounts),
+        metrics: firehose::metrics_sink(&metrics),
     })
     .await?;
     services.push(std::sync::Arc::new(delivery));

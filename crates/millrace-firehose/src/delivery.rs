@@ -173,10 +173,28 @@ async fn deliver(
             Kind::S3 => write_records(inner, &doc, doc.s3(), batch, None).await,
             Kind::Http => deliver_http(inner, &doc, batch, stop).await,
         };
+        let scope = crate::metrics::Scope {
+            account: &doc.account,
+            region: &doc.region,
+            stream: &doc.name,
+        };
         match result {
-            Ok(()) => return true,
+            Ok(()) => {
+                if doc.kind == Kind::S3 {
+                    record_delivery(inner, &scope, "DeliveryToS3", batch, true);
+                    inner
+                        .meter
+                        .record(&scope, "DeliveryToS3.ObjectCount", "Count", 1.0);
+                }
+                return true;
+            }
             Err(error) if error == STOPPED => return false,
             Err(error) => {
+                if doc.kind == Kind::S3 {
+                    inner
+                        .meter
+                        .record(&scope, "DeliveryToS3.Success", "Count", 0.0);
+                }
                 tracing::warn!(stream = %doc.name, %error, "delivery failed; retrying");
                 if wait_or_stop(stop, backoff).await {
                     return false;
@@ -189,6 +207,40 @@ async fn deliver(
 
 const STOPPED: &str = "stopped";
 
+/// `<prefix>.Success`, `.Records`, `.Bytes` and `.DataFreshness` (the age of the oldest record).
+fn record_delivery(
+    inner: &Inner,
+    scope: &crate::metrics::Scope<'_>,
+    prefix: &'static str,
+    batch: &[ReadEntry],
+    delivered: bool,
+) {
+    let meter = &inner.meter;
+    let (success, records, bytes, freshness) = match prefix {
+        "DeliveryToS3" => (
+            "DeliveryToS3.Success",
+            "DeliveryToS3.Records",
+            "DeliveryToS3.Bytes",
+            "DeliveryToS3.DataFreshness",
+        ),
+        _ => (
+            "DeliveryToHttpEndpoint.Success",
+            "DeliveryToHttpEndpoint.Records",
+            "DeliveryToHttpEndpoint.Bytes",
+            "DeliveryToHttpEndpoint.DataFreshness",
+        ),
+    };
+    meter.record(scope, success, "Count", if delivered { 1.0 } else { 0.0 });
+    if delivered {
+        let total: usize = batch.iter().map(|r| r.payload.len()).sum();
+        meter.record(scope, records, "Count", batch.len() as f64);
+        meter.record(scope, bytes, "Bytes", total as f64);
+        let oldest = batch.first().map_or(0, |r| r.timestamp_ms);
+        let age = now_ms().saturating_sub(oldest) as f64 / 1000.0;
+        meter.record(scope, freshness, "Seconds", age);
+    }
+}
+
 async fn deliver_http(
     inner: &Inner,
     doc: &StreamDoc,
@@ -196,14 +248,20 @@ async fn deliver_http(
     stop: &mut watch::Receiver<bool>,
 ) -> Result<(), String> {
     let all_data = doc.destination.get("S3BackupMode").and_then(Value::as_str) == Some("AllData");
+    let scope = crate::metrics::Scope {
+        account: &doc.account,
+        region: &doc.region,
+        stream: &doc.name,
+    };
     match crate::httpdest::deliver(inner, doc, batch, stop).await {
-        Outcome::Delivered => {}
+        Outcome::Delivered => record_delivery(inner, &scope, "DeliveryToHttpEndpoint", batch, true),
         Outcome::Stopped => return Err(STOPPED.into()),
         Outcome::Failed {
             code,
             message,
             attempts,
         } => {
+            record_delivery(inner, &scope, "DeliveryToHttpEndpoint", batch, false);
             let lines = crate::httpdest::error_records(batch, code, &message, attempts);
             write_object(
                 inner,

@@ -17,6 +17,7 @@ mod doc;
 mod error;
 mod http;
 mod httpdest;
+mod metrics;
 mod prefix;
 mod s3;
 mod service;
@@ -32,6 +33,7 @@ use millrace_log::{LogConfig, ShardLog};
 use tokio::sync::watch;
 
 pub use doc::StreamDoc;
+pub use metrics::{MetricPoint, MetricsSink};
 pub use s3::S3Target;
 pub use source::KinesisStreams;
 
@@ -46,6 +48,8 @@ pub struct FirehoseConfig {
     pub create_ms: u64,
     /// Whether HTTP endpoint destinations may use `http://` to a loopback address.
     pub allow_http_loopback: bool,
+    /// Where `AWS/Firehose` metrics go (`None`: not counted).
+    pub metrics: Option<Arc<dyn MetricsSink>>,
 }
 
 fn now_ms() -> u64 {
@@ -87,6 +91,7 @@ pub(crate) struct Inner {
     pub(crate) kinesis: Option<Arc<dyn KinesisStreams>>,
     /// Serialises control-plane changes.
     pub(crate) control: tokio::sync::Mutex<()>,
+    pub(crate) meter: metrics::Meter,
 }
 
 /// The Firehose service.
@@ -145,6 +150,7 @@ impl Firehose {
         Ok(Firehose {
             inner: Arc::new(Inner {
                 client: http::client()?,
+                meter: metrics::Meter::new(config.metrics.clone()),
                 config,
                 store,
                 streams: Mutex::new(streams),
@@ -168,6 +174,18 @@ impl Firehose {
         for stream in streams {
             self.spawn(stream);
         }
+        // Finished minutes go to the metrics layer once a minute (a timer, not a poll: nothing
+        // waits on it).
+        let inner = self.inner.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let inner = inner.clone();
+                let _ = tokio::task::spawn_blocking(move || inner.meter.flush(false)).await;
+            }
+        });
     }
 
     pub(crate) fn spawn(&self, stream: Arc<Stream>) {
@@ -177,11 +195,13 @@ impl Firehose {
         }
     }
 
-    /// Stops every delivery task (at shutdown; undelivered records stay in the logs).
+    /// Stops every delivery task (at shutdown; undelivered records stay in the logs) and hands
+    /// the metrics counted so far to the metrics layer.
     pub fn stop(&self) {
         for stream in self.inner.streams.lock().expect("streams lock").values() {
             let _ = stream.stop.send(true);
         }
+        self.inner.meter.flush(true);
     }
 }
 

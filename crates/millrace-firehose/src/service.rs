@@ -430,6 +430,7 @@ impl Firehose {
                 "Records size exceeds 4 MiB limit: {total} bytes were sent."
             )));
         }
+        let started = std::time::Instant::now();
         let inner = self.inner.clone();
         let appended = stream.clone();
         let count = payloads.len();
@@ -438,6 +439,41 @@ impl Firehose {
             inner.append(&appended, &slices)
         })
         .await?;
+        let meter = &self.inner.meter;
+        let scope = crate::metrics::Scope {
+            account: &doc.account,
+            region: &doc.region,
+            stream: &doc.name,
+        };
+        meter.record(&scope, "IncomingBytes", "Bytes", total as f64);
+        meter.record(&scope, "IncomingRecords", "Count", count as f64);
+        meter.record(&scope, "IncomingPutRequests", "Count", 1.0);
+        let (bytes, records, requests, latency) = if operation == "PutRecord" {
+            (
+                "PutRecord.Bytes",
+                None,
+                "PutRecord.Requests",
+                "PutRecord.Latency",
+            )
+        } else {
+            (
+                "PutRecordBatch.Bytes",
+                Some("PutRecordBatch.Records"),
+                "PutRecordBatch.Requests",
+                "PutRecordBatch.Latency",
+            )
+        };
+        meter.record(&scope, bytes, "Bytes", total as f64);
+        if let Some(records) = records {
+            meter.record(&scope, records, "Count", count as f64);
+        }
+        meter.record(&scope, requests, "Count", 1.0);
+        meter.record(
+            &scope,
+            latency,
+            "Milliseconds",
+            started.elapsed().as_secs_f64() * 1000.0,
+        );
         let encrypted = doc.encrypted();
         let id = |position: u64| format!("{:016x}{:016x}", doc.incarnation, position);
         if operation == "PutRecord" {

@@ -338,6 +338,7 @@ async fn read_shard(shared: Arc<Shared>, shard_id: String) {
                     Err(_) => payloads.push(record.data().to_vec()),
                 }
             }
+            let read_bytes: usize = output.records.iter().map(|r| r.data().len()).sum();
             let inner = shared.inner.clone();
             let stream = shared.stream.clone();
             let appended = tokio::task::spawn_blocking(move || {
@@ -346,7 +347,27 @@ async fn read_shard(shared: Arc<Shared>, shard_id: String) {
             })
             .await;
             match appended {
-                Ok(Ok(_)) => {}
+                Ok(Ok(_)) => {
+                    let doc = shared.stream.snapshot();
+                    let scope = crate::metrics::Scope {
+                        account: &doc.account,
+                        region: &doc.region,
+                        stream: &doc.name,
+                    };
+                    let meter = &shared.inner.meter;
+                    meter.record(
+                        &scope,
+                        "DataReadFromKinesisStream.Records",
+                        "Count",
+                        output.records.len() as f64,
+                    );
+                    meter.record(
+                        &scope,
+                        "DataReadFromKinesisStream.Bytes",
+                        "Bytes",
+                        read_bytes as f64,
+                    );
+                }
                 Ok(Err(error)) => {
                     tracing::error!(%error, "appending source records failed; reading them again");
                     iterator = None;
