@@ -602,6 +602,26 @@ def test_http_endpoint_protocol_retries_and_error_prefix(server_factory):
         assert all(line["attemptsMade"] == 1 and line["errorCode"] for line in lines)
         time.sleep(1)
         assert len(receiver.requests) == 4, "a 413 is not retried"
+
+        # An endpoint that keeps failing: retried for RetryOptions.DurationInSeconds, then the
+        # records go to the error prefix.
+        failing = Receiver([500] * 1000)
+        try:
+            create(fh, DeliveryStreamName="to-failing", HttpEndpointDestinationConfiguration=http_destination(
+                failing.url, RetryOptions={"DurationInSeconds": 1},
+                S3Configuration={"RoleARN": ROLE, "BucketARN": "arn:aws:s3:::failing-backup"},
+            ))
+            third = records(3, "third")
+            fh.put_record_batch(DeliveryStreamName="to-failing", Records=[{"Data": r} for r in third])
+            (obj,) = wait_objects(s3, "failing-backup", 1)
+            assert obj["Key"].startswith("http-endpoint-failed/"), obj["Key"]
+            lines = [json.loads(line) for line in read_object(s3, "failing-backup", obj["Key"]).splitlines()]
+            assert [base64.b64decode(line["rawData"]) for line in lines] == third
+            assert lines[0]["attemptsMade"] >= 2
+            assert len(failing.requests) == lines[0]["attemptsMade"]
+            assert len({r["headers"]["x-amz-firehose-request-id"] for r in failing.requests}) == 1
+        finally:
+            failing.close()
     finally:
         receiver.close()
 
