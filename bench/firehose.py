@@ -90,8 +90,8 @@ def throughput(endpoint: str, seconds: float, threads: int) -> dict:
     # A 0-second interval: objects are written as fast as the engine can, so the end-to-end figure is
     # the delivery rate rather than a wait for the interval.
     create(fh, "bench", "bench-bucket", size=5, interval=0)
-    record = os.urandom(768)
-    data = base64.b64encode(record).decode()  # 1,024 base64 characters
+    record = os.urandom(1024)
+    data = base64.b64encode(record).decode()
     body = json.dumps({"DeliveryStreamName": "bench", "Records": [{"Data": data}] * 500}).encode()
     host = endpoint.split("//", 1)[1]
     credentials = botocore.credentials.Credentials("bench", "bench")
@@ -174,7 +174,8 @@ def latency(endpoint: str, samples: int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--seconds", type=float, default=20)
+    # 10 s write about 1 GB to the temporary directory (the log and the objects), removed afterwards.
+    parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--samples", type=int, default=30)
     args = parser.parse_args()
