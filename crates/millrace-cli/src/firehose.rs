@@ -114,6 +114,8 @@ pub struct FirehoseSetup<'a> {
     pub local: LocalCredentials,
     pub kinesis: Arc<dyn millrace_firehose::KinesisStreams>,
     pub metrics: Option<Arc<dyn millrace_firehose::MetricsSink>>,
+    /// `--fsync always`.
+    pub sync: bool,
 }
 
 pub async fn open_firehose(
@@ -157,6 +159,7 @@ pub async fn open_firehose(
         create_ms: setup.create_ms,
         allow_http_loopback: args.firehose_allow_http_loopback,
         metrics: setup.metrics,
+        sync: setup.sync,
     };
     let kinesis = setup.kinesis;
     let firehose = tokio::task::spawn_blocking(move || {

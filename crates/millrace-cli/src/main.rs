@@ -570,6 +570,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         local: firehose::local_credentials(&args.root_access_key_id, &args.root_secret_access_key),
         kinesis: firehose::engines(&accounts),
         metrics: firehose::metrics_sink(&metrics),
+        sync: args.fsync == "always",
     })
     .await?;
     services.push(std::sync::Arc::new(delivery));

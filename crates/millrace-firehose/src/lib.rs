@@ -50,6 +50,9 @@ pub struct FirehoseConfig {
     pub allow_http_loopback: bool,
     /// Where `AWS/Firehose` metrics go (`None`: not counted).
     pub metrics: Option<Arc<dyn MetricsSink>>,
+    /// Whether appends are synced before PutRecord answers (`--fsync always`); otherwise they
+    /// are written to the log file without a sync, so they survive a crash of the process.
+    pub sync: bool,
 }
 
 fn now_ms() -> u64 {
@@ -256,7 +259,7 @@ impl Inner {
         };
         {
             let mut synced = stream.synced.lock().expect("sync lock");
-            if *synced < end {
+            if self.config.sync && *synced < end {
                 // Everything appended so far, also by requests still waiting for this lock.
                 let target = stream.log.next_position();
                 stream.log.sync().map_err(|error| error.to_string())?;
