@@ -622,6 +622,12 @@ def test_http_endpoint_protocol_retries_and_error_prefix(server_factory):
             assert len({r["headers"]["x-amz-firehose-request-id"] for r in failing.requests}) == 1
         finally:
             failing.close()
+        # The access key never reaches the audit log or the server's log.
+        server.stop()
+        audit = (server.data_dir / "audit" / "audit.log").read_text()
+        assert "CreateDeliveryStream" in audit
+        assert "secret-access-key" not in audit
+        assert "secret-access-key" not in server.stderr_path.read_text()
     finally:
         receiver.close()
 

@@ -10,7 +10,7 @@ use rusty_s3::{Bucket, Credentials, S3Action, UrlStyle};
 use crate::http::{send, HttpClient};
 
 /// Where objects go.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct S3Target {
     /// `http://host:port` (path-style requests).
     pub endpoint: url::Url,
@@ -20,6 +20,17 @@ pub struct S3Target {
     pub region: String,
     /// Whether a missing bucket is created on first use (the embedded store).
     pub create_buckets: bool,
+}
+
+impl std::fmt::Debug for S3Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3Target")
+            .field("endpoint", &self.endpoint.as_str())
+            .field("access_key_id", &self.access_key_id)
+            .field("region", &self.region)
+            .field("create_buckets", &self.create_buckets)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The bucket name of an S3 bucket ARN (`arn:aws:s3:::name`).
