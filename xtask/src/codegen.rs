@@ -53,6 +53,25 @@ struct MemberOut {
     required: bool,
 }
 
+/// A member bound to a part of the HTTP message (restJson1): member name, `location`,
+/// `locationName`.
+struct BindingOut {
+    member: String,
+    location: &'static str,
+    name: String,
+}
+
+/// An operation's restJson1 HTTP trait and its members' bindings.
+struct HttpOut {
+    method: String,
+    uri: String,
+    code: u16,
+    input: Vec<BindingOut>,
+    input_payload: Option<String>,
+    output: Vec<BindingOut>,
+    output_payload: Option<String>,
+}
+
 /// An operation as it will be written out: shape indices.
 struct OperationOut {
     name: String,
@@ -60,6 +79,8 @@ struct OperationOut {
     output: Option<usize>,
     errors: Vec<usize>,
     result_wrapper: Option<String>,
+    /// restJson1 only.
+    http: Option<HttpOut>,
 }
 
 /// An operation as the model names it: shape names.
@@ -70,6 +91,8 @@ struct OperationRefs {
     errors: Vec<String>,
     /// `output.resultWrapper` (awsQuery).
     result_wrapper: Option<String>,
+    /// `http`: method, request URI and success code (restJson1).
+    http: Option<(String, String, u16)>,
 }
 
 /// Everything the generated file says, before it is turned into Rust.
@@ -135,6 +158,7 @@ fn build_tables(model: &Json) -> Result<Tables> {
     let protocol = match metadata_str("protocol")?.as_str() {
         "json" => "Json",
         "query" => "Query",
+        "rest-json" => "RestJson",
         _ if listed("json") => "Json",
         other => bail!("protocol {other} is not supported"),
     };
@@ -148,7 +172,9 @@ fn build_tables(model: &Json) -> Result<Tables> {
     };
     let target_prefix = optional_metadata("targetPrefix")?;
     let xml_namespace = optional_metadata("xmlNamespace")?;
-    if protocol == "Json" {
+    if protocol == "RestJson" {
+        // Operations are named by method and path, errors by `x-amzn-ErrorType`.
+    } else if protocol == "Json" {
         ensure!(
             !target_prefix.is_empty(),
             "metadata has no string targetPrefix"
@@ -221,8 +247,10 @@ fn build_tables(model: &Json) -> Result<Tables> {
         let shape = shapes_json
             .get(name.as_str())
             .with_context(|| format!("shape {name} is not defined"))?;
-        shapes
-            .push(build_shape(name, shape, &lookup).with_context(|| format!("read shape {name}"))?);
+        shapes.push(
+            build_shape(name, shape, &lookup, protocol == "RestJson")
+                .with_context(|| format!("read shape {name}"))?,
+        );
     }
 
     let optional_lookup = |name: Option<&String>| -> Result<Option<usize>> {
@@ -240,6 +268,19 @@ fn build_tables(model: &Json) -> Result<Tables> {
                 .map(|error| lookup(error))
                 .collect::<Result<_>>()?,
             result_wrapper: operation.result_wrapper.clone(),
+            http: match (&operation.http, protocol) {
+                (Some((method, uri, code)), "RestJson") => Some(HttpOut {
+                    method: method.clone(),
+                    uri: uri.clone(),
+                    code: *code,
+                    input: bindings(&shapes_json, operation.input.as_deref())?,
+                    input_payload: payload_member(&shapes_json, operation.input.as_deref()),
+                    output: bindings(&shapes_json, operation.output.as_deref())?,
+                    output_payload: payload_member(&shapes_json, operation.output.as_deref()),
+                }),
+                (None, "RestJson") => bail!("operation {} has no http trait", operation.name),
+                _ => None,
+            },
         });
     }
 
@@ -253,6 +294,51 @@ fn build_tables(model: &Json) -> Result<Tables> {
         operations,
         shapes,
     })
+}
+
+/// The members of structure `shape` bound to the URI, the query string, headers or the status
+/// code, in model order.
+fn bindings(shapes: &BTreeMap<&str, &Json>, shape: Option<&str>) -> Result<Vec<BindingOut>> {
+    let Some(shape) = shape.and_then(|name| shapes.get(name)) else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::new();
+    for (member_name, member) in shape
+        .get("members")
+        .and_then(Json::as_object)
+        .unwrap_or(&[])
+    {
+        let Some(location) = member.get("location").and_then(Json::as_str) else {
+            continue;
+        };
+        let location = match location {
+            "uri" => "Uri",
+            "querystring" => "Query",
+            "header" => "Header",
+            "headers" => "Headers",
+            "statusCode" => "StatusCode",
+            other => bail!("member {member_name} has location {other}, which is not supported"),
+        };
+        let name = member
+            .get("locationName")
+            .and_then(Json::as_str)
+            .unwrap_or(member_name);
+        out.push(BindingOut {
+            member: member_name.clone(),
+            location,
+            name: name.to_owned(),
+        });
+    }
+    Ok(out)
+}
+
+/// The structure's `payload` member: the one member that is the whole HTTP body.
+fn payload_member(shapes: &BTreeMap<&str, &Json>, shape: Option<&str>) -> Option<String> {
+    let shape = shapes.get(shape?)?;
+    shape
+        .get("payload")
+        .and_then(Json::as_str)
+        .map(str::to_owned)
 }
 
 /// The shape names an operation refers to: `input`, `output` and `errors`, each `{"shape": name}`.
@@ -293,12 +379,33 @@ fn read_operation(name: &str, operation: &Json) -> Result<OperationRefs> {
             .map(|error| shape_of(error, "error"))
             .collect::<Result<_>>()?,
     };
+    let http = match operation.get("http") {
+        None => None,
+        Some(http) => {
+            let text = |key: &str| -> Result<String> {
+                http.get(key)
+                    .and_then(Json::as_str)
+                    .map(str::to_owned)
+                    .with_context(|| format!("http trait has no string {key}"))
+            };
+            let code = match http.get("responseCode") {
+                None => 200,
+                Some(code) => code
+                    .as_number()
+                    .and_then(serde_json::Number::as_u64)
+                    .and_then(|code| u16::try_from(code).ok())
+                    .context("responseCode is not a status")?,
+            };
+            Some((text("method")?, text("requestUri")?, code))
+        }
+    };
     Ok(OperationRefs {
         name: name.to_owned(),
         input,
         output,
         errors,
         result_wrapper,
+        http,
     })
 }
 
@@ -329,6 +436,7 @@ fn build_shape(
     name: &str,
     shape: &Json,
     lookup: &dyn Fn(&str) -> Result<usize>,
+    rest: bool,
 ) -> Result<ShapeOut> {
     let type_name = shape
         .get("type")
@@ -365,9 +473,13 @@ fn build_shape(
                     .with_context(|| format!("member {member_name} has no shape"))?;
                 // awsJson and awsQuery both use `locationName` as the wire name when a member
                 // has one (JSON key, query parameter, XML element).
+                // restJson1: a member bound to the URI, a header or the query string keeps its
+                // own name in the document; its `locationName` is the HTTP name.
+                let bound = rest && member.get("location").is_some();
                 let wire_name = member
                     .get("locationName")
                     .and_then(Json::as_str)
+                    .filter(|_| !bound)
                     .unwrap_or(member_name);
                 members.push(MemberOut {
                     wire_name: wire_name.to_owned(),
@@ -403,9 +515,17 @@ fn build_shape(
     let bound = |key: &str| -> Result<Option<i64>> {
         match shape.get(key) {
             None => Ok(None),
+            // Lambda's `Weight` bounds are written as floats (0.0, 1.0): whole numbers pass.
             Some(value) => value
                 .as_number()
-                .and_then(serde_json::Number::as_i64)
+                .and_then(|number| {
+                    number.as_i64().or_else(|| {
+                        number
+                            .as_f64()
+                            .filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15)
+                            .map(|f| f as i64)
+                    })
+                })
                 .map(Some)
                 .with_context(|| format!("{key} is not an integer")),
         }
@@ -574,12 +694,25 @@ fn render(tables: &Tables, static_name: &str) -> String {
     );
     let _ = writeln!(w, "// @generated");
     let _ = writeln!(w);
-    let _ = writeln!(
-        w,
-        "use crate::model::{{Member, Operation, Protocol, ServiceModel, Shape, ShapeKind}};"
-    );
+    if tables.protocol == "RestJson" {
+        let _ = writeln!(
+            w,
+            "use crate::model::{{HttpBinding, HttpOperation, Location, Member, Operation, Protocol, ServiceModel, Shape, ShapeKind}};"
+        );
+    } else {
+        let _ = writeln!(
+            w,
+            "use crate::model::{{Member, Operation, Protocol, ServiceModel, Shape, ShapeKind}};"
+        );
+    }
     let _ = writeln!(w);
-    if tables.target_prefix.is_empty() {
+    if tables.protocol == "RestJson" {
+        let _ = writeln!(
+            w,
+            "/// The {} service (restJson1, version `{}`): operations and their input, output and error shapes.",
+            tables.service_id, tables.api_version
+        );
+    } else if tables.target_prefix.is_empty() {
         let _ = writeln!(
             w,
             "/// The {} service (awsQuery, version `{}`): operations and their input, output and error shapes.",
@@ -635,6 +768,9 @@ fn render(tables: &Tables, static_name: &str) -> String {
     }
     let _ = writeln!(w, "];");
     let _ = writeln!(w);
+    if tables.protocol == "RestJson" {
+        render_http(w, tables);
+    }
     let _ = writeln!(w, "#[rustfmt::skip]");
     let _ = writeln!(w, "static SHAPES: &[Shape] = &[");
     for (index, shape) in tables.shapes.iter().enumerate() {
@@ -711,6 +847,51 @@ fn render(tables: &Tables, static_name: &str) -> String {
     }
     let _ = writeln!(w, "];");
     out
+}
+
+/// The restJson1 table: one `HttpOperation` per operation, in the order of `OPERATIONS`.
+fn render_http(w: &mut String, tables: &Tables) {
+    let bindings = |list: &[BindingOut]| -> String {
+        let items: Vec<String> = list
+            .iter()
+            .map(|b| {
+                format!(
+                    "HttpBinding {{ member: {:?}, location: Location::{}, name: {:?} }}",
+                    b.member, b.location, b.name
+                )
+            })
+            .collect();
+        format!("&[{}]", items.join(", "))
+    };
+    let quoted = |value: &Option<String>| match value {
+        Some(value) => format!("Some({value:?})"),
+        None => "None".to_owned(),
+    };
+    let _ = writeln!(
+        w,
+        "/// The HTTP binding of every operation (restJson1), in the order of the operations."
+    );
+    let _ = writeln!(w, "#[rustfmt::skip]");
+    let _ = writeln!(w, "pub static HTTP: &[HttpOperation] = &[");
+    for operation in &tables.operations {
+        let Some(http) = &operation.http else {
+            continue;
+        };
+        let _ = writeln!(
+            w,
+            "    HttpOperation {{ name: {:?}, method: {:?}, uri: {:?}, code: {}, input: {}, input_payload: {}, output: {}, output_payload: {} }},",
+            operation.name,
+            http.method,
+            http.uri,
+            http.code,
+            bindings(&http.input),
+            quoted(&http.input_payload),
+            bindings(&http.output),
+            quoted(&http.output_payload),
+        );
+    }
+    let _ = writeln!(w, "];");
+    let _ = writeln!(w);
 }
 
 fn option_text<T: std::fmt::Display>(value: Option<&T>) -> String {
@@ -873,6 +1054,52 @@ mod tests {
         assert!(source.contains(r#".exception().error("NoSuchThing", 404, true),"#));
         assert!(source.contains(r#"ShapeKind::List(5)).flattened().member_name("Name"),"#));
         assert!(source.contains(r#".entry_names("K", "value"),"#));
+    }
+
+    #[test]
+    fn rest_json_tables_carry_http_bindings() {
+        let model = Json::parse(
+            r#"{
+                "metadata": {"serviceId": "R", "apiVersion": "2015-03-31", "endpointPrefix": "r",
+                             "protocol": "rest-json"},
+                "operations": {
+                    "Call": {"http": {"method": "POST", "requestUri": "/2015-03-31/things/{Name}/calls",
+                                      "responseCode": 202},
+                             "input": {"shape": "CallInput"}, "output": {"shape": "CallOutput"}}
+                },
+                "shapes": {
+                    "CallInput": {"type": "structure", "required": ["Name"], "payload": "Body",
+                                  "members": {"Name": {"shape": "Text", "location": "uri", "locationName": "Name"},
+                                              "Mode": {"shape": "Text", "location": "header", "locationName": "X-Mode"},
+                                              "Limit": {"shape": "Count", "location": "querystring", "locationName": "limit"},
+                                              "Body": {"shape": "Data"}}},
+                    "CallOutput": {"type": "structure",
+                                   "members": {"Status": {"shape": "Count", "location": "statusCode"},
+                                               "Value": {"shape": "Text"}}},
+                    "Text": {"type": "string"},
+                    "Count": {"type": "integer", "min": 0.0, "max": 10.0},
+                    "Data": {"type": "blob"}
+                }
+            }"#,
+        )
+        .expect("parse test model");
+        let tables = build_tables(&model).expect("build tables");
+        let source = render(&tables, "R");
+        assert!(source.contains("protocol: Protocol::RestJson,"));
+        assert!(source.contains(r#"HttpOperation { name: "Call", method: "POST", uri: "/2015-03-31/things/{Name}/calls", code: 202, "#));
+        assert!(source.contains(
+            r#"HttpBinding { member: "Mode", location: Location::Header, name: "X-Mode" }"#
+        ));
+        assert!(source.contains(
+            r#"HttpBinding { member: "Limit", location: Location::Query, name: "limit" }"#
+        ));
+        assert!(source.contains(r#"input_payload: Some("Body")"#));
+        assert!(source.contains(
+            r#"HttpBinding { member: "Status", location: Location::StatusCode, name: "Status" }"#
+        ));
+        // Bound members keep their own names in the document; whole-number float bounds pass.
+        assert!(source.contains(r#"Member::optional("Limit", "#));
+        assert!(source.contains(".min(0).max(10)"));
     }
 
     #[test]

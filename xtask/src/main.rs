@@ -29,6 +29,8 @@ const SERVICES: &[(&str, &str)] = &[
     ("cloudwatch", "CLOUDWATCH"),
     ("dynamodb", "DYNAMODB"),
     ("firehose", "FIREHOSE"),
+    ("lambda", "LAMBDA"),
+    ("logs", "LOGS"),
 ];
 
 // xtask is a command-line tool: reporting on stderr is its job.

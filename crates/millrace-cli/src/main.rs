@@ -2,6 +2,7 @@
 //! the KCL multi-language daemon (`millrace kcl`).
 
 mod firehose;
+mod functions;
 mod kcl;
 
 use std::net::SocketAddr;
@@ -227,6 +228,8 @@ struct ServeArgs {
     master_key_file: Option<PathBuf>,
     #[command(flatten)]
     firehose: firehose::FirehoseArgs,
+    #[command(flatten)]
+    functions: functions::FunctionArgs,
 }
 
 /// The master key from `file`, or from MILLRACE_MASTER_KEY; never logged.
@@ -574,6 +577,21 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     })
     .await?;
     services.push(std::sync::Arc::new(delivery));
+    let engines = accounts
+        .all()
+        .map(|engine| (engine.account_id().to_owned(), engine.clone()))
+        .collect();
+    let (logs, lambda) = functions::open(
+        &args.functions,
+        &args.data_dir,
+        engines,
+        format!("http://{address}"),
+        iam.clone(),
+        mode == AuthMode::Open,
+    )
+    .await?;
+    services.push(logs);
+    services.push(lambda);
     let backends = Backends {
         accounts,
         iam,

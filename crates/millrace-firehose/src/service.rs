@@ -53,6 +53,11 @@ impl JsonService for Firehose {
         self.stop();
     }
 
+    fn audit_parameters(&self, operation: &str, input: &Value) -> Value {
+        let _ = operation;
+        hide_endpoint_secrets(input)
+    }
+
     fn call<'a>(
         &'a self,
         context: CallContext<'a>,
@@ -565,6 +570,33 @@ impl Firehose {
         blocking(move || inner.save(&saved)).await?;
         *stream.doc.lock().expect("stream document lock") = doc;
         Ok(json!({}))
+    }
+}
+
+/// The request with an HTTP endpoint's access key and URL (sensitive in the model) hidden.
+fn hide_endpoint_secrets(value: &Value) -> Value {
+    match value {
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(key, item)| {
+                    let hidden = key == "EndpointConfiguration" && item.is_object();
+                    let item = if hidden {
+                        let mut endpoint = item.clone();
+                        for member in ["AccessKey", "Url"] {
+                            if let Some(slot) = endpoint.get_mut(member) {
+                                *slot = json!("HIDDEN_DUE_TO_SECURITY_REASONS");
+                            }
+                        }
+                        endpoint
+                    } else {
+                        hide_endpoint_secrets(item)
+                    };
+                    (key.clone(), item)
+                })
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.iter().map(hide_endpoint_secrets).collect()),
+        other => other.clone(),
     }
 }
 

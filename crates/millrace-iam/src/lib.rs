@@ -28,7 +28,7 @@ pub use error::IamError;
 pub use iam_ops::{iam_resource, IAM_OPERATIONS};
 pub use millrace_policy::{ContextKeys, Decision};
 use records::{AccountRecord, SessionRecord};
-pub use sts_ops::STS_OPERATIONS;
+pub use sts_ops::{ServiceRoleSession, STS_OPERATIONS};
 
 const ACCOUNT_PREFIX: &str = "iam/account/";
 const SESSION_PREFIX: &str = "sts/session/";

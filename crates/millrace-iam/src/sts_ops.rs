@@ -255,3 +255,113 @@ pub(crate) fn principal_of(caller: &Caller) -> millrace_policy::Principal<'_> {
         source_role_arn: source_role,
     }
 }
+
+/// Temporary credentials a service hands to code it runs for a role (Lambda's execution role).
+#[derive(Clone)]
+pub struct ServiceRoleSession {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    pub session_token: String,
+    /// How long the credentials are good for, in real milliseconds.
+    pub lifetime_ms: u64,
+}
+
+impl std::fmt::Debug for ServiceRoleSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServiceRoleSession")
+            .field("access_key_id", &self.access_key_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Whether a trust policy lets `service` (`lambda.amazonaws.com`) assume the role.
+fn trusts_service(trust_policy: &str, service: &str) -> bool {
+    let Ok(document) = serde_json::from_str::<Value>(trust_policy) else {
+        return false;
+    };
+    let statements = match document.get("Statement") {
+        Some(Value::Array(list)) => list.clone(),
+        Some(one @ Value::Object(_)) => vec![one.clone()],
+        _ => return false,
+    };
+    let names = |value: Option<&Value>, wanted: &str| match value {
+        Some(Value::String(one)) => one == wanted || one == "*",
+        Some(Value::Array(list)) => list
+            .iter()
+            .any(|v| v.as_str().is_some_and(|v| v == wanted || v == "*")),
+        _ => false,
+    };
+    statements.iter().any(|statement| {
+        statement.get("Effect").and_then(Value::as_str) == Some("Allow")
+            && (names(statement.get("Action"), "sts:AssumeRole")
+                || names(statement.get("Action"), "sts:*"))
+            && names(
+                statement.get("Principal").and_then(|p| p.get("Service")),
+                service,
+            )
+    })
+}
+
+impl Iam {
+    /// A session of `role_arn` for `service`, when the role exists and its trust policy names
+    /// the service as a principal (as AWS services assume execution roles).
+    pub fn service_role_session(
+        &self,
+        role_arn: &str,
+        service: &str,
+        session_name: &str,
+    ) -> Option<ServiceRoleSession> {
+        let (role_account, role_name) = role_name_of_arn(role_arn)?;
+        let role = {
+            let state = self.lock();
+            state
+                .accounts
+                .get(role_account)?
+                .roles
+                .get(role_name)
+                .cloned()?
+        };
+        if util::role_arn(role_account, &role) != role_arn
+            || !trusts_service(&role.trust_policy, service)
+        {
+            return None;
+        }
+        let duration = role.max_session_secs.clamp(900, 43_200);
+        let record = self.new_session(
+            role_account,
+            SessionSubject::AssumedRole {
+                role_name: role.name.clone(),
+                role_id: role.id.clone(),
+                role_path: role.path.clone(),
+                session_name: session_name.to_owned(),
+            },
+            duration,
+            None,
+        );
+        self.store_session(&record).ok()?;
+        Some(ServiceRoleSession {
+            lifetime_ms: record.expires_ms.saturating_sub(record.created_ms),
+            access_key_id: record.access_key_id,
+            secret_access_key: record.secret,
+            session_token: record.token,
+        })
+    }
+}
+
+#[cfg(test)]
+mod service_trust_tests {
+    use super::trusts_service;
+
+    #[test]
+    fn service_principals_in_trust_policies() {
+        let lambda = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"lambda.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
+        assert!(trusts_service(lambda, "lambda.amazonaws.com"));
+        assert!(!trusts_service(lambda, "ec2.amazonaws.com"));
+        let listed = r#"{"Statement":{"Effect":"Allow","Principal":{"Service":["ec2.amazonaws.com","lambda.amazonaws.com"]},"Action":["sts:AssumeRole"]}}"#;
+        assert!(trusts_service(listed, "lambda.amazonaws.com"));
+        let denied = r#"{"Statement":[{"Effect":"Deny","Principal":{"Service":"lambda.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
+        assert!(!trusts_service(denied, "lambda.amazonaws.com"));
+        let user = r#"{"Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::000000000000:root"},"Action":"sts:AssumeRole"}]}"#;
+        assert!(!trusts_service(user, "lambda.amazonaws.com"));
+    }
+}

@@ -27,10 +27,6 @@ const REDACTED: &[&str] = &[
     "Plaintext",
     "CiphertextBlob",
     "ShardIterator",
-    // Firehose HTTP endpoint destinations: the endpoint's access key and URL (sensitive in
-    // the model).
-    "AccessKey",
-    "Url",
 ];
 
 /// Where and how much to keep.

@@ -102,13 +102,13 @@ fn client(code: &str, message: &str) -> ServiceError {
 }
 
 /// Why the core refused or failed a request.
-enum Failure {
+pub(crate) enum Failure {
     Auth(auth::AuthFailure),
     Service(ServiceError),
 }
 
 impl Failure {
-    fn service(self) -> ServiceError {
+    pub(crate) fn service(self) -> ServiceError {
         match self {
             Failure::Auth(failure) => api_to_service(failure.json()),
             Failure::Service(error) => error,
@@ -117,17 +117,17 @@ impl Failure {
 }
 
 /// What the front doors hand the core.
-struct Request<'a> {
-    service: &'a dyn JsonService,
-    parts: &'a http::request::Parts,
+pub(crate) struct Request<'a> {
+    pub(crate) service: &'a dyn JsonService,
+    pub(crate) parts: &'a http::request::Parts,
     /// The body as sent, which the signature covers.
-    signed_body: &'a [u8],
-    operation: &'a str,
-    input: Value,
+    pub(crate) signed_body: &'a [u8],
+    pub(crate) operation: &'a str,
+    pub(crate) input: Value,
 }
 
 /// Authenticates, validates, authorizes, runs and audits one operation.
-async fn run(
+pub(crate) async fn run(
     services: &Services<'_>,
     peer: &Peer,
     request_id: &str,
@@ -175,7 +175,9 @@ async fn run(
         action,
         Box::new(move || context_keys(&context_caller, peer, &[])),
     );
-    let audit_input = services.audit.map(|_| input.clone());
+    let audit_input = services
+        .audit
+        .map(|_| service.audit_parameters(operation, &input));
     let outcome = service
         .call(
             CallContext {

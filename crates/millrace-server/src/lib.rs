@@ -22,6 +22,7 @@ pub mod json_services;
 mod query;
 mod rate_limit;
 mod response;
+mod rest_json;
 pub mod s3_route;
 mod server;
 mod sigv4;

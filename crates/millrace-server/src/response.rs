@@ -150,6 +150,27 @@ pub fn json_service(
         .expect("static headers are valid")
 }
 
+/// A restJson1 reply: status, the members bound to headers, and the body as built.
+pub fn rest_json(
+    request_id: &str,
+    status: u16,
+    content_type: &str,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+) -> Response<ResponseBody> {
+    let mut response = builder(request_id, status);
+    if !body.is_empty() || status != 204 {
+        response = response.header(http::header::CONTENT_TYPE, content_type);
+    }
+    for (name, value) in headers {
+        match http::HeaderValue::from_str(&value) {
+            Ok(value) => response = response.header(name.as_str(), value),
+            Err(_) => tracing::debug!(header = %name, "header value not sendable"),
+        }
+    }
+    response.body(full(body)).expect("static headers are valid")
+}
+
 /// An awsQuery reply (IAM, STS): XML, success or `ErrorResponse`.
 pub fn xml(request_id: &str, status: u16, body: Vec<u8>) -> Response<ResponseBody> {
     builder(request_id, status)

@@ -271,6 +271,19 @@ async fn handle_parts(
             );
         }
     }
+    // restJson1 (Lambda): the method and path name the operation.
+    if let Some(response) = crate::rest_json::route(
+        &services,
+        &shared.json_services,
+        &peer,
+        &request_id,
+        &parts,
+        &body,
+    )
+    .await
+    {
+        return response;
+    }
     // Smithy RPC v2 CBOR (CloudWatch's first protocol): the service and operation are in the path.
     if let Some((service_name, operation)) = crate::json_services::rpc_v2_path(parts.uri.path()) {
         if let Some(service) = shared.json_services.by_prefix(service_name) {

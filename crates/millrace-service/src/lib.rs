@@ -121,6 +121,17 @@ pub trait JsonService: Send + Sync {
     }
     /// Stops background work at shutdown.
     fn shutdown(&self) {}
+    /// A restJson1 service (Lambda) answers here with its model's HTTP bindings: its
+    /// operations are then recognised by method and path instead of `X-Amz-Target`.
+    fn http_bindings(&self) -> Option<&'static [millrace_wire::model::HttpOperation]> {
+        None
+    }
+    /// The request parameters the audit log records for `operation`; services whose inputs
+    /// carry secrets or bulk data (function code, environment variables) hide them here.
+    fn audit_parameters(&self, operation: &str, input: &Value) -> Value {
+        let _ = operation;
+        input.clone()
+    }
     /// Whether successful calls of `operation` go to the audit log (denied and failed calls
     /// always do); high-volume data operations answer `false`, as CloudTrail leaves them out.
     fn audits(&self, operation: &str) -> bool {

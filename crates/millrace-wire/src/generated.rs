@@ -6,4 +6,6 @@ pub mod firehose_model;
 pub mod iam_model;
 pub mod kinesis_model;
 pub mod kms_model;
+pub mod lambda_model;
+pub mod logs_model;
 pub mod sts_model;

@@ -40,6 +40,9 @@ pub enum Protocol {
     Json,
     /// awsQuery (`query`): form-encoded POST with `Action` and `Version`, XML replies.
     Query,
+    /// restJson1 (`rest-json`): the method and path name the operation, members are bound to
+    /// the URI, query string, headers or the JSON body ([`HttpOperation`]).
+    RestJson,
 }
 
 impl ServiceModel {
@@ -286,4 +289,48 @@ impl Member {
             required: false,
         }
     }
+}
+
+/// Where a restJson1 member travels (its `location` trait).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Location {
+    /// A `{label}` of the request URI.
+    Uri,
+    /// A query-string parameter.
+    Query,
+    /// One HTTP header.
+    Header,
+    /// Every header starting with the binding's name (a map).
+    Headers,
+    /// The response's HTTP status code.
+    StatusCode,
+}
+
+/// A structure member bound to a part of the HTTP message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpBinding {
+    /// The member's name (its key in the JSON document the service sees).
+    pub member: &'static str,
+    pub location: Location,
+    /// The label, parameter or header name (`locationName`).
+    pub name: &'static str,
+}
+
+/// One restJson1 operation: method, URI template, success code and the members bound outside
+/// the JSON body.
+#[derive(Debug, Clone, Copy)]
+pub struct HttpOperation {
+    pub name: &'static str,
+    pub method: &'static str,
+    /// The `requestUri`, e.g. `/2015-03-31/functions/{FunctionName}/invocations`; `{Label+}`
+    /// is greedy; a `?` part lists literal query parameters the operation requires.
+    pub uri: &'static str,
+    /// The status of a success (`responseCode`, 200 when the model gives none).
+    pub code: u16,
+    pub input: &'static [HttpBinding],
+    /// The input member that is the whole request body (`payload`), if any.
+    pub input_payload: Option<&'static str>,
+    pub output: &'static [HttpBinding],
+    /// The output member that is the whole response body, if any.
+    pub output_payload: Option<&'static str>,
 }

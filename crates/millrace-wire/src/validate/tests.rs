@@ -994,6 +994,7 @@ fn every_service_table_matches_its_model() {
         let protocol = match table.protocol {
             Protocol::Json => "json",
             Protocol::Query => "query",
+            Protocol::RestJson => "rest-json",
         };
         assert_eq!(Some(protocol), metadata["protocol"].as_str(), "{dir}");
         let operations = model["operations"].as_object().expect("operations");
@@ -1068,4 +1069,56 @@ fn iam_and_sts_unicode_patterns() {
         "arn:aws:iam::123456789012:role/demo"
     ));
     assert!(!pattern::matches_whole(pattern, "arn\u{1}"));
+}
+
+#[test]
+fn lambda_and_logs_tables_compile_and_bind() {
+    use crate::generated::lambda_model::{HTTP, LAMBDA};
+    use crate::generated::logs_model::LOGS;
+    use crate::model::{Location, Protocol};
+    for (table, dir) in [(&LAMBDA, "lambda"), (&LOGS, "logs")] {
+        for shape in table.shapes {
+            // Look-around (Lambda's `Alias`, `Qualifier`) has no equivalent in the regex crate:
+            // such a pattern constrains nothing, the operations Millrace serves don't use it.
+            if let Some(pattern) = shape
+                .pattern
+                .filter(|p| !p.contains("(?!") && !p.contains("(?=") && !p.contains("(?<"))
+            {
+                if let Err(err) = pattern::compile_full_match(pattern) {
+                    panic!(
+                        "{dir}: pattern of {} ({pattern}) does not compile: {err}",
+                        shape.name
+                    );
+                }
+            }
+        }
+    }
+    assert_eq!(LAMBDA.protocol, Protocol::RestJson);
+    assert_eq!(LOGS.protocol, Protocol::Json);
+    assert_eq!(HTTP.len(), LAMBDA.operations.len());
+    let invoke = HTTP.iter().find(|op| op.name == "Invoke").expect("Invoke");
+    assert_eq!(invoke.method, "POST");
+    assert_eq!(
+        invoke.uri,
+        "/2015-03-31/functions/{FunctionName}/invocations"
+    );
+    assert_eq!(invoke.input_payload, Some("Payload"));
+    assert!(invoke.input.iter().any(|b| b.member == "InvocationType"
+        && b.location == Location::Header
+        && b.name == "X-Amz-Invocation-Type"));
+    assert!(invoke
+        .output
+        .iter()
+        .any(|b| b.member == "StatusCode" && b.location == Location::StatusCode));
+    let create = HTTP
+        .iter()
+        .find(|op| op.name == "CreateEventSourceMapping")
+        .expect("create");
+    assert_eq!(create.code, 202);
+    // A member bound to a header keeps its own name in the document.
+    let input = LAMBDA.input_shape("Invoke").expect("input");
+    let crate::model::ShapeKind::Structure(members) = input.kind else {
+        panic!("structure");
+    };
+    assert!(members.iter().any(|m| m.name == "InvocationType"));
 }
