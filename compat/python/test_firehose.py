@@ -772,3 +772,41 @@ def test_firehose_metrics_in_cloudwatch(server_factory):
     assert total("DeliveryToS3.ObjectCount") >= 1
     names = {m["MetricName"] for m in cw.list_metrics(Namespace="AWS/Firehose")["Metrics"]}
     assert {"IncomingRecords", "DeliveryToS3.Success", "DeliveryToS3.DataFreshness"} <= names
+
+
+def test_encryption_with_a_customer_managed_key(server_factory, tmp_path):
+    key_file = tmp_path / "master.key"
+    key_file.write_text(base64.b64encode(bytes(range(32))).decode() + "\n")
+    server = server_factory(args=["--master-key-file", str(key_file)], name="cmk")
+    fh = client(server, "firehose")
+    kms = client(server, "kms")
+    create(fh, DeliveryStreamName="sealed", ExtendedS3DestinationConfiguration=s3_destination("sealed-bucket"))
+    key_arn = kms.create_key(Description="firehose")["KeyMetadata"]["Arn"]
+    err = client_error(
+        fh.start_delivery_stream_encryption, DeliveryStreamName="sealed",
+        DeliveryStreamEncryptionConfigurationInput={"KeyType": "CUSTOMER_MANAGED_CMK"},
+    )
+    assert err.response["Error"]["Code"] == "InvalidArgumentException"
+    missing = key_arn.rsplit("/", 1)[0] + "/00000000-0000-0000-0000-000000000000"
+    err = client_error(
+        fh.start_delivery_stream_encryption, DeliveryStreamName="sealed",
+        DeliveryStreamEncryptionConfigurationInput={"KeyType": "CUSTOMER_MANAGED_CMK", "KeyARN": missing},
+    )
+    assert err.response["Error"]["Code"] == "InvalidKMSResourceException"
+    kms.disable_key(KeyId=key_arn)
+    err = client_error(
+        fh.start_delivery_stream_encryption, DeliveryStreamName="sealed",
+        DeliveryStreamEncryptionConfigurationInput={"KeyType": "CUSTOMER_MANAGED_CMK", "KeyARN": key_arn},
+    )
+    assert err.response["Error"]["Code"] == "InvalidKMSResourceException"
+    description = fh.describe_delivery_stream(DeliveryStreamName="sealed")["DeliveryStreamDescription"]
+    assert description["DeliveryStreamEncryptionConfiguration"] == {"Status": "DISABLED"}, "nothing changed"
+    kms.enable_key(KeyId=key_arn)
+    fh.start_delivery_stream_encryption(
+        DeliveryStreamName="sealed",
+        DeliveryStreamEncryptionConfigurationInput={"KeyType": "CUSTOMER_MANAGED_CMK", "KeyARN": key_arn},
+    )
+    encryption = fh.describe_delivery_stream(DeliveryStreamName="sealed")["DeliveryStreamDescription"][
+        "DeliveryStreamEncryptionConfiguration"
+    ]
+    assert encryption == {"KeyType": "CUSTOMER_MANAGED_CMK", "KeyARN": key_arn, "Status": "ENABLED"}

@@ -116,6 +116,8 @@ pub struct FirehoseSetup<'a> {
     pub metrics: Option<Arc<dyn millrace_firehose::MetricsSink>>,
     /// `--fsync always`.
     pub sync: bool,
+    /// The KMS key store (for customer managed keys); `None` without a master key.
+    pub keys: Option<Arc<millrace_server::kms::Keys>>,
 }
 
 pub async fn open_firehose(
@@ -160,6 +162,9 @@ pub async fn open_firehose(
         allow_http_loopback: args.firehose_allow_http_loopback,
         metrics: setup.metrics,
         sync: setup.sync,
+        keys: setup
+            .keys
+            .map(|keys| Arc::new(KmsKeyCheck(keys)) as Arc<dyn millrace_firehose::KmsKeys>),
     };
     let kinesis = setup.kinesis;
     let firehose = tokio::task::spawn_blocking(move || {
@@ -207,6 +212,23 @@ pub fn engines(
 }
 
 /// `AWS/Firehose` datapoints into the CloudWatch store.
+struct KmsKeyCheck(Arc<millrace_server::kms::Keys>);
+
+impl millrace_firehose::KmsKeys for KmsKeyCheck {
+    fn check(&self, account: &str, region: &str, key_arn: &str) -> Result<(), String> {
+        let scope = millrace_server::kms::Scope { account, region };
+        let doc = self
+            .0
+            .describe_existing(scope, key_arn)
+            .map_err(|error| error.to_string())?;
+        if doc.state == "Enabled" {
+            Ok(())
+        } else {
+            Err(format!("{} is {}.", doc.arn(), doc.state.to_lowercase()))
+        }
+    }
+}
+
 struct CloudWatchSink(Arc<millrace_server::cloudwatch::Metrics>);
 
 impl millrace_firehose::MetricsSink for CloudWatchSink {

@@ -558,6 +558,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             .await
             .context("open the lease-table store")?
             .context("open the lease-table store")?;
+    let kms_keys = kms.key_store().clone();
     let mut services: Vec<std::sync::Arc<dyn millrace_server::JsonService>> =
         vec![std::sync::Arc::new(kms), std::sync::Arc::new(dynamodb)];
     if let Some(metrics) = &metrics {
@@ -574,6 +575,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         kinesis: firehose::engines(&accounts),
         metrics: firehose::metrics_sink(&metrics),
         sync: args.fsync == "always",
+        keys: has_root_key.then(|| kms_keys.clone()),
     })
     .await?;
     services.push(std::sync::Arc::new(delivery));

@@ -53,6 +53,15 @@ pub struct FirehoseConfig {
     /// Whether appends are synced before PutRecord answers (`--fsync always`); otherwise they
     /// are written to the log file without a sync, so they survive a crash of the process.
     pub sync: bool,
+    /// Checks the customer managed KMS keys of StartDeliveryStreamEncryption.
+    pub keys: Option<Arc<dyn KmsKeys>>,
+}
+
+/// The KMS keys, as encryption settings see them.
+pub trait KmsKeys: Send + Sync {
+    /// `Ok` when the key exists in the account and region and is enabled; otherwise KMS's
+    /// reason.
+    fn check(&self, account: &str, region: &str, key_arn: &str) -> Result<(), String>;
 }
 
 fn now_ms() -> u64 {

@@ -122,6 +122,33 @@ async fn blocking<T: Send + 'static>(
 }
 
 impl Firehose {
+    /// A CUSTOMER_MANAGED_CMK needs a KeyARN of an enabled key; an AWS_OWNED_CMK takes none.
+    fn check_key(&self, scope: Scope<'_>, config: &Value) -> Result<(), ServiceError> {
+        let key_type = config
+            .get("KeyType")
+            .and_then(Value::as_str)
+            .unwrap_or("AWS_OWNED_CMK");
+        let key_arn = config.get("KeyARN").and_then(Value::as_str);
+        match (key_type, key_arn) {
+            ("CUSTOMER_MANAGED_CMK", None) => Err(invalid_argument(
+                "KeyARN is required when KeyType is CUSTOMER_MANAGED_CMK.",
+            )),
+            ("CUSTOMER_MANAGED_CMK", Some(arn)) => match &self.inner.config.keys {
+                Some(keys) => keys
+                    .check(scope.account, scope.region, arn)
+                    .map_err(|reason| ServiceError::client("InvalidKMSResourceException", reason)),
+                None => Err(ServiceError::client(
+                    "InvalidKMSResourceException",
+                    "KMS is not available on this server (no master key).",
+                )),
+            },
+            (_, Some(_)) => Err(invalid_argument(
+                "KeyARN must not be given when KeyType is AWS_OWNED_CMK.",
+            )),
+            _ => Ok(()),
+        }
+    }
+
     fn stream(&self, scope: Scope<'_>, input: &Value) -> Result<Arc<Stream>, ServiceError> {
         let name = text(input, "DeliveryStreamName");
         self.inner
@@ -209,9 +236,13 @@ impl Firehose {
                     .collect()
             })
             .unwrap_or_default();
-        let encryption = input
-            .get("DeliveryStreamEncryptionConfigurationInput")
-            .map(|config| encryption_description(config, "ENABLED"));
+        let encryption = match input.get("DeliveryStreamEncryptionConfigurationInput") {
+            Some(config) => {
+                self.check_key(scope, config)?;
+                Some(encryption_description(config, "ENABLED"))
+            }
+            None => None,
+        };
         let _control = self.inner.control.lock().await;
         if self
             .inner
@@ -556,6 +587,7 @@ impl Firehose {
                 .get("DeliveryStreamEncryptionConfigurationInput")
                 .cloned()
                 .unwrap_or_else(|| json!({}));
+            self.check_key(scope, &config)?;
             encryption_description(&config, "ENABLED")
         } else {
             let mut current = doc
