@@ -66,6 +66,7 @@ if start_listening_server "$scratch/millrace" "$MILLRACE" serve --listen 127.0.0
     run mixed records_per_s mixed --duration 2 --producers 2 --batch 20 --rate 2000 --shards 2
     run fanout delivered_records fanout --duration 2 --consumers 2 --shards 2 --rate 200
     run shards shards_per_s shards --streams 2 --shards 10 --settle 0.2
+    run queues records_per_s queues --records 2000 --consumers 2 --fill-connections 2 --max-duration 30
     stop_server "$SERVER_PID"
 else
     echo "FAIL  start millrace"

@@ -459,6 +459,46 @@ def test_second_account_reads_through_a_resource_policy(auth_server):
     assert error_of(other.put_record, StreamARN=arn, PartitionKey="k", Data=b"x")[0] == "AccessDeniedException"
 
 
+def test_queue_actions_on_the_queue_arn_and_through_a_queue_resource_policy(auth_server):
+    name = unique("queued")
+    kinesis = root(auth_server)
+    kinesis.create_stream(StreamName=name, StreamModeDetails={"StreamMode": "ON_DEMAND"})
+    wait_status(kinesis, name)
+    arn = stream_arn(name)
+    queue = kinesis.create_queue(QueueName=unique("q"), StreamConfigurationList=[{"StreamARN": arn}])[
+        "QueueDescription"]["QueueARN"]
+    for i in range(2):
+        kinesis.put_record(StreamName=name, PartitionKey="k", Data=f"queued-{i}".encode())
+    # A user allowed to receive and acknowledge on the queue ARN can do that, and no more.
+    worker_name = unique("worker")
+    key, secret = make_user(auth_server, worker_name, allow(
+        ["kinesis:ReceiveQueueRecords", "kinesis:AcknowledgeQueueRecords"], queue))
+    worker = client(auth_server, "kinesis", key, secret)
+    [record] = worker.receive_queue_records(QueueARN=queue, Limit=1, WaitTimeSeconds=10)["QueueRecords"]
+    assert worker.acknowledge_queue_records(
+        QueueARN=queue, Entries=[{"ReceiptHandle": record["ReceiptHandle"]}])["Failed"] == []
+    assert error_of(worker.delete_queue, QueueARN=queue) == (
+        "AccessDeniedException", 400,
+        denied_message(f"arn:aws:iam::{ACCOUNT}:user/{worker_name}", "kinesis:DeleteQueue", queue))
+    # Another account receives through a resource policy on the queue.
+    other = client(auth_server, "kinesis", OTHER_KEY, OTHER_SECRET)
+    other_root = f"arn:aws:iam::{OTHER_ACCOUNT}:root"
+    assert error_of(other.receive_queue_records, QueueARN=queue, WaitTimeSeconds=1)[0] == "AccessDeniedException"
+    kinesis.put_resource_policy(ResourceARN=queue, Policy=json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Principal": {"AWS": other_root},
+                       "Action": ["kinesis:ReceiveQueueRecords", "kinesis:AcknowledgeQueueRecords"],
+                       "Resource": queue}]}))
+    assert json.loads(kinesis.get_resource_policy(ResourceARN=queue)["Policy"])["Statement"][0]["Resource"] == queue
+    [record] = other.receive_queue_records(QueueARN=queue, WaitTimeSeconds=10)["QueueRecords"]
+    assert record["Data"] == b"queued-1"
+    assert other.acknowledge_queue_records(
+        QueueARN=queue, Entries=[{"ReceiptHandle": record["ReceiptHandle"]}])["Failed"] == []
+    assert error_of(other.delete_queue, QueueARN=queue)[0] == "AccessDeniedException"
+    kinesis.delete_queue(QueueARN=queue)
+    kinesis.delete_stream(StreamName=name)
+
+
 def test_source_ip_condition(auth_server):
     name = unique("ip")
     make_stream(auth_server, name)
@@ -555,6 +595,29 @@ def operation_calls(name, arn, consumer_arn):
         ("describe_account_settings", {}),
         ("update_max_record_size", {"StreamARN": arn, "MaxRecordSizeInKiB": 2048}),
         ("subscribe_to_shard", {"ConsumerARN": consumer_arn, "ShardId": shard, "StartingPosition": {"Type": "LATEST"}}),
+        *queue_operation_calls(arn),
+    ]
+
+
+def queue_operation_calls(arn):
+    """The queue operations: CreateQueue is authorized on the stream, ListQueues on `*`, the
+    others on the queue ARN (which need not exist for the refusal)."""
+    queue = arn.split(":stream/")[0] + ":queue/0123456789abcdef01234567"
+    entries = [{"ReceiptHandle": "handle"}]
+    visibility = [{"ReceiptHandle": "handle", "VisibilityTimeoutSeconds": 0}]
+    return [
+        ("create_queue", {"QueueName": "q", "StreamConfigurationList": [{"StreamARN": arn}]}),
+        ("describe_queue", {"QueueARN": queue}),
+        ("list_queues", {}),
+        ("update_queue", {"QueueARN": queue, "QueueAttributes": {"VisibilityTimeoutSeconds": 5}}),
+        ("delete_queue", {"QueueARN": queue}),
+        ("receive_queue_records", {"QueueARN": queue, "WaitTimeSeconds": 1}),
+        ("acknowledge_queue_records", {"QueueARN": queue, "Entries": entries}),
+        ("update_queue_records_visibility", {"QueueARN": queue, "Entries": visibility}),
+        ("receive_dead_letter_queue_records", {"QueueARN": queue, "WaitTimeSeconds": 1}),
+        ("acknowledge_dead_letter_queue_records", {"QueueARN": queue, "Entries": entries}),
+        ("update_dead_letter_queue_records_visibility", {"QueueARN": queue, "Entries": visibility}),
+        ("restore_dead_letter_queue_records", {"QueueARN": queue, "Entries": entries}),
     ]
 
 

@@ -484,6 +484,17 @@ def test_more_than_500_records(ep):
                          "equal to 500"), text[-200:]
 
 
+def test_more_than_500_records_print_each_entry_as_aws_does(ep):
+    # Java's default toString() of the entry class: its name and the hex of its hashCode().
+    records = [{"PartitionKey": "", "Data": ""} for _ in range(501)]
+    resp = call(ep, "PutRecords", {"StreamName": EXISTING, "Records": records})
+    assert_error(resp, "ValidationException")
+    entry = "com.amazonaws.kinesis.v20131202.PutRecordsRequestEntry@c965e310"
+    listed = f"Value '[{', '.join([entry] * 501)}]' at 'records' failed to satisfy constraint: Member must have " \
+             "length less than or equal to 500"
+    assert resp.json["message"].startswith(f"10 validation errors detected: {listed}; ")
+
+
 def test_at_most_ten_validation_errors_are_listed(ep):
     records = [{"PartitionKey": "", "Data": "AA=="} for _ in range(501)]
     resp = call(ep, "PutRecords", {"StreamName": EXISTING, "Records": records})

@@ -78,6 +78,14 @@ enum Command {
         #[command(flatten)]
         args: workloads::shards::ShardsArgs,
     },
+    /// Kinesis Queues: a backlog behind a queue (RSS reported), drained by competing consumers
+    /// with ReceiveQueueRecords and AcknowledgeQueueRecords.
+    Queues {
+        #[command(flatten)]
+        common: Common,
+        #[command(flatten)]
+        args: workloads::queues::QueuesArgs,
+    },
     /// Fill a server it starts itself, SIGKILL it, restart it and time until it serves again.
     Restart {
         #[command(flatten)]
@@ -123,6 +131,9 @@ async fn run(command: Command) -> anyhow::Result<()> {
         }
         Command::Shards { common, args } => {
             emit(&common, workloads::shards::run(&common, &args).await?)
+        }
+        Command::Queues { common, args } => {
+            emit(&common, workloads::queues::run(&common, &args).await?)
         }
         Command::Restart { common, args } => {
             emit(&common, workloads::restart::run(&common, &args).await?)

@@ -182,7 +182,9 @@ impl Metrics {
 
     fn run_background(self: Arc<Self>, stop: std::sync::mpsc::Receiver<()>) {
         let mut last_prune = i64::MIN;
-        let mut last_evaluation = 0i64;
+        // The first evaluation comes one interval after start, not at the first tick, so that a
+        // state just set by SetAlarmState is not re-evaluated within the server's first moments.
+        let mut last_evaluation = now_ms();
         let evaluation_ms = self.config.alarm_evaluation.as_millis().max(100) as i64;
         while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
             stop.recv_timeout(Duration::from_millis(200))

@@ -64,6 +64,12 @@ kinesis_metrics! {
     OutgoingBytes = "OutgoingBytes", "Bytes";
     OutgoingRecords = "OutgoingRecords", "Count";
     IteratorAgeMilliseconds = "IteratorAgeMilliseconds", "Milliseconds";
+    ReceivedQueueRecords = "ReceivedQueueRecords", "Count";
+    AcknowledgedQueueRecords = "AcknowledgedQueueRecords", "Count";
+    EmptyReceives = "EmptyReceives", "Count";
+    VisibleQueueRecords = "VisibleQueueRecords", "Count";
+    InFlightQueueRecords = "InFlightQueueRecords", "Count";
+    VisibleDeadLetterQueueRecords = "VisibleDeadLetterQueueRecords", "Count";
 }
 
 /// The shard-level metrics EnableEnhancedMonitoring names, as bits of [`Handle::shard_level`].
@@ -258,6 +264,15 @@ impl Recorder {
             account,
             region,
             &[("StreamName", stream), ("ConsumerName", consumer)],
+        )
+    }
+
+    /// A queue's handle (`QueueId`, `QueueName`).
+    pub fn queue(&self, account: &str, region: &str, queue_id: &str, queue: &str) -> Arc<Handle> {
+        self.handle(
+            account,
+            region,
+            &[("QueueId", queue_id), ("QueueName", queue)],
         )
     }
 

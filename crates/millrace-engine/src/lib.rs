@@ -19,6 +19,7 @@ pub mod error;
 mod fanout;
 mod listing;
 mod open_files;
+mod positions;
 mod record_codec;
 mod registry;
 mod reshard;
@@ -37,6 +38,7 @@ pub use data::{
 pub use error::Error;
 pub use fanout::{ConsumerTarget, ConsumerView, Subscription, SubscriptionEvent};
 pub use listing::{ListShardsRequest, ShardFilter, ShardFilterType};
+pub use positions::{PositionedRecord, ShardPositions, StreamPositions};
 pub use registry::Engine;
 pub use reshard::ScalingOutcome;
 pub use view::{AccountSettingsView, LimitsView, ShardView, StreamView};

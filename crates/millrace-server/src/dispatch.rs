@@ -55,6 +55,13 @@ const DATA_PLANE: &[&str] = &[
     "GetRecords",
     "GetShardIterator",
     "SubscribeToShard",
+    "ReceiveQueueRecords",
+    "AcknowledgeQueueRecords",
+    "UpdateQueueRecordsVisibility",
+    "ReceiveDeadLetterQueueRecords",
+    "AcknowledgeDeadLetterQueueRecords",
+    "UpdateDeadLetterQueueRecordsVisibility",
+    "RestoreDeadLetterQueueRecords",
 ];
 
 /// What the request path knows about the connection.
@@ -77,9 +84,15 @@ fn addressed_account(body: &[u8]) -> Option<String> {
         consumer: Option<std::borrow::Cow<'a, str>>,
         #[serde(borrow, rename = "ResourceARN")]
         resource: Option<std::borrow::Cow<'a, str>>,
+        #[serde(borrow, rename = "QueueARN")]
+        queue: Option<std::borrow::Cow<'a, str>>,
     }
     let arns: Arns<'_> = serde_json::from_slice(body).ok()?;
-    let arn = arns.stream.or(arns.consumer).or(arns.resource)?;
+    let arn = arns
+        .stream
+        .or(arns.consumer)
+        .or(arns.resource)
+        .or(arns.queue)?;
     crate::authz::arn_account(&arn).map(str::to_owned)
 }
 
@@ -159,6 +172,8 @@ pub struct Services<'a> {
     pub decisions: &'a crate::authz::DecisionCache,
     pub audit: Option<&'a crate::audit::AuditLog>,
     pub metrics: Option<&'a millrace_cloudwatch::Metrics>,
+    /// Kinesis Queues of every account.
+    pub queues: &'a millrace_queues::Queues,
 }
 
 /// Runs the service's checks in its order, then the operation; returns the reply.
@@ -306,6 +321,7 @@ pub async fn route(
         format,
         authz: &authz,
         metrics: services.metrics,
+        queues: services.queues,
     };
     let outcome = async {
         if ACCOUNT_OPERATIONS.contains(&operation) {

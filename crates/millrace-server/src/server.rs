@@ -60,6 +60,7 @@ struct Shared {
     audit: Option<crate::audit::AuditLog>,
     metrics: Option<Arc<millrace_cloudwatch::Metrics>>,
     s3: Option<Arc<dyn crate::s3_route::S3Front>>,
+    queues: millrace_queues::Queues,
 }
 
 impl Shared {
@@ -73,6 +74,7 @@ impl Shared {
             decisions: &self.decisions,
             audit: self.audit.as_ref(),
             metrics: self.metrics.as_deref(),
+            queues: &self.queues,
         }
     }
 }
@@ -106,6 +108,7 @@ pub async fn serve(
         audit,
         metrics,
         s3,
+        queues: millrace_queues::Queues::new(Default::default()),
     });
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let builder = auto::Builder::new(TokioExecutor::new());

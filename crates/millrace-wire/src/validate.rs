@@ -6,6 +6,7 @@
 
 mod blob;
 mod constraints;
+mod java_hash;
 mod type_check;
 
 #[cfg(test)]

@@ -4,6 +4,7 @@ pub mod fanout;
 pub mod get;
 pub mod mixed;
 pub mod put;
+pub mod queues;
 pub mod restart;
 pub mod shards;
 

@@ -44,6 +44,19 @@ struct RegisterInput {
 pub fn register_stream_consumer(context: &Context<'_>, body: &[u8]) -> Result<Vec<u8>, ApiError> {
     let input: RegisterInput = decode("RegisterStreamConsumer", body)?;
     let (region, stream) = resource_target(context, &input.stream_arn)?;
+    // Queues on the stream count against its registered consumers.
+    let queues = context
+        .queues
+        .count_on_stream(context.engine, &region, &stream)? as u32;
+    if queues > 0 && context.engine.consumer_count(&region, &stream) + queues >= 20 {
+        return Err(ApiError::new(
+            "LimitExceededException",
+            format!(
+                "Stream {stream} under account {} already has 20 registered consumers.",
+                context.engine.account_id()
+            ),
+        ));
+    }
     let view = context
         .engine
         .register_consumer(&region, &stream, &input.consumer_name)?;

@@ -2,6 +2,7 @@
 
 pub mod fanout;
 mod metrics;
+pub(crate) mod queues;
 mod records;
 mod reshard;
 mod settings;
@@ -23,6 +24,8 @@ pub struct Context<'a> {
     pub authz: &'a crate::authz::Authz<'a>,
     /// Where the Kinesis metrics are counted (`None`: metrics off).
     pub metrics: Option<&'a millrace_cloudwatch::Metrics>,
+    /// Kinesis Queues (`handlers/queues.rs`).
+    pub queues: &'a millrace_queues::Queues,
 }
 
 /// Operations of the model that later work will serve.
@@ -64,9 +67,9 @@ pub async fn call(
         "AddTagsToStream" => tags::add_tags_to_stream(context, body),
         "RemoveTagsFromStream" => tags::remove_tags_from_stream(context, body),
         "ListTagsForStream" => tags::list_tags_for_stream(context, body),
-        "TagResource" => tags::tag_resource(context, body),
-        "UntagResource" => tags::untag_resource(context, body),
-        "ListTagsForResource" => tags::list_tags_for_resource(context, body),
+        "TagResource" => tags::tag_resource(context, body).await,
+        "UntagResource" => tags::untag_resource(context, body).await,
+        "ListTagsForResource" => tags::list_tags_for_resource(context, body).await,
         "EnableEnhancedMonitoring" => settings::enhanced_monitoring(context, body, true),
         "DisableEnhancedMonitoring" => settings::enhanced_monitoring(context, body, false),
         "StartStreamEncryption" => settings::stream_encryption(context, body, true),
@@ -76,6 +79,9 @@ pub async fn call(
         "DeleteResourcePolicy" => settings::delete_resource_policy(context, body),
         "DescribeAccountSettings" => settings::describe_account_settings(context, body),
         "UpdateAccountSettings" => settings::update_account_settings(context, body),
+        operation if queues::OPERATIONS.contains(&operation) => {
+            queues::call(context, operation, body).await
+        }
         other => {
             let message = if NOT_YET_SERVED.contains(&other) {
                 format!("{other} is not supported by this server yet.")

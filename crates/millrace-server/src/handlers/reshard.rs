@@ -102,6 +102,9 @@ struct UpdateStreamModeInput {
 pub fn update_stream_mode(context: &Context<'_>, body: &[u8]) -> Result<Vec<u8>, ApiError> {
     let input: UpdateStreamModeInput = decode("UpdateStreamMode", body)?;
     let (region, name) = resource_target(context, &input.stream_arn)?;
+    if input.stream_mode_details.stream_mode == "PROVISIONED" {
+        super::queues::refuse_if_queued(context, &region, &name)?;
+    }
     context
         .engine
         .update_stream_mode(&region, &name, &input.stream_mode_details.stream_mode)?;

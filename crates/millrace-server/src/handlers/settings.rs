@@ -89,7 +89,7 @@ struct PolicyInput {
 
 pub fn put_resource_policy(context: &Context<'_>, body: &[u8]) -> Result<Vec<u8>, ApiError> {
     let input: PolicyInput = decode("PutResourcePolicy", body)?;
-    let (region, name) = resource_target(context, &input.resource_arn)?;
+    let (region, name) = policy_target(context, &input.resource_arn)?;
     context.engine.put_resource_policy(
         &region,
         &name,
@@ -101,7 +101,7 @@ pub fn put_resource_policy(context: &Context<'_>, body: &[u8]) -> Result<Vec<u8>
 
 pub fn get_resource_policy(context: &Context<'_>, body: &[u8]) -> Result<Vec<u8>, ApiError> {
     let input: PolicyInput = decode("GetResourcePolicy", body)?;
-    let (region, name) = resource_target(context, &input.resource_arn)?;
+    let (region, name) = policy_target(context, &input.resource_arn)?;
     let policy = context
         .engine
         .get_resource_policy(&region, &name, &input.resource_arn)?;
@@ -110,11 +110,20 @@ pub fn get_resource_policy(context: &Context<'_>, body: &[u8]) -> Result<Vec<u8>
 
 pub fn delete_resource_policy(context: &Context<'_>, body: &[u8]) -> Result<Vec<u8>, ApiError> {
     let input: PolicyInput = decode("DeleteResourcePolicy", body)?;
-    let (region, name) = resource_target(context, &input.resource_arn)?;
+    let (region, name) = policy_target(context, &input.resource_arn)?;
     context
         .engine
         .delete_resource_policy(&region, &name, &input.resource_arn)?;
     Ok(Vec::new())
+}
+
+/// The stream a resource policy belongs to: the ARN's own stream (or consumer's), or, for a
+/// queue ARN, the stream the queue reads (authorized on the queue ARN).
+fn policy_target(context: &Context<'_>, arn: &str) -> Result<(String, String), ApiError> {
+    match super::queues::queue_stream(context, arn)? {
+        Some(target) => Ok(target),
+        None => resource_target(context, arn),
+    }
 }
 
 fn settings_json(view: &millrace_engine::AccountSettingsView) -> Value {

@@ -92,8 +92,12 @@ struct TagResourceInput {
     tags: BTreeMap<String, String>,
 }
 
-pub fn tag_resource(context: &Context<'_>, body: &[u8]) -> Result<Vec<u8>, ApiError> {
+pub async fn tag_resource(context: &Context<'_>, body: &[u8]) -> Result<Vec<u8>, ApiError> {
     let input: TagResourceInput = decode("TagResource", body)?;
+    if is_queue_arn(&input.resource_arn) {
+        queue_tags(context, &input.resource_arn, &input.tags, &[]).await?;
+        return Ok(Vec::new());
+    }
     let (region, name) = resource_target(context, &input.resource_arn)?;
     context.engine.add_tags(&region, &name, &input.tags)?;
     Ok(Vec::new())
@@ -107,8 +111,18 @@ struct UntagResourceInput {
     tag_keys: Vec<String>,
 }
 
-pub fn untag_resource(context: &Context<'_>, body: &[u8]) -> Result<Vec<u8>, ApiError> {
+pub async fn untag_resource(context: &Context<'_>, body: &[u8]) -> Result<Vec<u8>, ApiError> {
     let input: UntagResourceInput = decode("UntagResource", body)?;
+    if is_queue_arn(&input.resource_arn) {
+        queue_tags(
+            context,
+            &input.resource_arn,
+            &BTreeMap::new(),
+            &input.tag_keys,
+        )
+        .await?;
+        return Ok(Vec::new());
+    }
     let (region, name) = resource_target(context, &input.resource_arn)?;
     context
         .engine
@@ -123,9 +137,39 @@ struct ResourceInput {
     resource_arn: String,
 }
 
-pub fn list_tags_for_resource(context: &Context<'_>, body: &[u8]) -> Result<Vec<u8>, ApiError> {
+pub async fn list_tags_for_resource(
+    context: &Context<'_>,
+    body: &[u8],
+) -> Result<Vec<u8>, ApiError> {
     let input: ResourceInput = decode("ListTagsForResource", body)?;
+    if is_queue_arn(&input.resource_arn) {
+        let tags = queue_tags(context, &input.resource_arn, &BTreeMap::new(), &[]).await?;
+        let list: Vec<_> = tags
+            .iter()
+            .map(|(k, v)| json!({"Key": k, "Value": v}))
+            .collect();
+        return Ok(encode(&json!({ "Tags": list })));
+    }
     let (region, name) = resource_target(context, &input.resource_arn)?;
     let (tags, _) = context.engine.list_tags(&region, &name, None, Some(50))?;
     Ok(encode(&json!({ "Tags": tag_list(&tags) })))
+}
+
+/// Whether a tagging call names a queue (`arn:<partition>:kinesis:<region>:<account>:queue/<id>`).
+fn is_queue_arn(arn: &str) -> bool {
+    arn.splitn(6, ':')
+        .nth(5)
+        .is_some_and(|resource| resource.starts_with("queue/"))
+}
+
+/// Tags of a queue, changed by `millrace-queues` once the call is authorized on the queue ARN.
+async fn queue_tags(
+    context: &Context<'_>,
+    arn: &str,
+    add: &BTreeMap<String, String>,
+    remove: &[String],
+) -> Result<BTreeMap<String, String>, ApiError> {
+    context.authz.check(context.engine, arn, None)?;
+    let queues = context.queues.of(context.engine)?;
+    Ok(queues.change_tags(arn, add, remove).await?)
 }

@@ -12,8 +12,9 @@
 //!   constraint: [...]`, `Map keys ...`, `Map value ...`) listing every constraint of the element
 //!   shape, length maximum first, as AWS prints them for `TagKeys` and `Tags`; combinations AWS
 //!   was never seen printing continue with value bounds, pattern, then enum;
-//! - a structure printed inside a list value is `<java package>.<Shape>@2`, the `toString()`
-//!   recorded for PutRecords entries (the real hash part is not reproducible);
+//! - a structure printed inside a list value is `<java package>.<Shape>@<hex>`, the default
+//!   `toString()` recorded for PutRecords entries, with the model class's `hashCode()`
+//!   (`java_hash.rs`);
 //! - `null` list elements count toward the list length, print as `null` and are not checked;
 //!   `null` map values are treated as absent (not counted, not printed);
 //! - lengths of strings count chars (Unicode scalar values).
@@ -456,7 +457,12 @@ fn value_text(model: &ServiceModel, shape: &Shape, value: &Value) -> String {
             format!("[{}]", parts.join(", "))
         }
         Value::Object(fields) => match shape.kind {
-            ShapeKind::Structure(_) => format!("{}.{}@2", model.java_package, shape.name),
+            ShapeKind::Structure(_) => format!(
+                "{}.{}@{:x}",
+                model.java_package,
+                shape.name,
+                super::java_hash::value_hash(model, shape, value) as u32
+            ),
             ShapeKind::Map {
                 value: value_shape, ..
             } => {

@@ -452,7 +452,8 @@ fn put_records() {
     let records: Vec<Value> = (0..501)
         .map(|_| json!({"PartitionKey": "", "Data": ""}))
         .collect();
-    let entry_text = "com.amazonaws.kinesis.v20131202.PutRecordsRequestEntry@2";
+    // The hash part is the entry class's Java hashCode(), as AWS prints it for this entry.
+    let entry_text = "com.amazonaws.kinesis.v20131202.PutRecordsRequestEntry@c965e310";
     let list_text = format!("[{}]", vec![entry_text; 501].join(", "));
     let mut too_many = vec![entry(
         Some(&list_text),
