@@ -810,3 +810,40 @@ def test_encryption_with_a_customer_managed_key(server_factory, tmp_path):
         "DeliveryStreamEncryptionConfiguration"
     ]
     assert encryption == {"KeyType": "CUSTOMER_MANAGED_CMK", "KeyARN": key_arn, "Status": "ENABLED"}
+
+
+def test_stream_source_resumes_after_kill9(server_factory):
+    from millrace_testlib import create_stream
+
+    server = server_factory(name="source-kill")
+    kinesis = server.client()
+    create_stream(kinesis, "resumed", shards=2)
+    stream_arn = kinesis.describe_stream_summary(StreamName="resumed")["StreamDescriptionSummary"]["StreamARN"]
+    fh = client(server, "firehose")
+    create(
+        fh,
+        DeliveryStreamName="resumed-delivery",
+        DeliveryStreamType="KinesisStreamAsSource",
+        KinesisStreamSourceConfiguration={"KinesisStreamARN": stream_arn, "RoleARN": ROLE},
+        ExtendedS3DestinationConfiguration=s3_destination("resumed-bucket", size=5, interval=2),
+    )
+    first = records(50, "first")
+    kinesis.put_records(StreamName="resumed", Records=[{"Data": r, "PartitionKey": str(i)} for i, r in enumerate(first)])
+    time.sleep(0.5)  # some or all of them taken into the delivery stream's log, none delivered yet
+    server.kill9()
+    server.start()
+    kinesis = server.client()
+    second = records(50, "second")
+    kinesis.put_records(StreamName="resumed", Records=[{"Data": r, "PartitionKey": str(i)} for i, r in enumerate(second)])
+    s3 = client(server, "s3")
+    wanted = set(first + second)
+    deadline = time.monotonic() + 60
+    while True:
+        objects = wait_objects(s3, "resumed-bucket", 1)
+        lines = b"".join(read_object(s3, "resumed-bucket", o["Key"]) for o in objects).splitlines(keepends=True)
+        if wanted <= set(lines) or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    # At least once: every record, and nothing that was not sent.
+    assert wanted <= set(lines)
+    assert set(lines) <= wanted
