@@ -360,7 +360,9 @@ def test_lineage_consumer_across_splits_and_merges(server_factory, request):
 
 
 def test_update_shard_count_matches_even_layout(server_factory):
-    server = server_factory(args=["--update-stream-ms", "300"], name="scaling")
+    # UPDATING lasts 1.5 s: long enough that the describe and the refused call after each reshard
+    # still see it on a loaded machine.
+    server = server_factory(args=["--update-stream-ms", "1500"], name="scaling")
     client = server.client()
     stream = "scaling"
     create(client, stream, 4)
@@ -453,7 +455,7 @@ def test_split_key_bounds(server_factory):
 
 
 def test_merge_and_closed_shard_errors(server_factory):
-    server = server_factory(args=["--update-stream-ms", "300"], name="merge-errors")
+    server = server_factory(args=["--update-stream-ms", "1500"], name="merge-errors")
     client = server.client()
     stream = "merging"
     create(client, stream, 3)

@@ -28,6 +28,7 @@ const SERVICES: &[(&str, &str)] = &[
     ("kms", "KMS"),
     ("cloudwatch", "CLOUDWATCH"),
     ("dynamodb", "DYNAMODB"),
+    ("firehose", "FIREHOSE"),
     ("lambda", "LAMBDA"),
     ("logs", "LOGS"),
 ];

@@ -1,6 +1,7 @@
 //! The `millrace` binary: parses flags, sets up logging, binds and runs the server, or runs
 //! the KCL multi-language daemon (`millrace kcl`).
 
+mod firehose;
 mod functions;
 mod kcl;
 
@@ -234,6 +235,8 @@ struct ServeArgs {
     /// Without one, KMS and stream encryption are unavailable.
     #[arg(long, env = "MILLRACE_MASTER_KEY_FILE")]
     master_key_file: Option<PathBuf>,
+    #[command(flatten)]
+    firehose: firehose::FirehoseArgs,
     #[command(flatten)]
     functions: functions::FunctionArgs,
 }
@@ -591,11 +594,27 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             .await
             .context("open the lease-table store")?
             .context("open the lease-table store")?;
+    let kms_keys = kms.key_store().clone();
     let mut services: Vec<std::sync::Arc<dyn millrace_server::JsonService>> =
         vec![std::sync::Arc::new(kms), std::sync::Arc::new(dynamodb)];
     if let Some(metrics) = &metrics {
         services.push(std::sync::Arc::new(CloudWatch::new(metrics.clone())));
     }
+    let s3 = firehose::embedded_s3(&args.firehose, &args.data_dir, mode, &iam)?;
+    let delivery = firehose::open_firehose(firehose::FirehoseSetup {
+        args: &args.firehose,
+        data_dir: &args.data_dir,
+        address,
+        region: &args.region,
+        create_ms: args.create_stream_ms,
+        local: firehose::local_credentials(&args.root_access_key_id, &args.root_secret_access_key),
+        kinesis: firehose::engines(&accounts),
+        metrics: firehose::metrics_sink(&metrics),
+        sync: args.fsync == "always",
+        keys: has_root_key.then(|| kms_keys.clone()),
+    })
+    .await?;
+    services.push(std::sync::Arc::new(delivery));
     let engines = accounts
         .all()
         .map(|engine| (engine.account_id().to_owned(), engine.clone()))
@@ -616,6 +635,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         iam,
         json_services: JsonServices::new(services),
         metrics,
+        s3,
     };
     millrace_server::serve(
         listener,

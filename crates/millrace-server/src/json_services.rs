@@ -138,9 +138,10 @@ pub(crate) async fn run(
         parts,
         signed_body,
         operation,
-        input,
+        mut input,
     } = request;
     let model = service.model();
+    service.before_validation(operation, &mut input);
     let signed = auth::parse(&parts.headers, parts.uri.query()).map_err(Failure::Auth)?;
     let incoming = auth::Incoming {
         parts,

@@ -23,6 +23,7 @@ mod query;
 mod rate_limit;
 mod response;
 mod rest_json;
+pub mod s3_route;
 mod server;
 mod sigv4;
 pub mod tls;

@@ -45,6 +45,8 @@ pub struct Backends {
     pub json_services: crate::json_services::JsonServices,
     /// The metrics the Kinesis handlers record into and `GET /metrics` shows; `None` keeps none.
     pub metrics: Option<Arc<millrace_cloudwatch::Metrics>>,
+    /// The embedded S3-compatible store, which requests signed for `s3` go to.
+    pub s3: Option<Arc<dyn crate::s3_route::S3Front>>,
 }
 
 struct Shared {
@@ -57,6 +59,7 @@ struct Shared {
     decisions: crate::authz::DecisionCache,
     audit: Option<crate::audit::AuditLog>,
     metrics: Option<Arc<millrace_cloudwatch::Metrics>>,
+    s3: Option<Arc<dyn crate::s3_route::S3Front>>,
     queues: millrace_queues::Queues,
 }
 
@@ -92,6 +95,7 @@ pub async fn serve(
         iam,
         json_services,
         metrics,
+        s3,
     } = backends;
     let shared = Arc::new(Shared {
         accounts,
@@ -103,6 +107,7 @@ pub async fn serve(
         decisions: Default::default(),
         audit,
         metrics,
+        s3,
         queues: millrace_queues::Queues::new(Default::default()),
     });
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
@@ -192,6 +197,13 @@ async fn handle(
 ) -> Response<ResponseBody> {
     let request_id = uuid::Uuid::new_v4().to_string();
     let (parts, body) = request.into_parts();
+    if let Some(s3) = shared
+        .s3
+        .as_ref()
+        .filter(|_| crate::s3_route::is_s3(&parts))
+    {
+        return s3.handle(Request::from_parts(parts, body)).await;
+    }
     let target = parts
         .headers
         .get("x-amz-target")

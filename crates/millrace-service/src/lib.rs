@@ -113,6 +113,12 @@ pub trait JsonService: Send + Sync {
         operation: &'a str,
         input: Value,
     ) -> BoxFuture<'a, Result<Value, ServiceError>>;
+    /// Adjusts a decoded input before it is checked against the model (a no-op unless the
+    /// service relaxes a model constraint behind an operator's flag, as Firehose does for
+    /// `http://` endpoints on loopback addresses in tests).
+    fn before_validation(&self, operation: &str, input: &mut Value) {
+        let _ = (operation, input);
+    }
     /// Stops background work at shutdown.
     fn shutdown(&self) {}
     /// A restJson1 service (Lambda) answers here with its model's HTTP bindings: its

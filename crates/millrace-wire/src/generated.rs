@@ -2,6 +2,7 @@
 
 pub mod cloudwatch_model;
 pub mod dynamodb_model;
+pub mod firehose_model;
 pub mod iam_model;
 pub mod kinesis_model;
 pub mod kms_model;
