@@ -100,6 +100,8 @@ struct Tables {
     service_id: String,
     target_prefix: String,
     api_version: String,
+    signing_name: String,
+    json_version: String,
     /// The variant of `millrace_wire::model::Protocol`.
     protocol: &'static str,
     xml_namespace: String,
@@ -186,6 +188,11 @@ fn build_tables(model: &Json) -> Result<Tables> {
         );
     }
     let endpoint_prefix = metadata_str("endpointPrefix")?;
+    let signing_name = match optional_metadata("signingName")? {
+        name if name.is_empty() => endpoint_prefix.clone(),
+        name => name,
+    };
+    let json_version = optional_metadata("jsonVersion")?;
     let java_package = format!(
         "com.amazonaws.{}.v{}",
         endpoint_prefix.replace('-', ""),
@@ -288,6 +295,8 @@ fn build_tables(model: &Json) -> Result<Tables> {
         service_id,
         target_prefix,
         api_version,
+        signing_name,
+        json_version,
         protocol,
         xml_namespace,
         java_package,
@@ -732,6 +741,8 @@ fn render(tables: &Tables, static_name: &str) -> String {
     let _ = writeln!(w, "service_id: {:?},", tables.service_id);
     let _ = writeln!(w, "target_prefix: {:?},", tables.target_prefix);
     let _ = writeln!(w, "api_version: {:?},", tables.api_version);
+    let _ = writeln!(w, "signing_name: {:?},", tables.signing_name);
+    let _ = writeln!(w, "json_version: {:?},", tables.json_version);
     let _ = writeln!(w, "protocol: Protocol::{},", tables.protocol);
     let _ = writeln!(w, "xml_namespace: {:?},", tables.xml_namespace);
     let _ = writeln!(w, "java_package: {:?},", tables.java_package);

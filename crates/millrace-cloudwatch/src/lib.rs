@@ -236,15 +236,6 @@ impl CloudWatch {
 }
 
 impl JsonService for CloudWatch {
-    fn signing_name(&self) -> &'static str {
-        "monitoring"
-    }
-    fn target_prefix(&self) -> &'static str {
-        "GraniteServiceVersion20100801"
-    }
-    fn json_version(&self) -> &'static str {
-        "1.0"
-    }
     fn model(&self) -> &'static ServiceModel {
         &CLOUDWATCH
     }

@@ -132,18 +132,6 @@ pub const OPERATIONS: &[&str] = &[
 ];
 
 impl JsonService for DynamoDb {
-    fn signing_name(&self) -> &'static str {
-        "dynamodb"
-    }
-
-    fn target_prefix(&self) -> &'static str {
-        "DynamoDB_20120810"
-    }
-
-    fn json_version(&self) -> &'static str {
-        "1.0"
-    }
-
     fn model(&self) -> &'static ServiceModel {
         &millrace_wire::generated::dynamodb_model::DYNAMODB
     }

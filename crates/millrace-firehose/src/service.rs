@@ -23,18 +23,6 @@ const KINESIS_SOURCE_REFUSAL: &str =
     "This operation is not permitted on KinesisStreamAsSource delivery stream type.";
 
 impl JsonService for Firehose {
-    fn signing_name(&self) -> &'static str {
-        "firehose"
-    }
-
-    fn target_prefix(&self) -> &'static str {
-        "Firehose_20150804"
-    }
-
-    fn json_version(&self) -> &'static str {
-        "1.1"
-    }
-
     fn model(&self) -> &'static ServiceModel {
         &millrace_wire::generated::firehose_model::FIREHOSE
     }

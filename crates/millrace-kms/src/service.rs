@@ -671,15 +671,6 @@ fn key_arn_guess(scope: Scope<'_>, key_ref: &str) -> String {
 }
 
 impl JsonService for Kms {
-    fn signing_name(&self) -> &'static str {
-        "kms"
-    }
-    fn target_prefix(&self) -> &'static str {
-        "TrentService"
-    }
-    fn json_version(&self) -> &'static str {
-        "1.1"
-    }
     fn model(&self) -> &'static ServiceModel {
         &millrace_wire::generated::kms_model::KMS
     }

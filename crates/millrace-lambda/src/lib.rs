@@ -550,9 +550,6 @@ fn environment_of(input: &Value) -> BTreeMap<String, String> {
 }
 
 impl JsonService for Lambda {
-    fn signing_name(&self) -> &'static str {
-        "lambda"
-    }
     /// restJson1 has no target; this never matches an `X-Amz-Target`.
     fn target_prefix(&self) -> &'static str {
         "AWSGirApiService"

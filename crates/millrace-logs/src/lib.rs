@@ -760,15 +760,6 @@ fn append_events(
 }
 
 impl JsonService for Logs {
-    fn signing_name(&self) -> &'static str {
-        "logs"
-    }
-    fn target_prefix(&self) -> &'static str {
-        "Logs_20140328"
-    }
-    fn json_version(&self) -> &'static str {
-        "1.1"
-    }
     fn model(&self) -> &'static ServiceModel {
         &millrace_wire::generated::logs_model::LOGS
     }

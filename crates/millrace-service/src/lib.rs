@@ -98,14 +98,20 @@ pub struct CallContext<'a> {
 
 /// A service spoken over AWS JSON 1.0 or 1.1 (`X-Amz-Target: <prefix>.<Operation>`).
 pub trait JsonService: Send + Sync {
-    /// The SigV4 signing name (`kms`, `dynamodb`, `monitoring`).
-    fn signing_name(&self) -> &'static str;
-    /// The part of `X-Amz-Target` before the dot (`TrentService`, `DynamoDB_20120810`).
-    fn target_prefix(&self) -> &'static str;
-    /// `1.0` or `1.1`: the content type is `application/x-amz-json-<version>`.
-    fn json_version(&self) -> &'static str;
-    /// The service's model, for validation.
+    /// The service's model, for validation; the names below default to its metadata.
     fn model(&self) -> &'static ServiceModel;
+    /// The SigV4 signing name (`kms`, `dynamodb`, `monitoring`).
+    fn signing_name(&self) -> &'static str {
+        self.model().signing_name
+    }
+    /// The part of `X-Amz-Target` before the dot (`TrentService`, `DynamoDB_20120810`).
+    fn target_prefix(&self) -> &'static str {
+        self.model().target_prefix
+    }
+    /// `1.0` or `1.1`: the content type is `application/x-amz-json-<version>`.
+    fn json_version(&self) -> &'static str {
+        self.model().json_version
+    }
     /// Runs one operation (the model has it and the input passed validation).
     fn call<'a>(
         &'a self,

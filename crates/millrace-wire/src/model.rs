@@ -19,6 +19,12 @@ pub struct ServiceModel {
     pub target_prefix: &'static str,
     /// `metadata.apiVersion`, e.g. `2013-12-02`; awsQuery requests carry it as `Version`.
     pub api_version: &'static str,
+    /// The SigV4 signing name: `metadata.signingName`, else `metadata.endpointPrefix` (`kinesis`,
+    /// `monitoring`).
+    pub signing_name: &'static str,
+    /// `metadata.jsonVersion` (`1.0`, `1.1`): the content type is `application/x-amz-json-<v>`;
+    /// empty where the model has none (awsQuery, restJson1).
+    pub json_version: &'static str,
     /// `metadata.protocol`: how requests and replies are encoded.
     pub protocol: Protocol,
     /// `metadata.xmlNamespace`, the `xmlns` of awsQuery replies and errors (e.g.

@@ -12,6 +12,8 @@ pub static CLOUDWATCH: ServiceModel = ServiceModel {
     service_id: "CloudWatch",
     target_prefix: "GraniteServiceVersion20100801",
     api_version: "2010-08-01",
+    signing_name: "monitoring",
+    json_version: "1.0",
     protocol: Protocol::Json,
     xml_namespace: "http://monitoring.amazonaws.com/doc/2010-08-01/",
     java_package: "com.amazonaws.monitoring.v20100801",

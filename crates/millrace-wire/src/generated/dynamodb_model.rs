@@ -12,6 +12,8 @@ pub static DYNAMODB: ServiceModel = ServiceModel {
     service_id: "DynamoDB",
     target_prefix: "DynamoDB_20120810",
     api_version: "2012-08-10",
+    signing_name: "dynamodb",
+    json_version: "1.0",
     protocol: Protocol::Json,
     xml_namespace: "",
     java_package: "com.amazonaws.dynamodb.v20120810",

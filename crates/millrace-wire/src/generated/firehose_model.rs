@@ -12,6 +12,8 @@ pub static FIREHOSE: ServiceModel = ServiceModel {
     service_id: "Firehose",
     target_prefix: "Firehose_20150804",
     api_version: "2015-08-04",
+    signing_name: "firehose",
+    json_version: "1.1",
     protocol: Protocol::Json,
     xml_namespace: "",
     java_package: "com.amazonaws.firehose.v20150804",

@@ -12,6 +12,8 @@ pub static IAM: ServiceModel = ServiceModel {
     service_id: "IAM",
     target_prefix: "",
     api_version: "2010-05-08",
+    signing_name: "iam",
+    json_version: "",
     protocol: Protocol::Query,
     xml_namespace: "https://iam.amazonaws.com/doc/2010-05-08/",
     java_package: "com.amazonaws.iam.v20100508",

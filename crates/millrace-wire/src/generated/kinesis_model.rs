@@ -12,6 +12,8 @@ pub static KINESIS: ServiceModel = ServiceModel {
     service_id: "Kinesis",
     target_prefix: "Kinesis_20131202",
     api_version: "2013-12-02",
+    signing_name: "kinesis",
+    json_version: "1.1",
     protocol: Protocol::Json,
     xml_namespace: "",
     java_package: "com.amazonaws.kinesis.v20131202",

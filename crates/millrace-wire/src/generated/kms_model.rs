@@ -12,6 +12,8 @@ pub static KMS: ServiceModel = ServiceModel {
     service_id: "KMS",
     target_prefix: "TrentService",
     api_version: "2014-11-01",
+    signing_name: "kms",
+    json_version: "1.1",
     protocol: Protocol::Json,
     xml_namespace: "",
     java_package: "com.amazonaws.kms.v20141101",

@@ -15,6 +15,8 @@ pub static LAMBDA: ServiceModel = ServiceModel {
     service_id: "Lambda",
     target_prefix: "",
     api_version: "2015-03-31",
+    signing_name: "lambda",
+    json_version: "",
     protocol: Protocol::RestJson,
     xml_namespace: "",
     java_package: "com.amazonaws.lambda.v20150331",

@@ -12,6 +12,8 @@ pub static LOGS: ServiceModel = ServiceModel {
     service_id: "CloudWatch Logs",
     target_prefix: "Logs_20140328",
     api_version: "2014-03-28",
+    signing_name: "logs",
+    json_version: "1.1",
     protocol: Protocol::Json,
     xml_namespace: "",
     java_package: "com.amazonaws.logs.v20140328",

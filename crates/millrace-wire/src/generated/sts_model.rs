@@ -12,6 +12,8 @@ pub static STS: ServiceModel = ServiceModel {
     service_id: "STS",
     target_prefix: "",
     api_version: "2011-06-15",
+    signing_name: "sts",
+    json_version: "",
     protocol: Protocol::Query,
     xml_namespace: "https://sts.amazonaws.com/doc/2011-06-15/",
     java_package: "com.amazonaws.sts.v20110615",

@@ -172,6 +172,8 @@ fn maps_timestamps_and_doubles() {
         service_id: "Demo",
         target_prefix: "",
         api_version: "2020-01-01",
+        signing_name: "demo",
+        json_version: "",
         protocol: Protocol::Query,
         xml_namespace: "https://demo.example/",
         java_package: "com.amazonaws.demo.v20200101",

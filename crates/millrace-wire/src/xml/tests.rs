@@ -203,6 +203,8 @@ fn maps_and_flattened_shapes() {
         service_id: "Demo",
         target_prefix: "",
         api_version: "2020-01-01",
+        signing_name: "demo",
+        json_version: "",
         protocol: Protocol::Query,
         xml_namespace: "https://demo.example/",
         java_package: "com.amazonaws.demo.v20200101",
