@@ -423,6 +423,19 @@ def test_node_aws_kcl_processor(server, kinesis, daemons):
     wait_for(lambda: share(ddb, "node-app") == [2, 2], 30, "two leases each")
     first.kill9()
     wait_for(lambda: set(owners(ddb, "node-app").values()) == {"n2"}, 20, "n2 holding every lease")
+
+    # Owning a lease comes before reading it: a shard n1 had not checkpointed is read again by n2
+    # from its checkpoint. Stop only once n2 has either read each shard's last record or finds it
+    # checkpointed, so that the shutdown checkpoint below covers every shard.
+    def caught_up() -> bool:
+        table = leases(ddb, "node-app")
+        seen = {s for _, s in second.processed()}
+        return all(
+            table.get(shard, {}).get("checkpoint", {}).get("S") == str(max(seqs)) or max(seqs) in seen
+            for shard, seqs in acked.items()
+        )
+
+    wait_for(caught_up, 30, "n2 caught up on the leases it took over")
     assert second.stop() == 0
     assert "NODE shutdown requested" in second.text()
     table = leases(ddb, "node-app")
