@@ -20,10 +20,29 @@ pub trait S3Front: Send + Sync {
 }
 
 /// Whether a request is signed for S3.
+///
+/// Every request passes here first, so the signature is only parsed (authentication parses it
+/// again later for the other services) when its scope can name `s3`: an `Authorization` header
+/// holding `/s3/aws4_request`, or a presigned query.
 pub(crate) fn is_s3(parts: &http::request::Parts) -> bool {
+    let header_names_s3 = parts
+        .headers
+        .get(http::header::AUTHORIZATION)
+        .is_some_and(|v| contains(v.as_bytes(), b"/s3/aws4_request"));
+    let presigned = parts
+        .uri
+        .query()
+        .is_some_and(|q| q.contains("X-Amz-Credential"));
+    if !header_names_s3 && !presigned {
+        return false;
+    }
     crate::auth::parse(&parts.headers, parts.uri.query())
         .map(|signed| signed.service == "s3")
         .unwrap_or(false)
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
 }
 
 /// A request as the store receives it.
