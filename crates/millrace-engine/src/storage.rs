@@ -133,6 +133,7 @@ impl LocalLogs {
     ) -> Result<LocalLogs, LogError> {
         let config = JournalConfig {
             file_bytes: journal_file_bytes,
+            ..JournalConfig::default()
         };
         let (journal, replay) = Journal::open(&data_dir.join("journal"), config)?;
         Ok(LocalLogs {

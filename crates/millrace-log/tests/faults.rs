@@ -273,7 +273,10 @@ fn a_failed_checkpoint_sync_keeps_every_journal_file() {
     let _cleanup = cleanup(temp.path());
     let (journal, mut replay) = Journal::open(
         &temp.path().join("journal"),
-        JournalConfig { file_bytes: 1000 },
+        JournalConfig {
+            file_bytes: 1000,
+            ..JournalConfig::default()
+        },
     )
     .expect("open");
     let log = ShardLog::open_journaled(

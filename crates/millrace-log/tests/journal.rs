@@ -4,6 +4,7 @@
 mod common;
 
 use std::fs::{self, OpenOptions};
+use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -86,7 +87,10 @@ fn synced_records_survive_losing_every_unwritten_tail() {
 #[test]
 fn checkpoints_delete_covered_journal_files_and_keep_everything_readable() {
     let temp = fast_tempdir();
-    let config = JournalConfig { file_bytes: 2000 };
+    let config = JournalConfig {
+        file_bytes: 2000,
+        ..JournalConfig::default()
+    };
     let (journal, logs) = open_all(temp.path(), config, 2);
     for _ in 0..100 {
         for log in &logs {
@@ -125,12 +129,20 @@ fn a_torn_journal_tail_loses_only_the_unsynced_record() {
     drop(journal);
     let journal_dir = temp.path().join("journal");
     let newest = journal_files(&journal_dir).pop().expect("a journal file");
-    let len = fs::metadata(&newest).expect("stat").len();
+    // The file ends with zeros preallocated past its records: the last 7 bytes of the last
+    // record never reached the disk.
+    let bytes = fs::read(&newest).expect("read journal file");
+    let end = bytes.iter().rposition(|&b| b != 0).expect("records") + 1;
+    assert!(
+        end < bytes.len(),
+        "the journal file is preallocated past its records"
+    );
     let file = OpenOptions::new()
         .write(true)
         .open(&newest)
         .expect("open journal file");
-    file.set_len(len - 7).expect("tear the last record");
+    file.write_all_at(&[0; 7], end as u64 - 7)
+        .expect("tear the last record");
     drop(file);
     let ((_journal, logs), warnings) =
         capture::warnings(|| open_all_with(temp.path(), JournalConfig::default(), big, 1));
@@ -142,6 +154,32 @@ fn a_torn_journal_tail_loses_only_the_unsynced_record() {
     );
     assert_eq!(logs[0].next_position(), 10);
     check_all_records(&logs[0]);
+}
+
+#[test]
+fn a_preallocated_journal_replays_every_synced_record_without_a_warning() {
+    let temp = fast_tempdir();
+    let big = LogConfig::default();
+    let (journal, logs) = open_all_with(temp.path(), JournalConfig::default(), big, 2);
+    for _ in 0..5 {
+        append_records(&logs[0], 3);
+        append_records(&logs[1], 2);
+        journal.sync().expect("sync");
+    }
+    drop(logs);
+    drop(journal);
+    let newest = journal_files(&temp.path().join("journal"))
+        .pop()
+        .expect("a journal file");
+    let len = fs::metadata(&newest).expect("stat").len();
+    assert!(len >= 1 << 20, "zeros preallocated past the records: {len}");
+    let ((_journal, logs), warnings) =
+        capture::warnings(|| open_all_with(temp.path(), JournalConfig::default(), big, 2));
+    assert!(warnings.is_empty(), "{warnings:?}");
+    assert_eq!(logs[0].next_position(), 15);
+    assert_eq!(logs[1].next_position(), 10);
+    check_all_records(&logs[0]);
+    check_all_records(&logs[1]);
 }
 
 #[test]
@@ -243,7 +281,10 @@ fn a_crash_in_the_middle_of_a_write_back_is_repaired_from_the_journal() {
 #[test]
 fn a_crash_in_the_middle_of_trimming_the_journal_loses_nothing() {
     let temp = fast_tempdir();
-    let config = JournalConfig { file_bytes: 1500 };
+    let config = JournalConfig {
+        file_bytes: 1500,
+        ..JournalConfig::default()
+    };
     let (journal, logs) = open_all(temp.path(), config, 2);
     let journal_dir = temp.path().join("journal");
     let saved = tempfile::tempdir().expect("tempdir");
@@ -256,7 +297,12 @@ fn a_crash_in_the_middle_of_trimming_the_journal_loses_nothing() {
             // What the journal held before a checkpoint ran.
             journal.checkpoint().expect("checkpoint");
             for path in journal_files(&journal_dir) {
-                fs::copy(&path, saved.path().join(path.file_name().expect("name"))).expect("save");
+                // As a roll leaves a file once a newer one exists: cut after its last record
+                // (the newest file may end with preallocated zeros; the records end with
+                // payload bytes, which are not zero).
+                let mut bytes = fs::read(&path).expect("read journal file");
+                bytes.truncate(bytes.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1));
+                fs::write(saved.path().join(path.file_name().expect("name")), bytes).expect("save");
             }
         }
     }
@@ -288,7 +334,10 @@ fn a_crash_in_the_middle_of_trimming_the_journal_loses_nothing() {
 #[test]
 fn a_deleted_log_does_not_block_checkpoints() {
     let temp = fast_tempdir();
-    let config = JournalConfig { file_bytes: 1000 };
+    let config = JournalConfig {
+        file_bytes: 1000,
+        ..JournalConfig::default()
+    };
     let (journal, logs) = open_all_with(temp.path(), config, LogConfig::default(), 2);
     append_records(&logs[0], 3);
     append_records(&logs[1], 3);
