@@ -138,6 +138,16 @@ const INLINE_APPEND_BYTES: usize = 16 << 10;
 /// payloads back to back, and where each payload ends.
 type AppendJob = (Arc<Shard>, Vec<usize>, Vec<u8>, Vec<usize>);
 
+/// What a put needs to know about its stream.
+struct PutSettings {
+    incarnation: u64,
+    region: String,
+    name: String,
+    kms_key_id: Option<String>,
+    max_record_size_kib: u32,
+    automatic: bool,
+}
+
 /// A shard's appended group: which request entries went there, at which positions and time.
 struct Placement {
     shard: Arc<Shard>,
@@ -147,18 +157,36 @@ struct Placement {
 }
 
 impl Engine {
+    /// The stream a put writes to, with the few settings the put needs (read under the
+    /// stream's lock instead of cloning its whole record, shards and tags included).
     fn writable_stream(
         &self,
         region: &str,
         name: &str,
-    ) -> Result<(Arc<Stream>, StreamRecord), Error> {
+    ) -> Result<(Arc<Stream>, PutSettings), Error> {
         let stream = self
             .lookup(region, name)
             .ok_or_else(|| self.stream_not_found(name))?;
-        let record = stream.snapshot();
-        match record.effective_status(now_ms()) {
-            None | Some(StreamStatus::Creating) => Err(self.stream_not_found(name)),
-            Some(_) => Ok((stream, record)),
+        let settings = stream.with_record(|record| match record.effective_status(now_ms()) {
+            None | Some(StreamStatus::Creating) => None,
+            Some(_) => Some(PutSettings {
+                incarnation: record.incarnation,
+                region: record.region.clone(),
+                name: record.name.clone(),
+                kms_key_id: match (
+                    record.encryption.encryption_type.as_str(),
+                    record.encryption.key_id.as_deref(),
+                ) {
+                    ("KMS", Some(key_id)) => Some(key_id.to_owned()),
+                    _ => None,
+                },
+                max_record_size_kib: record.max_record_size_kib,
+                automatic: record.record_distribution_strategy.as_deref() == Some("AUTO"),
+            }),
+        });
+        match settings {
+            None => Err(self.stream_not_found(name)),
+            Some(settings) => Ok((stream, settings)),
         }
     }
 
@@ -170,23 +198,24 @@ impl Engine {
         entries: &[PutEntry<'_>],
     ) -> Result<Vec<Result<PutOutcome, PutFailure>>, Error> {
         let (stream, record) = self.writable_stream(region, name)?;
-        let stream_arn = self.stream_arn(&record.region, &record.name);
-        let write_key = match (
-            record.encryption.encryption_type.as_str(),
-            record.encryption.key_id.as_deref(),
-        ) {
-            ("KMS", Some(key_id)) => Some(self.sealer.write_key(
+        // Only encrypted streams need the ARN (it is bound into each sealed record).
+        let stream_arn = match &record.kms_key_id {
+            Some(_) => self.stream_arn(&record.region, &record.name),
+            None => String::new(),
+        };
+        let write_key = match record.kms_key_id.as_deref() {
+            Some(key_id) => Some(self.sealer.write_key(
                 &self.config.account_id,
                 &record.region,
                 record.incarnation,
                 key_id,
                 &stream_arn,
             )?),
-            _ => None,
+            None => None,
         };
         let overhead = write_key.as_ref().map_or(0, |k| k.overhead());
         let max_record = record.max_record_size_kib as usize * 1024;
-        let automatic = record.record_distribution_strategy.as_deref() == Some("AUTO");
+        let automatic = record.automatic;
         if !automatic {
             missing_partition_keys(entries)?;
         }

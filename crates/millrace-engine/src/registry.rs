@@ -162,6 +162,11 @@ impl Stream {
         self.record.read().expect("stream lock").clone()
     }
 
+    /// Reads the record in place, under the stream's lock (no copy of it).
+    pub(crate) fn with_record<T>(&self, read: impl FnOnce(&StreamRecord) -> T) -> T {
+        read(&self.record.read().expect("stream lock"))
+    }
+
     /// The open shards ordered by hash-key range, cached until the shard set changes; shards
     /// closed since (by resharding in progress) are filtered out.
     pub(crate) fn open_shards(&self) -> Arc<Vec<Arc<Shard>>> {

@@ -11,7 +11,7 @@
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::sync::{OnceLock, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 
 use regex::Regex;
 
@@ -94,7 +94,7 @@ fn rewrite(pattern: &str) -> Option<(&'static str, &'static str)> {
 /// Whether `value` matches all of `pattern`. A pattern that does not compile constrains nothing
 /// (the model tests make sure none of the model's patterns is in that case).
 pub fn matches_whole(pattern: &'static str, value: &str) -> bool {
-    match cached(pattern) {
+    match cached(pattern).as_deref() {
         Some(Matcher { regex, forbidden }) => {
             regex.is_match(value) && forbidden.is_none_or(|forbidden| !value.contains(forbidden))
         }
@@ -104,15 +104,15 @@ pub fn matches_whole(pattern: &'static str, value: &str) -> bool {
 
 /// A compiled pattern: the regular expression and, for rewritten look-around, the substring the
 /// value must not contain.
-#[derive(Clone)]
 struct Matcher {
     regex: Regex,
     forbidden: Option<&'static str>,
 }
 
-type Cache = RwLock<HashMap<&'static str, Option<Matcher>>>;
+/// Shared, not cloned: cloning a `Regex` allocates a fresh matching cache for the copy.
+type Cache = RwLock<HashMap<&'static str, Option<Arc<Matcher>>>>;
 
-fn cached(pattern: &'static str) -> Option<Matcher> {
+fn cached(pattern: &'static str) -> Option<Arc<Matcher>> {
     static CACHE: OnceLock<Cache> = OnceLock::new();
     let cache = CACHE.get_or_init(|| RwLock::new(HashMap::new()));
     {
@@ -123,9 +123,11 @@ fn cached(pattern: &'static str) -> Option<Matcher> {
             return entry.clone();
         }
     }
-    let compiled = compile_full_match(pattern).ok().map(|regex| Matcher {
-        regex,
-        forbidden: rewrite(pattern).map(|(_, forbidden)| forbidden),
+    let compiled = compile_full_match(pattern).ok().map(|regex| {
+        Arc::new(Matcher {
+            regex,
+            forbidden: rewrite(pattern).map(|(_, forbidden)| forbidden),
+        })
     });
     let mut write = cache
         .write()
