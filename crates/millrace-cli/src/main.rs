@@ -1,6 +1,7 @@
 //! The `millrace` binary: parses flags, sets up logging, binds and runs the server, or runs
 //! the KCL multi-language daemon (`millrace kcl`).
 
+mod channels;
 mod firehose;
 mod functions;
 mod kcl;
@@ -614,6 +615,14 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         keys: has_root_key.then(|| kms_keys.clone()),
     })
     .await?;
+    let channels = channels::open(
+        &args.data_dir,
+        delivery.clone(),
+        args.create_stream_ms,
+        args.update_stream_ms,
+        args.delete_stream_ms,
+    )
+    .await?;
     services.push(std::sync::Arc::new(delivery));
     let engines = accounts
         .all()
@@ -636,6 +645,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         json_services: JsonServices::new(services),
         metrics,
         s3,
+        channels: Some(channels),
     };
     millrace_server::serve(
         listener,

@@ -18,6 +18,7 @@ mod error;
 mod http;
 mod httpdest;
 mod metrics;
+mod pipeline;
 mod prefix;
 mod s3;
 mod service;
@@ -34,6 +35,7 @@ use tokio::sync::watch;
 
 pub use doc::StreamDoc;
 pub use metrics::{MetricPoint, MetricsSink};
+pub use pipeline::{validate_prefixes, Pipeline, PipelineSpec};
 pub use s3::S3Target;
 pub use source::KinesisStreams;
 
