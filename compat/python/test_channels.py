@@ -84,7 +84,7 @@ def wait_channel(kinesis, arn: str, status: str = "ACTIVE", timeout: float = 30.
         if description["ChannelStatus"] == status:
             return description
         assert time.monotonic() < deadline, f"channel {arn} is {description['ChannelStatus']}, not {status}"
-        time.sleep(0.02)
+        time.sleep(0.25)
 
 
 def records(n: int, tag: str) -> list[bytes]:
@@ -109,7 +109,8 @@ def delivered(s3, bucket: str, want_bytes: int, timeout: float = 60.0) -> tuple[
 
 @pytest.fixture(scope="module")
 def kinesis(module_server):
-    return module_server.client()
+    # The channel operations allow 5 calls a second; the SDK retries LimitExceededException.
+    return module_server.client(max_attempts=10)
 
 
 @pytest.fixture(scope="module")
@@ -212,7 +213,7 @@ def test_channel_lifecycle_list_and_update(kinesis):
             assert error.response["Error"]["Message"] == f"Channel {name} under account {ACCOUNT} not found."
             break
         assert time.monotonic() < deadline
-        time.sleep(0.02)
+        time.sleep(0.25)
     assert kinesis.list_channels(StreamFilter=[{"StreamARN": stream_arn}])["ChannelSummaries"] == []
     err = client_error(kinesis.update_channel, ChannelARN=arn, S3DestinationConfiguration={"DataFreshnessInSeconds": 5})
     assert_client_error(err, "ResourceNotFoundException", f"Channel {name} under account {ACCOUNT} not found.")
@@ -271,7 +272,7 @@ def test_records_delivered_byte_identical_in_order_across_a_split(kinesis, s3):
 
 def test_killed_after_acknowledged_puts_delivers_after_restart(server_factory):
     server = server_factory(name="channel-kill")
-    kinesis = server.client()
+    kinesis = server.client(max_attempts=10)
     stream = "durable-source"
     stream_arn = on_demand_stream(kinesis, stream)
     arn = create_channel(kinesis, "durable", stream_arn, destination("durable-bucket", freshness=3, CompressionType="GZIP"))[
@@ -282,7 +283,7 @@ def test_killed_after_acknowledged_puts_delivers_after_restart(server_factory):
         "FailedRecordCount"] == 0
     server.kill9()
     server.start()
-    kinesis = server.client()
+    kinesis = server.client(max_attempts=10)
     assert kinesis.describe_channel(ChannelARN=arn)["ChannelDescription"]["ChannelStatus"] == "ACTIVE"
     second = records(50, "second")
     kinesis.put_records(StreamName=stream, Records=[{"PartitionKey": "k", "Data": r} for r in second])
@@ -312,7 +313,7 @@ def _bucket_exists(s3, bucket: str) -> bool:
 
 
 def test_bad_input_is_refused_and_changes_nothing(kinesis):
-    raw = make_client(kinesis.meta.endpoint_url, validate=False)
+    raw = make_client(kinesis.meta.endpoint_url, validate=False, max_attempts=10)
     stream_arn = on_demand_stream(kinesis, unique("refusing"))
     provisioned = unique("provisioned")
     kinesis.create_stream(StreamName=provisioned, ShardCount=1)
@@ -392,3 +393,37 @@ def test_bad_input_is_refused_and_changes_nothing(kinesis):
                             f"Channel never-made under account {ACCOUNT} not found.")
     err = client_error(raw.describe_channel, ChannelARN="arn:aws:kinesis:us-east-1:000000000000:stream/x")
     assert err.response["Error"]["Code"] == "ValidationException"
+
+
+def test_channel_operations_in_cbor_match_json(module_server, kinesis):
+    from test_cbor import CBOR_CT, Tag, call, to_json_shape
+
+    endpoint = module_server.endpoint
+    stream_arn = on_demand_stream(kinesis, unique("cbor-source"))
+    descriptions = {}
+    for fmt in ("json", "cbor"):
+        name = unique(f"cbor-{fmt}")
+        document = {
+            "ChannelName": name, "ServiceExecutionRoleARN": ROLE,
+            "StreamConfigurationList": [{"StreamARN": stream_arn, "RecordConfiguration": {"RecordFormatType": "JSON"}}],
+            "S3DestinationConfiguration": destination("cbor-bucket", freshness=5),
+        }
+        status, body, content_type = call(endpoint, "CreateChannel", document, fmt)
+        assert status == 200, body
+        assert content_type == (CBOR_CT if fmt == "cbor" else "application/x-amz-json-1.1")
+        arn = body["ChannelDescription"]["ChannelARN"]
+        wait_channel(kinesis, arn)
+        status, body, _ = call(endpoint, "DescribeChannel", {"ChannelARN": arn}, fmt)
+        assert status == 200, body
+        description = body["ChannelDescription"]
+        if fmt == "cbor":
+            stamp = description["ChannelCreationTimestamp"]
+            assert isinstance(stamp, Tag) and stamp.number == 1 and isinstance(stamp.value, int)
+            description = to_json_shape(description)
+        for volatile in ("ChannelName", "ChannelARN", "ChannelId", "ChannelCreationTimestamp"):
+            assert volatile in description
+            description.pop(volatile)
+        descriptions[fmt] = description
+        status, body, _ = call(endpoint, "DeleteChannel", {"ChannelARN": arn}, fmt)
+        assert (status, body) == (200, None), body
+    assert descriptions["json"] == descriptions["cbor"]
