@@ -359,8 +359,6 @@ def test_bad_input_is_refused_and_changes_nothing(kinesis):
     attempt("InvalidArgumentException",
             "DataFreshnessInSeconds must be between 0 and 900 seconds; 901 is not.",
             S3DestinationConfiguration=destination("refused-bucket", freshness=901))
-    attempt("InvalidArgumentException", "CompressionType ZSTD is not supported by Millrace yet; use NONE or GZIP.",
-            S3DestinationConfiguration=destination("refused-bucket", CompressionType="ZSTD"))
     attempt("InvalidArgumentException",
             "OutputKeyTemplate or ErrorOutputPrefix is not valid: Ths supplied prefix(es) do not satisfy the following "
             "constraint: Prefix contains an invalid timestamp format: nope",
@@ -427,3 +425,32 @@ def test_channel_operations_in_cbor_match_json(module_server, kinesis):
         status, body, _ = call(endpoint, "DeleteChannel", {"ChannelARN": arn}, fmt)
         assert (status, body) == (200, None), body
     assert descriptions["json"] == descriptions["cbor"]
+
+
+def test_zstd_objects_under_an_output_key_template(kinesis, s3):
+    import zstandard
+
+    stream = unique("zstd-source")
+    stream_arn = on_demand_stream(kinesis, stream)
+    name = unique("zstd")
+    template = "events/year=!{timestamp:yyyy}/"
+    arn = create_channel(kinesis, name, stream_arn, destination("zstd-bucket", CompressionType="ZSTD",
+                                                               OutputKeyTemplate=template))["ChannelARN"]
+    wait_channel(kinesis, arn)
+    sent = records(50, "zstd")
+    kinesis.put_records(StreamName=stream, Records=[{"PartitionKey": "k", "Data": r} for r in sent])
+    wanted = b"".join(sent)
+    deadline = time.monotonic() + 60
+    while True:
+        keys = [o["Key"] for o in s3.list_objects_v2(Bucket="zstd-bucket").get("Contents", [])] \
+            if _bucket_exists(s3, "zstd-bucket") else []
+        chunks = [zstandard.ZstdDecompressor().decompressobj().decompress(
+            s3.get_object(Bucket="zstd-bucket", Key=k)["Body"].read()) for k in keys]
+        data = b"".join(sorted(chunks))
+        if len(data) >= len(wanted) or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert data == wanted
+    year = time.strftime("%Y", time.gmtime())
+    for key in keys:
+        assert key.startswith(f"events/year={year}/{name}-1-") and key.endswith(".zst"), key

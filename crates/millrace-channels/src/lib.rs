@@ -103,6 +103,7 @@ fn spec(doc: &ChannelDoc) -> PipelineSpec {
         |value: &Value, member: &str| value.get(member).and_then(Value::as_str).map(str::to_owned);
     let compression = match storage.get("CompressionType").and_then(Value::as_str) {
         Some("GZIP") => "GZIP",
+        Some("ZSTD") => "ZSTD",
         _ => "UNCOMPRESSED",
     };
     PipelineSpec {
@@ -324,11 +325,6 @@ impl Channels {
             .unwrap_or(doc::DEFAULT_FRESHNESS as i64);
         check_freshness(freshness)?;
         let storage = &s3_config["StorageConfiguration"];
-        if storage["CompressionType"].as_str() == Some("ZSTD") {
-            return Err(invalid(
-                "CompressionType ZSTD is not supported by Millrace yet; use NONE or GZIP.",
-            ));
-        }
         let error_prefix = s3_config
             .get("DeadLetterQueueS3Configuration")
             .and_then(|d| d.get("ErrorOutputPrefix"))
