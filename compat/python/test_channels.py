@@ -454,3 +454,33 @@ def test_zstd_objects_under_an_output_key_template(kinesis, s3):
     year = time.strftime("%Y", time.gmtime())
     for key in keys:
         assert key.startswith(f"events/year={year}/{name}-1-") and key.endswith(".zst"), key
+
+
+def test_encryption_key_is_checked_with_kms(server_factory, tmp_path):
+    import base64
+
+    key_file = tmp_path / "master.key"
+    key_file.write_text(base64.b64encode(bytes(range(32))).decode() + "\n")
+    server = server_factory(args=["--master-key-file", str(key_file)], name="channel-cmk")
+    kinesis = server.client(max_attempts=10)
+    kms = boto3.client("kms", endpoint_url=server.endpoint, region_name=REGION,
+                       aws_access_key_id=AWS_ENV["AWS_ACCESS_KEY_ID"],
+                       aws_secret_access_key=AWS_ENV["AWS_SECRET_ACCESS_KEY"])
+    stream_arn = on_demand_stream(kinesis, "sealed-source")
+    key_arn = kms.create_key(Description="channel")["KeyMetadata"]["Arn"]
+    kms.create_alias(AliasName="alias/channel-key", TargetKeyId=key_arn)
+    missing = key_arn.rsplit("/", 1)[0] + "/00000000-0000-0000-0000-000000000000"
+
+    def create(name, key_id):
+        return create_channel(kinesis, name, stream_arn, destination("sealed-bucket"),
+                              EncryptionConfiguration={"EncryptionType": "KMS", "KeyId": key_id})
+
+    assert client_error(create, "missing-key", missing).response["Error"]["Code"] == "KMSNotFoundException"
+    kms.disable_key(KeyId=key_arn)
+    assert client_error(create, "disabled-key", key_arn).response["Error"]["Code"] == "KMSDisabledException"
+    assert kinesis.list_channels()["ChannelSummaries"] == []
+    kms.enable_key(KeyId=key_arn)
+    for name, key_id in (("by-arn", key_arn), ("by-alias", "alias/channel-key")):
+        description = create(name, key_id)
+        assert description["EncryptionConfiguration"] == {"EncryptionType": "KMS", "KeyId": key_id}
+        assert wait_channel(kinesis, description["ChannelARN"])["EncryptionConfiguration"]["KeyId"] == key_id
