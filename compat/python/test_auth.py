@@ -792,3 +792,17 @@ def test_channel_actions_on_the_channel_arn_and_pass_role(auth_server):
         "AccessDeniedException", 400, denied_message(user_arn, "kinesis:DeleteChannel", channel))
     assert error_of(creator.list_channels)[0] == "AccessDeniedException"
     kinesis.delete_channel(ChannelARN=channel)
+    # CreateChannel's tags are request-tag condition keys.
+    tagged_name = unique("tagged")
+    tagged = f"arn:aws:kinesis:{REGION}:{ACCOUNT}:channel/{tagged_name}"
+    tagger_name = unique("tagger")
+    key, secret = make_user(auth_server, tagger_name, {"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "kinesis:CreateChannel", "Resource": tagged,
+         "Condition": {"StringEquals": {"aws:RequestTag/team": "data"}}},
+        {"Effect": "Allow", "Action": "iam:PassRole", "Resource": role},
+    ]})
+    tagger = client(auth_server, "kinesis", key, secret)
+    assert error_of(tagger.create_channel, **{**params, "ChannelName": tagged_name}, Tags={"team": "web"})[0] == \
+        "AccessDeniedException"
+    tagger.create_channel(**{**params, "ChannelName": tagged_name}, Tags={"team": "data"})
+    kinesis.delete_channel(ChannelARN=tagged)

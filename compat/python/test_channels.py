@@ -302,6 +302,16 @@ def test_killed_after_acknowledged_puts_delivers_after_restart(server_factory):
     # At least once: every acknowledged record, and nothing that was not sent.
     assert wanted <= set(lines)
     assert set(lines) <= wanted
+    # DeleteChannel stops the delivery and removes the channel's buffered-record log.
+    pipelines = server.data_dir / "firehose"
+    assert [p for p in pipelines.iterdir() if p.is_dir()]
+    kinesis.delete_channel(ChannelARN=arn)
+    assert [p for p in pipelines.iterdir() if p.is_dir()] == []
+    deadline = time.monotonic() + 30
+    while kinesis.list_channels()["ChannelSummaries"]:
+        assert time.monotonic() < deadline
+        time.sleep(0.25)
+    kinesis.delete_stream(StreamName=stream)
 
 
 def _bucket_exists(s3, bucket: str) -> bool:

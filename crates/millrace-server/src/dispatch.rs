@@ -143,11 +143,12 @@ pub fn context_keys(
     keys
 }
 
-/// The tags a Kinesis request asks to add (CreateStream, AddTagsToStream, TagResource).
+/// The tags a Kinesis request asks to add (CreateStream, AddTagsToStream, TagResource,
+/// CreateChannel).
 fn kinesis_request_tags(operation: &str, body: &[u8]) -> Vec<(String, String)> {
     if !matches!(
         operation,
-        "CreateStream" | "AddTagsToStream" | "TagResource"
+        "CreateStream" | "AddTagsToStream" | "TagResource" | "CreateChannel"
     ) {
         return Vec::new();
     }
