@@ -4,8 +4,8 @@
 //! A prefix without expressions is followed by the default time prefix `YYYY/MM/dd/HH/`; a
 //! prefix with expressions (`!{timestamp:<pattern>}`, `!{firehose:random-string}`, and in
 //! error prefixes `!{firehose:error-output-type}`) is evaluated instead. Timestamps are the
-//! arrival time of the object's oldest record, in UTC; every `timestamp` expression of one key
-//! evaluates to the same instant.
+//! arrival time of the object's oldest record, in UTC or the destination's CustomTimeZone;
+//! every `timestamp` expression of one key evaluates to the same instant.
 
 use rand::Rng;
 

@@ -599,6 +599,9 @@ impl Firehose {
                 .cloned()
                 .unwrap_or_else(|| json!({}));
             self.check_key(scope, &config)?;
+            if self.inner.sealer.is_none() {
+                tracing::warn!(stream = %doc.name, "no master key: the delivery stream's records are stored unencrypted");
+            }
             encryption_description(&config, "ENABLED")
         } else {
             let mut current = doc
