@@ -290,3 +290,54 @@ def test_stream_sourced_objects_use_the_kinesis_arrival_time(server, fh, s3):
         assert key.startswith(expected), (key, expected)
         # The name's time is the same instant, to the second.
         assert key[len(expected):].startswith(f"arrivals-delivery-1-{oldest.strftime('%Y-%m-%d-%H-%M-%S')}-")
+
+
+def test_creating_cannot_be_deleted_and_restarts_keep_deleting_and_sealed_records(server_factory, tmp_path):
+    key_file = tmp_path / "master.key"
+    key_file.write_text(base64.b64encode(bytes(range(1, 33))).decode() + "\n")
+    server = server_factory(
+        name="more-restart",
+        args=["--master-key-file", str(key_file), "--create-stream-ms", "1500", "--delete-stream-ms", "2000"],
+    )
+    fh = client(server, "firehose")
+    fh.create_delivery_stream(DeliveryStreamName="early", ExtendedS3DestinationConfiguration=s3_destination("early-bucket"))
+    err = client_error(fh.delete_delivery_stream, DeliveryStreamName="early")
+    assert err.response["Error"]["Code"] == "ResourceInUseException"
+    assert fh.describe_delivery_stream(DeliveryStreamName="early")["DeliveryStreamDescription"]["DeliveryStreamStatus"] == "CREATING"
+
+    create(fh, DeliveryStreamName="sealed-restart", ExtendedS3DestinationConfiguration=s3_destination("sealed-restart-bucket", size=5, interval=900))
+    fh.start_delivery_stream_encryption(DeliveryStreamName="sealed-restart", DeliveryStreamEncryptionConfigurationInput={"KeyType": "AWS_OWNED_CMK"})
+    sent = records(40, "restartmark")
+    assert fh.put_record_batch(DeliveryStreamName="sealed-restart", Records=[{"Data": r} for r in sent])["Encrypted"] is True
+    # "early" is ACTIVE by now: delete it, and kill the server while it is DELETING.
+    deadline = time.monotonic() + 30
+    while fh.describe_delivery_stream(DeliveryStreamName="early")["DeliveryStreamDescription"]["DeliveryStreamStatus"] != "ACTIVE":
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    fh.put_record(DeliveryStreamName="early", Record={"Data": b"gives it a log"})
+    incarnations_before = {p.name for p in (server.data_dir / "firehose").iterdir()}
+    assert len(incarnations_before) == 2
+    fh.delete_delivery_stream(DeliveryStreamName="early")
+    server.kill9()
+    server.start()
+    fh = client(server, "firehose")
+    s3 = client(server, "s3")
+    assert b"restartmark" not in b"".join(p.read_bytes() for p in firehose_files(server))
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            status = fh.describe_delivery_stream(DeliveryStreamName="early")["DeliveryStreamDescription"]["DeliveryStreamStatus"]
+            assert status == "DELETING"
+        except fh.exceptions.ResourceNotFoundException:
+            break
+        assert time.monotonic() < deadline, "the deletion was not finished after the restart"
+        time.sleep(0.1)
+    incarnations_after = {p.name for p in (server.data_dir / "firehose").iterdir()}
+    assert len(incarnations_after) == 1 and incarnations_after < incarnations_before, "the deleted stream's log is gone"
+    # The sealed records were rebuilt from the log after kill -9 and open with KMS.
+    fh.update_destination(
+        DeliveryStreamName="sealed-restart", CurrentDeliveryStreamVersionId="1", DestinationId="destinationId-000000000001",
+        ExtendedS3DestinationUpdate={"BufferingHints": {"SizeInMBs": 5, "IntervalInSeconds": 0}},
+    )
+    objects = wait_bytes(s3, "sealed-restart-bucket", len(b"".join(sent)))
+    assert b"".join(read_object(s3, "sealed-restart-bucket", o["Key"]) for o in objects) == b"".join(sent)
