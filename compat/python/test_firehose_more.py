@@ -341,3 +341,24 @@ def test_creating_cannot_be_deleted_and_restarts_keep_deleting_and_sealed_record
     )
     objects = wait_bytes(s3, "sealed-restart-bucket", len(b"".join(sent)))
     assert b"".join(read_object(s3, "sealed-restart-bucket", o["Key"]) for o in objects) == b"".join(sent)
+
+
+def test_a_failed_multipart_upload_is_aborted_and_retried(server_factory, moto):
+    outside = client(None, "s3", moto)
+    outside.create_bucket(Bucket="refusing-bucket")
+    # 1 MiB parts: moto_server refuses to complete an upload whose first part is under 5 MiB.
+    server = server_factory(
+        name="more-abort", args=["--s3-multipart-part-bytes", str(1 << 20), "--s3-bucket-endpoint", f"refusing-bucket={moto}"]
+    )
+    fh = client(server, "firehose")
+    create(fh, DeliveryStreamName="refused-parts", ExtendedS3DestinationConfiguration=s3_destination("refusing-bucket", size=5, interval=0))
+    fh.put_record_batch(DeliveryStreamName="refused-parts", Records=[{"Data": os.urandom(768 << 10)} for _ in range(4)])
+    deadline = time.monotonic() + 60
+    while server.stderr_path.read_text(errors="replace").count("EntityTooSmall") < 3:
+        assert time.monotonic() < deadline, server.stderr_tail(20)
+        time.sleep(0.1)
+    server.kill9()
+    # Every failed attempt aborted its upload: at most the one in flight at the kill is left.
+    uploads = outside.list_multipart_uploads(Bucket="refusing-bucket").get("Uploads", [])
+    assert len(uploads) <= 1, uploads
+    assert not outside.list_objects_v2(Bucket="refusing-bucket").get("Contents")
