@@ -397,6 +397,8 @@ pub(crate) enum AppendError {
     Storage(String),
 }
 
+/// Removes a deleted stream for good: its document, delivered position, source checkpoints
+/// and record log.
 pub(crate) fn remove_stream(inner: &Inner, doc: &StreamDoc) -> Result<(), String> {
     let key = stream_key(&doc.account, &doc.region, &doc.name);
     let delivered = delivered_key(doc.incarnation);
