@@ -608,6 +608,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         address,
         region: &args.region,
         create_ms: args.create_stream_ms,
+        delete_ms: args.delete_stream_ms,
         local: firehose::local_credentials(&args.root_access_key_id, &args.root_secret_access_key),
         kinesis: firehose::engines(&accounts),
         metrics: firehose::metrics_sink(&metrics),

@@ -82,6 +82,8 @@ fn document(spec: &PipelineSpec) -> Result<StreamDoc, String> {
         "kind": "S3",
         "destination": destination,
         "source": {"KinesisStreamARN": spec.source_stream_arn},
+        // Every record of a pipeline's log is framed (`frame.rs`).
+        "frame_from": 0,
     }))
     .map_err(|error| format!("pipeline document: {error}"))
 }
