@@ -494,3 +494,17 @@ def test_encryption_key_is_checked_with_kms(server_factory, tmp_path):
         description = create(name, key_id)
         assert description["EncryptionConfiguration"] == {"EncryptionType": "KMS", "KeyId": key_id}
         assert wait_channel(kinesis, description["ChannelARN"])["EncryptionConfiguration"]["KeyId"] == key_id
+
+
+def test_update_channel_freshness_applies_to_buffered_records(kinesis, s3):
+    stream = unique("fresh-source")
+    stream_arn = on_demand_stream(kinesis, stream)
+    arn = create_channel(kinesis, unique("fresh"), stream_arn, destination("fresh-bucket", freshness=900))["ChannelARN"]
+    wait_channel(kinesis, arn)
+    sent = records(10, "fresh")
+    kinesis.put_records(StreamName=stream, Records=[{"PartitionKey": "k", "Data": r} for r in sent])
+    time.sleep(1.0)
+    assert not _bucket_exists(s3, "fresh-bucket") or not s3.list_objects_v2(Bucket="fresh-bucket").get("Contents")
+    kinesis.update_channel(ChannelARN=arn, S3DestinationConfiguration={"DataFreshnessInSeconds": 0})
+    _, data = delivered(s3, "fresh-bucket", len(b"".join(sent)), timeout=30)
+    assert data == b"".join(sent)
