@@ -508,3 +508,35 @@ def test_update_channel_freshness_applies_to_buffered_records(kinesis, s3):
     kinesis.update_channel(ChannelARN=arn, S3DestinationConfiguration={"DataFreshnessInSeconds": 0})
     _, data = delivered(s3, "fresh-bucket", len(b"".join(sent)), timeout=30)
     assert data == b"".join(sent)
+
+
+def test_aws_cli_reads_a_channels_objects(module_server, kinesis):
+    # The AWS CLI of the test environment (awscli 1.46.3) has no channel commands yet: the channel
+    # is made with boto3, its objects are listed and fetched with `aws s3`.
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = dict(os.environ)
+    env.update(AWS_ENV)
+    aws = str(Path(sys.executable).parent / "aws")
+    base = [aws, "--endpoint-url", module_server.endpoint, "--region", REGION, "--output", "json"]
+    stream = unique("cli-source")
+    stream_arn = on_demand_stream(kinesis, stream)
+    name = unique("cli")
+    arn = create_channel(kinesis, name, stream_arn, destination("cli-channel-bucket"))["ChannelARN"]
+    wait_channel(kinesis, arn)
+    kinesis.put_record(StreamName=stream, PartitionKey="k", Data=b"hello channel\n")
+    deadline = time.monotonic() + 60
+    while True:
+        ls = subprocess.run(base + ["s3", "ls", "--recursive", "s3://cli-channel-bucket/"], capture_output=True, text=True,
+                            env=env, timeout=120)
+        if ls.returncode == 0 and f"{name}-1-" in ls.stdout:
+            break
+        assert time.monotonic() < deadline, ls.stdout + ls.stderr
+        time.sleep(0.2)
+    key = ls.stdout.split()[-1]
+    cp = subprocess.run(base + ["s3", "cp", f"s3://cli-channel-bucket/{key}", "-"], capture_output=True, env=env,
+                        timeout=120, check=True)
+    assert cp.stdout == b"hello channel\n"
+    kinesis.delete_channel(ChannelARN=arn)
