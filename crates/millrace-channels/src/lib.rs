@@ -672,6 +672,35 @@ mod tests {
     }
 
     #[test]
+    fn a_channel_becomes_a_pipeline_spec() {
+        let doc: ChannelDoc = serde_json::from_value(json!({
+            "account": "000000000000", "region": "us-east-1", "name": "orders", "id": "i",
+            "pipeline": 7, "created_ms": 1000, "active_at_ms": 1050, "role_arn": "r",
+            "streams": [{"arn": "arn:aws:kinesis:us-east-1:000000000000:stream/s",
+                         "created_ms": 5, "record_configuration": {}}],
+            "s3": doc::s3_description(&json!({
+                "DataFreshnessInSeconds": 60,
+                "StorageConfiguration": {"BucketARN": "arn:aws:s3:::b", "ExpectedBucketOwner": "000000000000",
+                                         "CompressionType": "ZSTD", "OutputKeyTemplate": "t/"},
+            })),
+            "logging": {},
+        }))
+        .expect("doc");
+        let spec = spec(&doc);
+        assert_eq!(spec.id, 7);
+        assert_eq!(spec.start_ms, 1000);
+        assert_eq!(spec.compression, "ZSTD");
+        assert_eq!(spec.interval_seconds, 60);
+        assert_eq!(spec.prefix.as_deref(), Some("t/"));
+        assert_eq!(spec.error_output_prefix.as_deref(), Some("errors/"));
+        assert_eq!(spec.bucket_arn, "arn:aws:s3:::b");
+        assert_eq!(
+            spec.source_stream_arn,
+            "arn:aws:kinesis:us-east-1:000000000000:stream/s"
+        );
+    }
+
+    #[test]
     fn freshness_has_bounds() {
         assert!(check_freshness(0).is_ok());
         assert!(check_freshness(900).is_ok());
