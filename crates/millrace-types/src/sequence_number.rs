@@ -194,11 +194,27 @@ impl U192 {
                 break;
             }
         }
-        write!(f, "{}", chunks[count - 1])?;
-        for chunk in chunks[..count - 1].iter().rev() {
-            write!(f, "{chunk:019}")?;
+        // Digits into one buffer, least significant first, then one write: a PutRecords reply
+        // prints one number per record, and `{:019}` pads digit by digit.
+        let mut digits = [b'0'; 4 * 19];
+        let mut start = digits.len();
+        for (i, &chunk) in chunks[..count].iter().enumerate() {
+            let most_significant = i + 1 == count;
+            let mut value = chunk;
+            for written in 1.. {
+                start -= 1;
+                digits[start] = b'0' + (value % 10) as u8;
+                value /= 10;
+                if if most_significant {
+                    value == 0
+                } else {
+                    written == 19
+                } {
+                    break;
+                }
+            }
         }
-        Ok(())
+        f.pad(std::str::from_utf8(&digits[start..]).map_err(|_| fmt::Error)?)
     }
 }
 
@@ -224,6 +240,41 @@ mod older_layout_tests {
 
 #[cfg(test)]
 mod tests {
+    struct Decimal(U192);
+
+    impl fmt::Display for Decimal {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            self.0.write_decimal(f)
+        }
+    }
+
+    #[test]
+    fn decimal_digits_match_the_standard_formatting() {
+        let chunk = 10_000_000_000_000_000_000u128;
+        for value in [
+            0,
+            9,
+            chunk - 1,
+            chunk,
+            chunk + 1,
+            chunk * chunk - 1,
+            chunk * chunk,
+            1 << 64,
+            u128::MAX,
+        ] {
+            let limbs = U192([0, (value >> 64) as u64, value as u64]);
+            assert_eq!(Decimal(limbs).to_string(), value.to_string());
+        }
+        assert_eq!(
+            Decimal(U192([1, 0, 0])).to_string(),
+            "340282366920938463463374607431768211456"
+        );
+        assert_eq!(
+            Decimal(U192([u64::MAX; 3])).to_string(),
+            "6277101735386680763835789423207666416102355444464034512895"
+        );
+    }
+
     use super::*;
 
     #[test]

@@ -31,13 +31,32 @@ impl ShardId {
 }
 
 impl fmt::Display for ShardId {
+    /// Written in one piece (a PutRecords reply prints one per record; `{:012}` pads digit by
+    /// digit).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "shardId-{:012}", self.0)
+        let mut text = *b"shardId-000000000000";
+        let mut value = self.0;
+        for digit in text[8..].iter_mut().rev() {
+            *digit = b'0' + (value % 10) as u8;
+            value /= 10;
+        }
+        // A u32 has at most 10 digits, so the 12 always hold it.
+        f.pad(std::str::from_utf8(&text).map_err(|_| fmt::Error)?)
     }
 }
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn display_pads_to_twelve_digits() {
+        for index in [0, 7, 123_456, 999_999_999, u32::MAX] {
+            assert_eq!(
+                super::ShardId(index).to_string(),
+                format!("shardId-{index:012}")
+            );
+        }
+    }
+
     use super::ShardId;
 
     fn check(input: &str, expected: Option<&str>) {
