@@ -221,6 +221,15 @@ pub struct Engine {
     next_incarnation: AtomicU64,
     pub(crate) subscriptions: crate::fanout::Subscriptions,
     pub(crate) sealer: crate::encryption::Sealer,
+    /// Wakes the timer that applies pending reshards (a new one was stored, or the engine is
+    /// dropped).
+    pub(crate) reshard_wake: Arc<tokio::sync::Notify>,
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        self.reshard_wake.notify_one();
+    }
 }
 
 const TOKEN_KEY_SETTING: &str = "token_key";
@@ -296,6 +305,7 @@ impl Engine {
             next_incarnation: AtomicU64::new(next_incarnation),
             subscriptions: Default::default(),
             sealer,
+            reshard_wake: Arc::new(tokio::sync::Notify::new()),
         });
         for record in records {
             engine.install(record)?;
@@ -308,9 +318,11 @@ impl Engine {
         Ok(engine)
     }
 
-    /// Starts the background work (retention, interval syncs); call once inside a runtime.
+    /// Starts the background work (retention, on-demand scaling, the timer that applies
+    /// pending reshards, interval syncs); call once inside a runtime.
     pub fn start_background(self: &Arc<Self>) {
         crate::retention::spawn(self.clone());
+        crate::reshard::spawn_scheduler(self.clone());
         crate::autoscale::spawn(self.clone());
         if let FsyncPolicy::Interval(period) = self.config.fsync {
             let engine = Arc::downgrade(self);
