@@ -511,14 +511,68 @@ async fn resharding_is_refused_while_updating() {
         .await
         .expect_err("still updating");
     assert_eq!(closed.code(), Some("ResourceInUseException"));
-    // Writes keep working while the stream is UPDATING, and go to the child.
-    let put = client
-        .put_record()
+    // While UPDATING the parents are still the open shards, taking the writes; the child is
+    // listed once the stream is ACTIVE again.
+    let open_shards = |shards: Vec<aws_sdk_kinesis::types::Shard>| -> Vec<String> {
+        shards
+            .into_iter()
+            .filter(|s| {
+                s.sequence_number_range()
+                    .is_some_and(|r| r.ending_sequence_number().is_none())
+            })
+            .map(|s| s.shard_id)
+            .collect()
+    };
+    let listed = client
+        .list_shards()
         .stream_name("busy")
-        .partition_key("k")
-        .data(Blob::new(b"x".to_vec()))
         .send()
         .await
-        .expect("put while updating");
-    assert_eq!(put.shard_id, "shardId-000000000002");
+        .expect("list while updating");
+    assert_eq!(
+        open_shards(listed.shards.unwrap_or_default()),
+        ["shardId-000000000000", "shardId-000000000001"]
+    );
+    let put = |key: &'static str| {
+        client
+            .put_record()
+            .stream_name("busy")
+            .partition_key("k")
+            .explicit_hash_key(key)
+            .data(Blob::new(b"x".to_vec()))
+            .send()
+    };
+    let top = "340282366920938463463374607431768211455";
+    let put_top = put(top).await.expect("put while updating");
+    assert_eq!(put_top.shard_id, "shardId-000000000001");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let summary = client
+            .describe_stream_summary()
+            .stream_name("busy")
+            .send()
+            .await
+            .expect("summary");
+        let status = summary
+            .stream_description_summary
+            .map(|s| s.stream_status)
+            .expect("status");
+        if status == aws_sdk_kinesis::types::StreamStatus::Active {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "still {status:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let listed = client
+        .list_shards()
+        .stream_name("busy")
+        .send()
+        .await
+        .expect("list when active");
+    assert_eq!(
+        open_shards(listed.shards.unwrap_or_default()),
+        ["shardId-000000000002"]
+    );
+    let after = put(top).await.expect("put when active");
+    assert_eq!(after.shard_id, "shardId-000000000002");
 }
