@@ -3,6 +3,7 @@
 
 mod auth;
 mod capacity;
+mod common;
 mod crash;
 mod errors;
 mod fanout;
