@@ -806,4 +806,29 @@ mod tests {
         assert_eq!(closed, [ShardId(0).to_string(), ShardId(2).to_string()]);
         assert_eq!(put_top(&engine).await, ShardId(4).to_string());
     }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn on_demand_splits_of_one_pass_join_the_pending_reshard() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut config = EngineConfig::new(dir.path().to_owned());
+        config.update_stream_ms = 1_000;
+        let engine = open(&config);
+        engine.start_background();
+        let request = CreateStreamRequest {
+            name: "s".into(),
+            mode: Some("ON_DEMAND".into()),
+            ..CreateStreamRequest::default()
+        };
+        engine.create_stream(REGION, request).expect("create");
+        for index in [0, 1, 0] {
+            engine.split_in_half(REGION, "s", index).expect("split");
+        }
+        let initial: Vec<String> = (0..4).map(|i| ShardId(i).to_string()).collect();
+        assert_eq!(shape(&engine), ("UPDATING", initial, vec![]));
+        wait_active(&engine).await;
+        let (_, open_shards, closed) = shape(&engine);
+        let want: Vec<String> = [2, 3, 4, 5, 6, 7].map(|i| ShardId(i).to_string()).into();
+        assert_eq!(open_shards, want);
+        assert_eq!(closed, [ShardId(0).to_string(), ShardId(1).to_string()]);
+    }
 }
