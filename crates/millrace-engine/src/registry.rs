@@ -109,6 +109,12 @@ impl Shard {
         self.wake.send_replace(self.visible_end());
     }
 
+    /// Wakes the shard's subscribers without new records: once resharding has stored the new
+    /// shape, readers that found the closed shard not yet ended read again and find its end.
+    pub(crate) fn wake_readers(&self) {
+        self.wake.send_replace(self.visible_end());
+    }
+
     /// Undoes `close` when the new shape could not be stored.
     pub(crate) fn reopen(&self) {
         let _appends = self.append_lock.lock().expect("append lock");
@@ -551,9 +557,8 @@ impl Engine {
     }
 
     /// Whether a shard was closed by resharding, for internal readers: between the close and
-    /// the storing of the new shape the shard has not ended for GetRecords yet, and its
-    /// subscription wakes no more, so a reader that caught up on a closed shard reads again
-    /// shortly instead of waiting.
+    /// the storing of the new shape the shard has not ended for GetRecords yet; its subscription
+    /// wakes once more when the new shape is stored, and GetRecords then ends it.
     pub fn shard_is_closed(&self, region: &str, name: &str, shard_index: u32) -> Option<bool> {
         Some(self.lookup(region, name)?.shard(shard_index)?.is_closed())
     }

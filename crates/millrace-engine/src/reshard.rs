@@ -625,6 +625,8 @@ impl Engine {
             "stream resharded"
         );
         *stream.record.write().expect("stream lock") = record;
+        // Readers woken by the close may have read before the children were stored.
+        closed_now.iter().for_each(|s| s.wake_readers());
         Ok(())
     }
 }
@@ -830,5 +832,65 @@ mod tests {
         let want: Vec<String> = [2, 3, 4, 5, 6, 7].map(|i| ShardId(i).to_string()).into();
         assert_eq!(open_shards, want);
         assert_eq!(closed, [ShardId(0).to_string(), ShardId(1).to_string()]);
+    }
+
+    /// A reader at the tip that waits on the shard's subscription, as internal readers do, finds
+    /// the parent's end once the reshard is applied: the last wake-up comes after the children
+    /// are stored.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_reader_waiting_at_the_tip_is_woken_to_find_the_children() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut config = EngineConfig::new(dir.path().to_owned());
+        config.update_stream_ms = 200;
+        let engine = open(&config);
+        engine.start_background();
+        let request = CreateStreamRequest {
+            name: "s".into(),
+            shard_count: Some(1),
+            mode: Some("PROVISIONED".into()),
+            ..CreateStreamRequest::default()
+        };
+        engine.create_stream(REGION, request).expect("create");
+        put_top(&engine).await;
+        // Each round splits the lower child of the round before.
+        for (round, index) in [0u32, 1, 3].into_iter().enumerate() {
+            let parent = ShardId(index).to_string();
+            let iterator = crate::data::IteratorRequest {
+                shard_id: &parent,
+                iterator_type: crate::data::IteratorType::Latest,
+                starting_sequence_number: None,
+                timestamp_ms: None,
+            };
+            let mut iterator = engine
+                .get_shard_iterator(REGION, "s", iterator)
+                .await
+                .expect("iterator");
+            let mut wake = engine
+                .subscribe_shard(REGION, "s", index)
+                .expect("subscribe");
+            let reader = {
+                let engine = engine.clone();
+                tokio::spawn(async move {
+                    loop {
+                        let page = engine.get_records(&iterator, None).await.expect("read");
+                        match page.next_shard_iterator {
+                            None => return page.child_shards.len(),
+                            Some(next) => iterator = next,
+                        }
+                        wake.changed().await.expect("the shard is alive");
+                    }
+                })
+            };
+            let key = (1u128 << (127 - round)).to_string();
+            engine
+                .split_shard(REGION, "s", &parent, &key)
+                .expect("split");
+            let children = tokio::time::timeout(Duration::from_secs(30), reader)
+                .await
+                .expect("the reader found the end of the parent")
+                .expect("reader");
+            assert_eq!(children, 2);
+            wait_active(&engine).await;
+        }
     }
 }
