@@ -3,7 +3,10 @@
 S3 destination in the embedded store, the end-to-end delivery throughput into that store, and the
 put-to-object latency with a 0-second buffering interval.
 
-    MILLRACE_BIN=target/release/millrace /work/main/.venv/bin/python bench/firehose.py [--seconds 20] [--threads 4]
+    MILLRACE_BIN=target/release/millrace /work/main/.venv/bin/python bench/firehose.py [--seconds 20] [--threads 4] [--encrypted]
+
+With --encrypted the server gets a master key and the throughput stream's records are sealed at rest
+(StartDeliveryStreamEncryption with AWS_OWNED_CMK), so the figures include the KMS envelope.
 
 The server is started here on a temporary data directory (fsync always, throughput limits off). The
 load generator sends pre-built 500 x 1 KiB PutRecordBatch bodies over keep-alive connections, signing
@@ -34,11 +37,17 @@ REGION = "us-east-1"
 ROLE = "arn:aws:iam::000000000000:role/firehose"
 
 
-def start_server(binary: str, data_dir: str) -> tuple[subprocess.Popen, str]:
+def start_server(binary: str, data_dir: str, encrypted: bool = False) -> tuple[subprocess.Popen, str]:
     out = open(os.path.join(data_dir, "stdout"), "w+")
+    extra = []
+    if encrypted:
+        key_file = os.path.join(data_dir, "master.key")
+        with open(key_file, "w") as f:
+            f.write(base64.b64encode(os.urandom(32)).decode() + "\n")
+        extra = ["--master-key-file", key_file]
     proc = subprocess.Popen(
         [binary, "serve", "--listen", "127.0.0.1:0", "--data-dir", os.path.join(data_dir, "data"),
-         "--throughput-limits", "off"],
+         "--throughput-limits", "off", *extra],
         stdout=out, stderr=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 30
@@ -85,11 +94,15 @@ def stored_bytes(s3, bucket: str) -> int:
             return total
 
 
-def throughput(endpoint: str, seconds: float, threads: int) -> dict:
+def throughput(endpoint: str, seconds: float, threads: int, encrypted: bool = False) -> dict:
     fh, s3 = clients(endpoint)
     # A 0-second interval: objects are written as fast as the engine can, so the end-to-end figure is
     # the delivery rate rather than a wait for the interval.
     create(fh, "bench", "bench-bucket", size=5, interval=0)
+    if encrypted:
+        fh.start_delivery_stream_encryption(
+            DeliveryStreamName="bench", DeliveryStreamEncryptionConfigurationInput={"KeyType": "AWS_OWNED_CMK"}
+        )
     record = os.urandom(1024)
     data = base64.b64encode(record).decode()
     body = json.dumps({"DeliveryStreamName": "bench", "Records": [{"Data": data}] * 500}).encode()
@@ -178,15 +191,17 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--samples", type=int, default=30)
+    parser.add_argument("--encrypted", action="store_true", help="seal the throughput stream's records at rest")
     args = parser.parse_args()
     repo = Path(__file__).resolve().parents[1]
     binary = os.environ.get("MILLRACE_BIN", str(repo / "target" / "release" / "millrace"))
     with tempfile.TemporaryDirectory() as work:
-        proc, endpoint = start_server(binary, work)
+        proc, endpoint = start_server(binary, work, args.encrypted)
         try:
             result = {
                 "binary": binary,
-                "throughput": throughput(endpoint, args.seconds, args.threads),
+                "encrypted": args.encrypted,
+                "throughput": throughput(endpoint, args.seconds, args.threads, args.encrypted),
                 "latency": latency(endpoint, args.samples),
             }
         finally:

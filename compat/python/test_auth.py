@@ -596,6 +596,7 @@ def operation_calls(name, arn, consumer_arn):
         ("update_max_record_size", {"StreamARN": arn, "MaxRecordSizeInKiB": 2048}),
         ("subscribe_to_shard", {"ConsumerARN": consumer_arn, "ShardId": shard, "StartingPosition": {"Type": "LATEST"}}),
         *queue_operation_calls(arn),
+        *channel_operation_calls(arn),
     ]
 
 
@@ -618,6 +619,22 @@ def queue_operation_calls(arn):
         ("acknowledge_dead_letter_queue_records", {"QueueARN": queue, "Entries": entries}),
         ("update_dead_letter_queue_records_visibility", {"QueueARN": queue, "Entries": visibility}),
         ("restore_dead_letter_queue_records", {"QueueARN": queue, "Entries": entries}),
+    ]
+
+
+def channel_operation_calls(arn):
+    """The channel operations: each on the channel ARN (CreateChannel on the one it would create),
+    ListChannels on `*`; the channel need not exist for the refusal."""
+    channel = arn.split(":stream/")[0] + ":channel/c"
+    storage = {"BucketARN": "arn:aws:s3:::bucket", "ExpectedBucketOwner": ACCOUNT, "CompressionType": "NONE"}
+    return [
+        ("create_channel", {"ChannelName": "c", "ServiceExecutionRoleARN": f"arn:aws:iam::{ACCOUNT}:role/r",
+                            "StreamConfigurationList": [{"StreamARN": arn, "RecordConfiguration": {"RecordFormatType": "JSON"}}],
+                            "S3DestinationConfiguration": {"StorageConfiguration": storage}}),
+        ("describe_channel", {"ChannelARN": channel}),
+        ("list_channels", {}),
+        ("update_channel", {"ChannelARN": channel, "S3DestinationConfiguration": {"DataFreshnessInSeconds": 5}}),
+        ("delete_channel", {"ChannelARN": channel}),
     ]
 
 
@@ -742,3 +759,50 @@ def test_unsigned_payload_and_declared_hashes(auth_server):
     # A declared hash that is not the body's is refused, even though the signature covers it.
     status, reply = raw_sigv4(auth_server, "ListStreams", body, payload_hash=hashlib.sha256(b"other").hexdigest())
     assert status == 400 and reply["__type"] == "InvalidSignatureException"
+
+
+def test_channel_actions_on_the_channel_arn_and_pass_role(auth_server):
+    name = unique("channeled")
+    kinesis = root(auth_server)
+    kinesis.create_stream(StreamName=name, StreamModeDetails={"StreamMode": "ON_DEMAND"})
+    wait_status(kinesis, name)
+    channel_name = unique("ch")
+    channel = f"arn:aws:kinesis:{REGION}:{ACCOUNT}:channel/{channel_name}"
+    role = f"arn:aws:iam::{ACCOUNT}:role/{unique('delivery')}"
+    params = {
+        "ChannelName": channel_name, "ServiceExecutionRoleARN": role,
+        "StreamConfigurationList": [{"StreamARN": stream_arn(name), "RecordConfiguration": {"RecordFormatType": "JSON"}}],
+        "S3DestinationConfiguration": {"StorageConfiguration": {
+            "BucketARN": "arn:aws:s3:::channel-auth", "ExpectedBucketOwner": ACCOUNT, "CompressionType": "NONE"}},
+    }
+    # Allowed CreateChannel on the channel ARN, but not to pass the role: refused, nothing made.
+    creator_name = unique("creator")
+    key, secret = make_user(auth_server, creator_name, allow(["kinesis:CreateChannel", "kinesis:DescribeChannel"], channel))
+    creator = client(auth_server, "kinesis", key, secret)
+    user_arn = f"arn:aws:iam::{ACCOUNT}:user/{creator_name}"
+    assert error_of(creator.create_channel, **params) == (
+        "AccessDeniedException", 400, denied_message(user_arn, "iam:PassRole", role))
+    assert error_of(creator.describe_channel, ChannelARN=channel)[0] == "ResourceNotFoundException"
+    # With iam:PassRole on the role it is created; other actions stay refused.
+    iam = root(auth_server, "iam")
+    iam.put_user_policy(UserName=creator_name, PolicyName="pass", PolicyDocument=json.dumps(allow("iam:PassRole", role)))
+    assert creator.create_channel(**params)["ChannelDescription"]["ChannelARN"] == channel
+    assert creator.describe_channel(ChannelARN=channel)["ChannelDescription"]["ChannelName"] == channel_name
+    assert error_of(creator.delete_channel, ChannelARN=channel) == (
+        "AccessDeniedException", 400, denied_message(user_arn, "kinesis:DeleteChannel", channel))
+    assert error_of(creator.list_channels)[0] == "AccessDeniedException"
+    kinesis.delete_channel(ChannelARN=channel)
+    # CreateChannel's tags are request-tag condition keys.
+    tagged_name = unique("tagged")
+    tagged = f"arn:aws:kinesis:{REGION}:{ACCOUNT}:channel/{tagged_name}"
+    tagger_name = unique("tagger")
+    key, secret = make_user(auth_server, tagger_name, {"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "kinesis:CreateChannel", "Resource": tagged,
+         "Condition": {"StringEquals": {"aws:RequestTag/team": "data"}}},
+        {"Effect": "Allow", "Action": "iam:PassRole", "Resource": role},
+    ]})
+    tagger = client(auth_server, "kinesis", key, secret)
+    assert error_of(tagger.create_channel, **{**params, "ChannelName": tagged_name}, Tags={"team": "web"})[0] == \
+        "AccessDeniedException"
+    tagger.create_channel(**{**params, "ChannelName": tagged_name}, Tags={"team": "data"})
+    kinesis.delete_channel(ChannelARN=tagged)

@@ -333,7 +333,10 @@ def test_update_destination_versions_and_tags(firehose, s3):
     firehose.stop_delivery_stream_encryption(DeliveryStreamName="updated")
 
     firehose.delete_delivery_stream(DeliveryStreamName="updated")
-    assert "updated" not in firehose.list_delivery_streams(Limit=100)["DeliveryStreamNames"]
+    deadline = time.monotonic() + 30
+    while "updated" in firehose.list_delivery_streams(Limit=100)["DeliveryStreamNames"]:
+        assert time.monotonic() < deadline, "still DELETING"
+        time.sleep(0.05)
 
 
 def test_aws_cli_put_record_and_s3_ls(fh_server, firehose):

@@ -33,6 +33,20 @@ pub struct FirehoseArgs {
         hide_default_value = true
     )]
     pub s3_secret_access_key: String,
+    /// A bucket whose objects go to an S3-compatible endpoint of their own, `BUCKET=URL`
+    /// (path-style; repeatable; overrides `--s3-endpoint` and the embedded store for that bucket;
+    /// signed with `--s3-access-key-id` and `--s3-secret-access-key`; the bucket must exist).
+    #[arg(
+        long = "s3-bucket-endpoint",
+        env = "MILLRACE_S3_BUCKET_ENDPOINTS",
+        value_delimiter = ',',
+        value_name = "BUCKET=URL"
+    )]
+    pub s3_bucket_endpoints: Vec<String>,
+    /// Part size of multipart uploads, in bytes: larger objects go up in parts of this size
+    /// (16 MiB; S3 wants at least 5 MiB for every part but the last; smaller for tests only).
+    #[arg(long, env = "MILLRACE_S3_MULTIPART_PART_BYTES", default_value_t = 16 << 20, hide = true)]
+    pub s3_multipart_part_bytes: usize,
     /// Let HTTP endpoint destinations use `http://` to 127.0.0.1, localhost or [::1] (for tests
     /// and local development; the service itself accepts only https).
     #[arg(long, env = "MILLRACE_FIREHOSE_ALLOW_HTTP_LOOPBACK")]
@@ -111,6 +125,8 @@ pub struct FirehoseSetup<'a> {
     pub address: SocketAddr,
     pub region: &'a str,
     pub create_ms: u64,
+    /// How long a deleted delivery stream stays DELETING (`--delete-stream-ms`).
+    pub delete_ms: u64,
     pub local: LocalCredentials,
     pub kinesis: Arc<dyn millrace_firehose::KinesisStreams>,
     pub metrics: Option<Arc<dyn millrace_firehose::MetricsSink>>,
@@ -155,6 +171,35 @@ pub async fn open_firehose(
             }
         }
     };
+    let mut bucket_targets = std::collections::BTreeMap::new();
+    for given in &args.s3_bucket_endpoints {
+        let (bucket, url) = given
+            .split_once('=')
+            .filter(|(bucket, url)| !bucket.is_empty() && !url.is_empty())
+            .with_context(|| format!("--s3-bucket-endpoint {given:?} is not BUCKET=URL"))?;
+        let endpoint = url
+            .parse()
+            .with_context(|| format!("--s3-bucket-endpoint {given:?}: {url:?} is not a URL"))?;
+        bucket_targets.insert(
+            bucket.to_owned(),
+            millrace_firehose::S3Target {
+                endpoint,
+                access_key_id: args.s3_access_key_id.clone(),
+                secret_access_key: args.s3_secret_access_key.clone(),
+                region: setup.region.to_owned(),
+                create_buckets: false,
+            },
+        );
+    }
+    let options = millrace_firehose::FirehoseOptions {
+        s3_part_bytes: args.s3_multipart_part_bytes,
+        bucket_targets,
+        delete_ms: setup.delete_ms,
+        record_keys: setup
+            .keys
+            .clone()
+            .map(|keys| millrace_server::kms_keys::KmsRecordKeys::provider(keys).0),
+    };
     let config = millrace_firehose::FirehoseConfig {
         data_dir: setup.data_dir.to_path_buf(),
         s3: target,
@@ -168,7 +213,7 @@ pub async fn open_firehose(
     };
     let kinesis = setup.kinesis;
     let firehose = tokio::task::spawn_blocking(move || {
-        millrace_firehose::Firehose::open(config, Some(kinesis))
+        millrace_firehose::Firehose::open_with(config, Some(kinesis), options)
     })
     .await
     .context("open the delivery streams")?

@@ -1,6 +1,7 @@
 //! The `millrace` binary: parses flags, sets up logging, binds and runs the server, or runs
 //! the KCL multi-language daemon (`millrace kcl`).
 
+mod channels;
 mod firehose;
 mod functions;
 mod kcl;
@@ -607,12 +608,21 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         address,
         region: &args.region,
         create_ms: args.create_stream_ms,
+        delete_ms: args.delete_stream_ms,
         local: firehose::local_credentials(&args.root_access_key_id, &args.root_secret_access_key),
         kinesis: firehose::engines(&accounts),
         metrics: firehose::metrics_sink(&metrics),
         sync: args.fsync == "always",
         keys: has_root_key.then(|| kms_keys.clone()),
     })
+    .await?;
+    let channels = channels::open(
+        &args.data_dir,
+        delivery.clone(),
+        args.create_stream_ms,
+        args.update_stream_ms,
+        args.delete_stream_ms,
+    )
     .await?;
     services.push(std::sync::Arc::new(delivery));
     let engines = accounts
@@ -636,6 +646,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         json_services: JsonServices::new(services),
         metrics,
         s3,
+        channels: Some(channels),
     };
     millrace_server::serve(
         listener,

@@ -497,6 +497,13 @@ impl Engine {
         }
     }
 
+    /// Checks a customer managed KMS key as StartStreamEncryption does (it exists in the account
+    /// and region and is enabled); the key's ARN, or the KMS error Kinesis reports. For other
+    /// Kinesis resources that name a key (Kinesis Channels).
+    pub fn check_encryption_key(&self, region: &str, key_id: &str) -> Result<String, Error> {
+        self.sealer.check(&self.config.account_id, region, key_id)
+    }
+
     /// Start- and StopStreamEncryption: checks the key (to start), then switches the stream;
     /// records written from now on are encrypted (or not), earlier ones stay as they are.
     pub fn set_encryption(

@@ -307,6 +307,65 @@ impl Sealer {
     }
 }
 
+/// The same envelope for the logs of services beside the engine (Firehose's delivery streams):
+/// each payload is sealed as a record with an empty partition key and opened back to its data.
+pub struct PayloadSealer(Sealer);
+
+impl PayloadSealer {
+    pub fn new(keys: Arc<dyn RecordKeys>) -> PayloadSealer {
+        PayloadSealer(Sealer::new(Some(keys)))
+    }
+
+    /// Seals each of `data` for `arn` with a data key of the KMS key `key_id` (checked first);
+    /// `writer` names the slot the data key is kept in (one per log).
+    pub fn seal(
+        &self,
+        account: &str,
+        region: &str,
+        writer: u64,
+        key_id: &str,
+        arn: &str,
+        data: &[&[u8]],
+    ) -> Result<Vec<Vec<u8>>, Error> {
+        let key = self.0.write_key(account, region, writer, key_id, arn)?;
+        Ok(data
+            .iter()
+            .map(|data| {
+                let mut sealed = Vec::with_capacity(data.len() + 3 + key.overhead());
+                key.seal_into(&mut sealed, "", data, arn);
+                sealed
+            })
+            .collect())
+    }
+
+    /// Replaces each sealed payload by its data (every payload must be one [`Self::seal`]
+    /// wrote for `arn`); a payload that does not authenticate is an error, never data.
+    pub fn open(
+        &self,
+        account: &str,
+        region: &str,
+        arn: &str,
+        payloads: &mut [&mut Vec<u8>],
+    ) -> Result<(), Error> {
+        let sealed = self.0.open_all(account, region, arn, payloads)?;
+        if sealed.contains(&false) {
+            return Err(Error::Internal("a payload to open is not sealed".into()));
+        }
+        for payload in payloads.iter_mut() {
+            let data = record_codec::decode(payload)
+                .map(|(_, data)| data.to_vec())
+                .ok_or_else(|| Error::Internal("an opened payload is malformed".into()))?;
+            **payload = data;
+        }
+        Ok(())
+    }
+
+    /// Forgets a writer's data key (encryption stopped or the log deleted).
+    pub fn forget(&self, writer: u64) {
+        self.0.forget(writer);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -382,6 +441,24 @@ mod tests {
                 .expect("plain"),
             vec![false]
         );
+    }
+
+    #[test]
+    fn payloads_of_other_logs_seal_and_open_back_to_their_data() {
+        let sealer = PayloadSealer::new(Arc::new(FixedKeys));
+        let mut sealed = sealer
+            .seal("a", "r", 9, "k", "arn:f", &[b"first-marker", b""])
+            .expect("seal");
+        assert!(!sealed[0].windows(6).any(|w| w == b"marker"));
+        let [one, two] = &mut sealed[..] else {
+            panic!("two payloads")
+        };
+        sealer
+            .open("a", "r", "arn:f", &mut [one, two])
+            .expect("open");
+        assert_eq!(sealed, vec![b"first-marker".to_vec(), Vec::new()]);
+        let mut plain = b"not sealed".to_vec();
+        assert!(sealer.open("a", "r", "arn:f", &mut [&mut plain]).is_err());
     }
 
     #[test]

@@ -63,8 +63,14 @@ pub async fn run(inner: Arc<Inner>, stream: Arc<Stream>) {
             let reader = stream.clone();
             let budget = size_limit - batch_bytes;
             let from = read_to;
+            let decoder = inner.clone();
             let read = tokio::task::spawn_blocking(move || {
-                reader.log.read(from, end, READ_RECORDS, budget)
+                let mut entries = reader
+                    .log
+                    .read(from, end, READ_RECORDS, budget)
+                    .map_err(|error| error.to_string())?;
+                crate::frame::decode(&decoder, &reader.snapshot(), &mut entries)?;
+                Ok::<_, String>(entries)
             })
             .await;
             match read {
@@ -97,7 +103,7 @@ pub async fn run(inner: Arc<Inner>, stream: Arc<Stream>) {
             }
             continue;
         }
-        let oldest = batch[0].timestamp_ms;
+        let oldest = oldest_of(&batch);
         let deadline = oldest + interval_ms;
         let now = now_ms();
         if batch_bytes < size_limit && now < deadline {
@@ -149,6 +155,11 @@ pub async fn run(inner: Arc<Inner>, stream: Arc<Stream>) {
             tracing::error!(%error, "recording the delivered position failed (the records will be delivered again)");
         }
     }
+}
+
+/// The arrival time of a batch's oldest record (records of several source shards interleave).
+fn oldest_of(batch: &[ReadEntry]) -> u64 {
+    batch.iter().map(|r| r.timestamp_ms).min().unwrap_or(0)
 }
 
 /// Waits `wait` unless the stream stops first (then `true`).
@@ -235,7 +246,7 @@ fn record_delivery(
         let total: usize = batch.iter().map(|r| r.payload.len()).sum();
         meter.record(scope, records, "Count", batch.len() as f64);
         meter.record(scope, bytes, "Bytes", total as f64);
-        let oldest = batch.first().map_or(0, |r| r.timestamp_ms);
+        let oldest = oldest_of(batch);
         let age = now_ms().saturating_sub(oldest) as f64 / 1000.0;
         meter.record(scope, freshness, "Seconds", age);
     }
@@ -267,7 +278,7 @@ async fn deliver_http(
                 inner,
                 doc,
                 doc.s3(),
-                batch[0].timestamp_ms,
+                oldest_of(batch),
                 lines,
                 Some(ErrorOutputType::HttpEndpointFailed),
             )
@@ -293,14 +304,14 @@ async fn write_records(
     for record in batch {
         data.extend_from_slice(&record.payload);
     }
-    write_object(inner, doc, s3, batch[0].timestamp_ms, data, error_type).await?;
+    write_object(inner, doc, s3, oldest_of(batch), data, error_type).await?;
     if s3.get("S3BackupMode").and_then(Value::as_str) == Some("Enabled") {
         if let Some(backup) = s3.get("S3BackupDescription") {
             let mut data = Vec::with_capacity(total);
             for record in batch {
                 data.extend_from_slice(&record.payload);
             }
-            write_object(inner, doc, backup, batch[0].timestamp_ms, data, None).await?;
+            write_object(inner, doc, backup, oldest_of(batch), data, None).await?;
         }
     }
     Ok(())
@@ -314,8 +325,8 @@ fn object(
     data: Vec<u8>,
     error_type: Option<ErrorOutputType>,
 ) -> Result<(String, Vec<u8>, Option<&'static str>), String> {
-    let t = Civil::from_unix_ms(oldest_ms);
     let text = |member: &str| s3.get(member).and_then(Value::as_str).unwrap_or("");
+    let t = Civil::in_zone(oldest_ms, text("CustomTimeZone"));
     let compression = compression(s3);
     let (evaluated, compression) = match error_type {
         None => (prefix::evaluate(text("Prefix"), &t, None), compression),
@@ -351,13 +362,14 @@ async fn write_object(
     let (key, body, encoding) = object(doc, s3, oldest_ms, data, error_type)?;
     let bucket =
         crate::s3::bucket_of_arn(s3.get("BucketARN").and_then(Value::as_str).unwrap_or(""));
-    crate::s3::put_object(
+    crate::s3::put_object_in_parts(
         &inner.client,
-        &inner.config.s3,
+        inner.target(bucket),
         bucket,
         &key,
         Bytes::from(body),
         encoding,
+        inner.part_bytes(),
     )
     .await?;
     tracing::debug!(stream = %doc.name, bucket, key, "delivered an object");

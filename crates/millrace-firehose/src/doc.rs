@@ -49,6 +49,13 @@ pub struct StreamDoc {
     /// `DeliveryStreamEncryptionConfiguration` once encryption was started or stopped.
     #[serde(default)]
     pub encryption: Option<Value>,
+    /// The first log position whose record is framed (`frame.rs`); `None` in documents written
+    /// before records were framed.
+    #[serde(default)]
+    pub frame_from: Option<u64>,
+    /// Set by DeleteDeliveryStream: when the DELETING stream is removed.
+    #[serde(default)]
+    pub deleted_at_ms: Option<u64>,
 }
 
 impl StreamDoc {
@@ -57,7 +64,9 @@ impl StreamDoc {
     }
 
     pub fn status(&self, now_ms: u64) -> &'static str {
-        if now_ms >= self.active_at_ms {
+        if self.deleted_at_ms.is_some() {
+            "DELETING"
+        } else if now_ms >= self.active_at_ms {
             "ACTIVE"
         } else {
             "CREATING"
@@ -70,6 +79,23 @@ impl StreamDoc {
             .and_then(|e| e.get("Status"))
             .and_then(Value::as_str)
             == Some("ENABLED")
+    }
+
+    /// The KMS key new records are sealed with while encryption is enabled: the customer
+    /// managed key, or for AWS_OWNED_CMK the account's AWS managed key of the Kinesis family
+    /// (`alias/aws/kinesis`, which Millrace's KMS creates on first use).
+    pub fn encryption_key(&self) -> Option<String> {
+        if !self.encrypted() {
+            return None;
+        }
+        let encryption = self.encryption.as_ref()?;
+        match encryption.get("KeyType").and_then(Value::as_str) {
+            Some("CUSTOMER_MANAGED_CMK") => encryption
+                .get("KeyARN")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+            _ => Some("alias/aws/kinesis".to_owned()),
+        }
     }
 
     /// The buffering hints in force: (bytes, milliseconds).
@@ -297,11 +323,7 @@ fn check_s3(description: &Value) -> Result<(), ServiceError> {
     let text = |member: &str| description.get(member).and_then(Value::as_str);
     crate::prefix::validate(text("Prefix"), text("ErrorOutputPrefix")).map_err(invalid_argument)?;
     if let Some(zone) = text("CustomTimeZone") {
-        if !zone.is_empty() && zone != "UTC" {
-            return Err(invalid_argument(format!(
-                "CustomTimeZone {zone} is not supported by Millrace yet; use UTC."
-            )));
-        }
+        crate::prefix::time_zone(zone).map_err(invalid_argument)?;
     }
     Ok(())
 }

@@ -13,6 +13,7 @@ pub type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 /// A finished response: status, headers and the whole body (bounded).
 pub struct Reply {
     pub status: u16,
+    pub headers: http::HeaderMap,
     pub body: Bytes,
 }
 
@@ -66,12 +67,17 @@ pub async fn send(
             .await
             .map_err(|error| format!("request failed: {error}"))?;
         let status = response.status().as_u16();
+        let headers = response.headers().clone();
         let body = http_body_util::Limited::new(response.into_body(), MAX_REPLY_BYTES)
             .collect()
             .await
             .map_err(|error| format!("reading the reply failed: {error}"))?
             .to_bytes();
-        Ok(Reply { status, body })
+        Ok(Reply {
+            status,
+            headers,
+            body,
+        })
     };
     match tokio::time::timeout(timeout, exchange).await {
         Ok(result) => result,

@@ -15,9 +15,11 @@ mod compress;
 mod delivery;
 mod doc;
 mod error;
+mod frame;
 mod http;
 mod httpdest;
 mod metrics;
+mod pipeline;
 mod prefix;
 mod s3;
 mod service;
@@ -34,6 +36,7 @@ use tokio::sync::watch;
 
 pub use doc::StreamDoc;
 pub use metrics::{MetricPoint, MetricsSink};
+pub use pipeline::{validate_prefixes, Pipeline, PipelineSpec};
 pub use s3::S3Target;
 pub use source::KinesisStreams;
 
@@ -55,6 +58,20 @@ pub struct FirehoseConfig {
     pub sync: bool,
     /// Checks the customer managed KMS keys of StartDeliveryStreamEncryption.
     pub keys: Option<Arc<dyn KmsKeys>>,
+}
+
+/// Further settings, each with a default that keeps [`Firehose::open`]'s behaviour.
+#[derive(Clone, Default)]
+pub struct FirehoseOptions {
+    /// Objects larger than this go up as multipart uploads in parts of this size (0: 16 MiB).
+    pub s3_part_bytes: usize,
+    /// Where the objects of particular buckets go, instead of [`FirehoseConfig::s3`].
+    pub bucket_targets: BTreeMap<String, S3Target>,
+    /// How long a deleted delivery stream stays DELETING, in milliseconds.
+    pub delete_ms: u64,
+    /// The KMS data keys records of encrypted streams are sealed with (`None`: no KMS, records
+    /// are stored as they came).
+    pub record_keys: Option<Arc<dyn millrace_engine::encryption::RecordKeys>>,
 }
 
 /// The KMS keys, as encryption settings see them.
@@ -104,6 +121,8 @@ pub(crate) struct Inner {
     /// Serialises control-plane changes.
     pub(crate) control: tokio::sync::Mutex<()>,
     pub(crate) meter: metrics::Meter,
+    pub(crate) options: FirehoseOptions,
+    pub(crate) sealer: Option<millrace_engine::encryption::PayloadSealer>,
 }
 
 /// The Firehose service.
@@ -137,6 +156,15 @@ impl Firehose {
         config: FirehoseConfig,
         kinesis: Option<Arc<dyn KinesisStreams>>,
     ) -> std::io::Result<Firehose> {
+        Firehose::open_with(config, kinesis, FirehoseOptions::default())
+    }
+
+    /// [`Firehose::open`] with further settings.
+    pub fn open_with(
+        config: FirehoseConfig,
+        kinesis: Option<Arc<dyn KinesisStreams>>,
+        options: FirehoseOptions,
+    ) -> std::io::Result<Firehose> {
         let store = DocumentStore::open(&config.data_dir.join("firehose.redb"))
             .map_err(|error| std::io::Error::other(error.to_string()))?;
         let next = store
@@ -152,7 +180,20 @@ impl Firehose {
         for (_, bytes) in rows {
             let doc: StreamDoc = serde_json::from_slice(&bytes)
                 .map_err(|error| std::io::Error::other(format!("stream document: {error}")))?;
+            let legacy = doc.frame_from.is_none();
             let stream = open_stream(&config.data_dir, doc)?;
+            if legacy {
+                // Written before records were framed: frames start after its last record.
+                let mut doc = stream.doc.lock().expect("stream document lock");
+                doc.frame_from = Some(stream.log.next_position());
+                let bytes = serde_json::to_vec(&*doc).map_err(std::io::Error::other)?;
+                store
+                    .write(&[(
+                        &stream_key(&doc.account, &doc.region, &doc.name),
+                        Some(&bytes),
+                    )])
+                    .map_err(|error| std::io::Error::other(error.to_string()))?;
+            }
             let key = {
                 let doc = stream.snapshot();
                 (doc.account, doc.region, doc.name)
@@ -169,6 +210,11 @@ impl Firehose {
                 next_incarnation: AtomicU64::new(next),
                 kinesis,
                 control: tokio::sync::Mutex::new(()),
+                sealer: options
+                    .record_keys
+                    .clone()
+                    .map(millrace_engine::encryption::PayloadSealer::new),
+                options,
             }),
         })
     }
@@ -184,6 +230,12 @@ impl Firehose {
             .cloned()
             .collect();
         for stream in streams {
+            let doc = stream.snapshot();
+            if doc.deleted_at_ms.is_some() {
+                // Deleted before the restart: only its removal is left to do.
+                schedule_removal(self.inner.clone(), doc);
+                continue;
+            }
             self.spawn(stream);
         }
         // Finished minutes go to the metrics layer once a minute (a timer, not a poll: nothing
@@ -227,6 +279,22 @@ impl Inner {
         Ok(incarnation)
     }
 
+    /// Where a bucket's objects go: its own endpoint when one is configured, else the default.
+    pub(crate) fn target(&self, bucket: &str) -> &S3Target {
+        self.options
+            .bucket_targets
+            .get(bucket)
+            .unwrap_or(&self.config.s3)
+    }
+
+    /// The part size of multipart uploads.
+    pub(crate) fn part_bytes(&self) -> usize {
+        match self.options.s3_part_bytes {
+            0 => s3::DEFAULT_PART_BYTES,
+            given => given,
+        }
+    }
+
     pub(crate) fn lookup(&self, account: &str, region: &str, name: &str) -> Option<Arc<Stream>> {
         self.streams
             .lock()
@@ -246,14 +314,48 @@ impl Inner {
             .map_err(|error| error.to_string())
     }
 
-    /// Appends records durably (synced before returning) and wakes the delivery task;
-    /// returns the position of the first.
-    pub(crate) fn append(&self, stream: &Stream, records: &[&[u8]]) -> Result<u64, String> {
+    /// Appends records durably (synced before returning) and wakes the delivery task; returns
+    /// the position of the first. `arrivals` are the records' arrival times (Kinesis sources);
+    /// records of a stream with encryption enabled are sealed with its KMS key first.
+    pub(crate) fn append_framed(
+        &self,
+        stream: &Stream,
+        records: &[&[u8]],
+        arrivals: Option<&[u64]>,
+    ) -> Result<u64, AppendError> {
         let (first, end) = {
             let mut last_ts = stream.append_lock.lock().expect("append lock");
+            let doc = stream.snapshot();
+            let sealed = match (&self.sealer, doc.encryption_key()) {
+                (Some(sealer), Some(key_id)) => Some(
+                    sealer
+                        .seal(
+                            &doc.account,
+                            &doc.region,
+                            doc.incarnation,
+                            &key_id,
+                            &doc.arn(),
+                            records,
+                        )
+                        .map_err(|error| AppendError::Kms(error.to_string()))?,
+                ),
+                _ => None,
+            };
+            let bodies: Vec<&[u8]> = match &sealed {
+                Some(sealed) => sealed.iter().map(Vec::as_slice).collect(),
+                None => records.to_vec(),
+            };
+            let framed: Vec<Vec<u8>> = bodies
+                .iter()
+                .enumerate()
+                .map(|(i, body)| {
+                    let arrival = arrivals.and_then(|a| a.get(i).copied());
+                    frame::encode(arrival, sealed.is_some(), body)
+                })
+                .collect();
             let ts = now_ms().max(*last_ts);
             *last_ts = ts;
-            let entries: Vec<millrace_log::Entry<'_>> = records
+            let entries: Vec<millrace_log::Entry<'_>> = framed
                 .iter()
                 .map(|payload| millrace_log::Entry {
                     timestamp_ms: ts,
@@ -263,7 +365,7 @@ impl Inner {
             let first = stream
                 .log
                 .append(&entries)
-                .map_err(|error| error.to_string())?;
+                .map_err(|error| AppendError::Storage(error.to_string()))?;
             (first, first + records.len() as u64)
         };
         {
@@ -271,7 +373,10 @@ impl Inner {
             if self.config.sync && *synced < end {
                 // Everything appended so far, also by requests still waiting for this lock.
                 let target = stream.log.next_position();
-                stream.log.sync().map_err(|error| error.to_string())?;
+                stream
+                    .log
+                    .sync()
+                    .map_err(|error| AppendError::Storage(error.to_string()))?;
                 *synced = target;
             }
         }
@@ -285,6 +390,60 @@ impl Inner {
         });
         Ok(first)
     }
+}
+
+/// Why records were not appended.
+pub(crate) enum AppendError {
+    /// The stream's KMS key cannot be used (KMS's reason).
+    Kms(String),
+    Storage(String),
+}
+
+/// Removes a deleted stream for good: its document, delivered position, source checkpoints
+/// and record log.
+pub(crate) fn remove_stream(inner: &Inner, doc: &StreamDoc) -> Result<(), String> {
+    let key = stream_key(&doc.account, &doc.region, &doc.name);
+    let delivered = delivered_key(doc.incarnation);
+    let mut changes: Vec<(&str, Option<&[u8]>)> =
+        vec![(key.as_str(), None), (delivered.as_str(), None)];
+    let sources = source::position_keys(inner, doc.incarnation);
+    for key in &sources {
+        changes.push((key.as_str(), None));
+    }
+    inner
+        .store
+        .write(&changes)
+        .map_err(|error| error.to_string())?;
+    inner.streams.lock().expect("streams lock").remove(&(
+        doc.account.clone(),
+        doc.region.clone(),
+        doc.name.clone(),
+    ));
+    if let Some(sealer) = &inner.sealer {
+        sealer.forget(doc.incarnation);
+    }
+    let dir = stream_dir(&inner.config.data_dir, doc.incarnation);
+    if let Err(error) = std::fs::remove_dir_all(&dir) {
+        if error.kind() != std::io::ErrorKind::NotFound {
+            tracing::warn!(%error, dir = %dir.display(), "could not remove a deleted delivery stream's log");
+        }
+    }
+    Ok(())
+}
+
+/// Removes a DELETING stream once its time has come (a timer, not a poll).
+pub(crate) fn schedule_removal(inner: Arc<Inner>, doc: StreamDoc) {
+    tokio::spawn(async move {
+        let at = doc.deleted_at_ms.unwrap_or(0);
+        let wait = at.saturating_sub(now_ms());
+        tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
+        let _control = inner.control.lock().await;
+        let removing = inner.clone();
+        let removed = tokio::task::spawn_blocking(move || remove_stream(&removing, &doc)).await;
+        if let Ok(Err(error)) | Err(error) = removed.map_err(|e| e.to_string()) {
+            tracing::error!(%error, "removing a deleted delivery stream failed");
+        }
+    });
 }
 
 pub(crate) fn stream_dir(data_dir: &Path, incarnation: u64) -> PathBuf {

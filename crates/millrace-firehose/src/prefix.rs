@@ -4,8 +4,8 @@
 //! A prefix without expressions is followed by the default time prefix `YYYY/MM/dd/HH/`; a
 //! prefix with expressions (`!{timestamp:<pattern>}`, `!{firehose:random-string}`, and in
 //! error prefixes `!{firehose:error-output-type}`) is evaluated instead. Timestamps are the
-//! arrival time of the object's oldest record, in UTC; every `timestamp` expression of one key
-//! evaluates to the same instant.
+//! arrival time of the object's oldest record, in UTC or the destination's CustomTimeZone;
+//! every `timestamp` expression of one key evaluates to the same instant.
 
 use rand::Rng;
 
@@ -35,7 +35,47 @@ pub struct Civil {
     pub millis: u32,
 }
 
+/// The time zone of a `CustomTimeZone` (`None`: UTC, also for an empty name), or why it is
+/// refused: the service takes IANA names, not three-letter abbreviations.
+pub fn time_zone(name: &str) -> Result<Option<jiff::tz::TimeZone>, String> {
+    if name.is_empty() || name == "UTC" {
+        return Ok(None);
+    }
+    let refusal = || {
+        format!(
+            "CustomTimeZone {name} is not supported: use an IANA time zone name such as America/New_York (not a three-letter identifier)."
+        )
+    };
+    if name.len() <= 3 {
+        return Err(refusal());
+    }
+    jiff::tz::TimeZone::get(name)
+        .map(Some)
+        .map_err(|_| refusal())
+}
+
 impl Civil {
+    /// The calendar time of a Unix millisecond timestamp in a `CustomTimeZone` (UTC when the
+    /// name is empty or unknown; names are validated when the destination is configured).
+    pub fn in_zone(ms: u64, zone: &str) -> Civil {
+        let Ok(Some(zone)) = time_zone(zone) else {
+            return Civil::from_unix_ms(ms);
+        };
+        let Ok(instant) = jiff::Timestamp::from_millisecond(ms as i64) else {
+            return Civil::from_unix_ms(ms);
+        };
+        let local = instant.to_zoned(zone);
+        Civil {
+            year: i64::from(local.year()),
+            month: local.month() as u32,
+            day: local.day() as u32,
+            hour: local.hour() as u32,
+            minute: local.minute() as u32,
+            second: local.second() as u32,
+            millis: local.millisecond() as u32,
+        }
+    }
+
     /// The UTC calendar time of a Unix millisecond timestamp.
     pub fn from_unix_ms(ms: u64) -> Civil {
         let secs = (ms / 1000) as i64;
@@ -344,6 +384,26 @@ mod tests {
             "err/http-endpoint-failed/"
         );
         assert_eq!(evaluate("r/!{firehose:random-string}/", &t, None).len(), 14);
+    }
+
+    #[test]
+    fn custom_time_zones() {
+        // 2024-02-29T13:45:07.123Z is 08:45 in New York (EST), 19:15 in Kolkata.
+        let ms = 1_709_214_307_123;
+        assert_eq!(Civil::in_zone(ms, ""), Civil::from_unix_ms(ms));
+        assert_eq!(Civil::in_zone(ms, "UTC"), Civil::from_unix_ms(ms));
+        let t = Civil::in_zone(ms, "America/New_York");
+        assert_eq!((t.day, t.hour, t.minute, t.millis), (29, 8, 45, 123));
+        let t = Civil::in_zone(ms, "Asia/Kolkata");
+        assert_eq!((t.hour, t.minute), (19, 15));
+        // Summer time: 2024-07-01T12:00:00Z is 08:00 EDT.
+        assert_eq!(
+            Civil::in_zone(1_719_835_200_000, "America/New_York").hour,
+            8
+        );
+        assert!(time_zone("Europe/Paris").expect("zone").is_some());
+        assert!(time_zone("EST").is_err());
+        assert!(time_zone("Mars/Olympus_Mons").is_err());
     }
 
     #[test]

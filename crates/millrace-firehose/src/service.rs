@@ -260,6 +260,8 @@ impl Firehose {
             source,
             tags,
             encryption,
+            frame_from: Some(0),
+            deleted_at_ms: None,
         };
         let stream = blocking(move || {
             doc.incarnation = inner.allocate_incarnation()?;
@@ -278,40 +280,51 @@ impl Firehose {
         Ok(json!({"DeliveryStreamARN": arn}))
     }
 
+    /// DeleteDeliveryStream: the stream stops delivering at once (buffered records are
+    /// dropped with it, as the service deletes a stream "and its data"), is DELETING for
+    /// `delete_ms`, then gone. AllowForceDelete concerns KMS grants, which Millrace does not
+    /// create, so it changes nothing.
     async fn delete(&self, scope: Scope<'_>, input: &Value) -> Result<Value, ServiceError> {
         let _control = self.inner.control.lock().await;
         let stream = self.stream(scope, input)?;
-        let doc = stream.snapshot();
+        let mut doc = stream.snapshot();
+        match doc.status(now_ms()) {
+            "DELETING" => return Ok(json!({})),
+            "CREATING" => {
+                return Err(in_use(format!(
+                    "Firehose {} under accountId {} is in CREATING state and cannot be deleted.",
+                    doc.name, scope.account
+                )))
+            }
+            _ => {}
+        }
         let _ = stream.stop.send(true);
-        self.inner.streams.lock().expect("streams lock").remove(&(
-            doc.account.clone(),
-            doc.region.clone(),
-            doc.name.clone(),
-        ));
+        let delay = self.inner.options.delete_ms;
+        doc.deleted_at_ms = Some(now_ms() + delay);
         let inner = self.inner.clone();
-        blocking(move || {
-            let key = crate::stream_key(&doc.account, &doc.region, &doc.name);
-            let delivered = crate::delivered_key(doc.incarnation);
-            let mut changes: Vec<(&str, Option<&[u8]>)> =
-                vec![(key.as_str(), None), (delivered.as_str(), None)];
-            let sources = crate::source::position_keys(&inner, doc.incarnation);
-            for key in &sources {
-                changes.push((key.as_str(), None));
-            }
-            inner
-                .store
-                .write(&changes)
-                .map_err(|error| error.to_string())?;
-            let dir = crate::stream_dir(&inner.config.data_dir, doc.incarnation);
-            if let Err(error) = std::fs::remove_dir_all(&dir) {
-                if error.kind() != std::io::ErrorKind::NotFound {
-                    tracing::warn!(%error, dir = %dir.display(), "could not remove a deleted delivery stream's log");
-                }
-            }
-            Ok(())
-        })
-        .await?;
+        let saved = doc.clone();
+        blocking(move || inner.save(&saved)).await?;
+        *stream.doc.lock().expect("stream document lock") = doc.clone();
+        if delay == 0 {
+            let inner = self.inner.clone();
+            blocking(move || crate::remove_stream(&inner, &doc)).await?;
+        } else {
+            crate::schedule_removal(self.inner.clone(), doc);
+        }
         Ok(json!({}))
+    }
+
+    /// The stream, refused while it is being deleted (for changes other than deletion).
+    fn changeable(&self, scope: Scope<'_>, input: &Value) -> Result<Arc<Stream>, ServiceError> {
+        let stream = self.stream(scope, input)?;
+        let doc = stream.snapshot();
+        if doc.deleted_at_ms.is_some() {
+            return Err(in_use(format!(
+                "Firehose {} under accountId {} is in DELETING state.",
+                doc.name, scope.account
+            )));
+        }
+        Ok(stream)
     }
 
     fn list(&self, scope: Scope<'_>, input: &Value) -> Value {
@@ -339,7 +352,7 @@ impl Firehose {
 
     async fn update(&self, scope: Scope<'_>, input: &Value) -> Result<Value, ServiceError> {
         let _control = self.inner.control.lock().await;
-        let stream = self.stream(scope, input)?;
+        let stream = self.changeable(scope, input)?;
         let mut doc = stream.snapshot();
         if text(input, "CurrentDeliveryStreamVersionId") != doc.version.to_string() {
             return Err(ServiceError::client(
@@ -415,6 +428,8 @@ impl Firehose {
         let saved = doc.clone();
         blocking(move || inner.save(&saved)).await?;
         *stream.doc.lock().expect("stream document lock") = doc;
+        // The delivery task applies the new hints to what it buffers now.
+        stream.appended.send_modify(|_| {});
         Ok(json!({}))
     }
 
@@ -458,11 +473,19 @@ impl Firehose {
         let inner = self.inner.clone();
         let appended = stream.clone();
         let count = payloads.len();
-        let first = blocking(move || {
+        let appended = tokio::task::spawn_blocking(move || {
             let slices: Vec<&[u8]> = payloads.iter().map(Vec::as_slice).collect();
-            inner.append(&appended, &slices)
+            inner.append_framed(&appended, &slices, None)
         })
-        .await?;
+        .await;
+        let first = match appended {
+            Ok(Ok(first)) => first,
+            Ok(Err(crate::AppendError::Kms(reason))) => {
+                return Err(ServiceError::client("InvalidKMSResourceException", reason))
+            }
+            Ok(Err(crate::AppendError::Storage(detail))) => return Err(internal(detail)),
+            Err(error) => return Err(internal(error)),
+        };
         let meter = &self.inner.meter;
         let scope = crate::metrics::Scope {
             account: &doc.account,
@@ -516,7 +539,7 @@ impl Firehose {
         input: &Value,
     ) -> Result<Value, ServiceError> {
         let _control = self.inner.control.lock().await;
-        let stream = self.stream(scope, input)?;
+        let stream = self.changeable(scope, input)?;
         let mut doc = stream.snapshot();
         if operation == "TagDeliveryStream" {
             for tag in input
@@ -565,7 +588,7 @@ impl Firehose {
         input: &Value,
     ) -> Result<Value, ServiceError> {
         let _control = self.inner.control.lock().await;
-        let stream = self.stream(scope, input)?;
+        let stream = self.changeable(scope, input)?;
         let mut doc = stream.snapshot();
         if doc.source.is_some() {
             return Err(invalid_argument(KINESIS_SOURCE_REFUSAL));
@@ -576,6 +599,9 @@ impl Firehose {
                 .cloned()
                 .unwrap_or_else(|| json!({}));
             self.check_key(scope, &config)?;
+            if self.inner.sealer.is_none() {
+                tracing::warn!(stream = %doc.name, "no master key: the delivery stream's records are stored unencrypted");
+            }
             encryption_description(&config, "ENABLED")
         } else {
             let mut current = doc

@@ -333,6 +333,7 @@ async fn read_shard(shared: Arc<Shared>, shard_id: String) {
         if let Some(last) = output.records.last() {
             let last_sequence = last.sequence_number.to_string();
             let mut payloads: Vec<Vec<u8>> = Vec::with_capacity(output.records.len());
+            let mut arrivals: Vec<u64> = Vec::with_capacity(output.records.len());
             for record in &output.records {
                 let sequence = record.sequence_number.to_string();
                 match millrace_producer::aggregation::deaggregate(
@@ -341,8 +342,15 @@ async fn read_shard(shared: Arc<Shared>, shard_id: String) {
                     &sequence,
                     record.data(),
                 ) {
-                    Ok(users) => payloads.extend(users.into_iter().map(|u| u.data)),
-                    Err(_) => payloads.push(record.data().to_vec()),
+                    Ok(users) => {
+                        // Every user record of an aggregate arrived with it.
+                        arrivals.extend(users.iter().map(|_| record.arrival_ms));
+                        payloads.extend(users.into_iter().map(|u| u.data));
+                    }
+                    Err(_) => {
+                        arrivals.push(record.arrival_ms);
+                        payloads.push(record.data().to_vec());
+                    }
                 }
             }
             let read_bytes: usize = output.records.iter().map(|r| r.data().len()).sum();
@@ -350,7 +358,13 @@ async fn read_shard(shared: Arc<Shared>, shard_id: String) {
             let stream = shared.stream.clone();
             let appended = tokio::task::spawn_blocking(move || {
                 let slices: Vec<&[u8]> = payloads.iter().map(Vec::as_slice).collect();
-                inner.append(&stream, &slices)
+                inner
+                    .append_framed(&stream, &slices, Some(&arrivals))
+                    .map_err(|error| match error {
+                        crate::AppendError::Kms(message) | crate::AppendError::Storage(message) => {
+                            message
+                        }
+                    })
             })
             .await;
             match appended {

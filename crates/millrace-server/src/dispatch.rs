@@ -86,13 +86,16 @@ fn addressed_account(body: &[u8]) -> Option<String> {
         resource: Option<std::borrow::Cow<'a, str>>,
         #[serde(borrow, rename = "QueueARN")]
         queue: Option<std::borrow::Cow<'a, str>>,
+        #[serde(borrow, rename = "ChannelARN")]
+        channel: Option<std::borrow::Cow<'a, str>>,
     }
     let arns: Arns<'_> = serde_json::from_slice(body).ok()?;
     let arn = arns
         .stream
         .or(arns.consumer)
         .or(arns.resource)
-        .or(arns.queue)?;
+        .or(arns.queue)
+        .or(arns.channel)?;
     crate::authz::arn_account(&arn).map(str::to_owned)
 }
 
@@ -140,11 +143,12 @@ pub fn context_keys(
     keys
 }
 
-/// The tags a Kinesis request asks to add (CreateStream, AddTagsToStream, TagResource).
+/// The tags a Kinesis request asks to add (CreateStream, AddTagsToStream, TagResource,
+/// CreateChannel).
 fn kinesis_request_tags(operation: &str, body: &[u8]) -> Vec<(String, String)> {
     if !matches!(
         operation,
-        "CreateStream" | "AddTagsToStream" | "TagResource"
+        "CreateStream" | "AddTagsToStream" | "TagResource" | "CreateChannel"
     ) {
         return Vec::new();
     }
@@ -174,6 +178,8 @@ pub struct Services<'a> {
     pub metrics: Option<&'a millrace_cloudwatch::Metrics>,
     /// Kinesis Queues of every account.
     pub queues: &'a millrace_queues::Queues,
+    /// Kinesis Channels of every account (`None`: not served).
+    pub channels: Option<&'a dyn crate::channels_route::ChannelsFront>,
 }
 
 /// Runs the service's checks in its order, then the operation; returns the reply.
@@ -322,6 +328,7 @@ pub async fn route(
         authz: &authz,
         metrics: services.metrics,
         queues: services.queues,
+        channels: services.channels,
     };
     let outcome = async {
         if ACCOUNT_OPERATIONS.contains(&operation) {

@@ -11,6 +11,7 @@ pub mod accounts;
 pub mod audit;
 pub mod auth;
 mod authz;
+pub mod channels_route;
 mod console;
 mod dispatch;
 mod error;

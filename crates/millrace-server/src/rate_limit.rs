@@ -22,7 +22,12 @@ fn calls_per_second(operation: &str) -> Option<f64> {
         | "MergeShards"
         | "IncreaseStreamRetentionPeriod"
         | "DecreaseStreamRetentionPeriod"
-        | "RegisterStreamConsumer" => 5.0,
+        | "RegisterStreamConsumer"
+        | "CreateChannel"
+        | "DescribeChannel"
+        | "ListChannels"
+        | "UpdateChannel"
+        | "DeleteChannel" => 5.0,
         "DescribeStream" | "UpdateShardCount" => 10.0,
         "DescribeStreamSummary" => 20.0,
         "DescribeLimits" => 1.0,

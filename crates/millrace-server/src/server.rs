@@ -47,6 +47,8 @@ pub struct Backends {
     pub metrics: Option<Arc<millrace_cloudwatch::Metrics>>,
     /// The embedded S3-compatible store, which requests signed for `s3` go to.
     pub s3: Option<Arc<dyn crate::s3_route::S3Front>>,
+    /// Kinesis Channels (`None`: their operations are refused).
+    pub channels: Option<Arc<dyn crate::channels_route::ChannelsFront>>,
 }
 
 struct Shared {
@@ -61,6 +63,7 @@ struct Shared {
     metrics: Option<Arc<millrace_cloudwatch::Metrics>>,
     s3: Option<Arc<dyn crate::s3_route::S3Front>>,
     queues: millrace_queues::Queues,
+    channels: Option<Arc<dyn crate::channels_route::ChannelsFront>>,
 }
 
 impl Shared {
@@ -75,6 +78,7 @@ impl Shared {
             audit: self.audit.as_ref(),
             metrics: self.metrics.as_deref(),
             queues: &self.queues,
+            channels: self.channels.as_deref(),
         }
     }
 }
@@ -96,6 +100,7 @@ pub async fn serve(
         json_services,
         metrics,
         s3,
+        channels,
     } = backends;
     let shared = Arc::new(Shared {
         accounts,
@@ -109,6 +114,7 @@ pub async fn serve(
         metrics,
         s3,
         queues: millrace_queues::Queues::new(Default::default()),
+        channels,
     });
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let builder = auto::Builder::new(TokioExecutor::new());

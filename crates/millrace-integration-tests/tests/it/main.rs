@@ -3,6 +3,7 @@
 
 mod auth;
 mod capacity;
+mod channels;
 mod common;
 mod crash;
 mod errors;

@@ -1,5 +1,6 @@
 //! Operation handlers and the dispatch table keyed by operation name.
 
+mod channels;
 pub mod fanout;
 mod metrics;
 pub(crate) mod queues;
@@ -26,6 +27,8 @@ pub struct Context<'a> {
     pub metrics: Option<&'a millrace_cloudwatch::Metrics>,
     /// Kinesis Queues (`handlers/queues.rs`).
     pub queues: &'a millrace_queues::Queues,
+    /// Kinesis Channels (`handlers/channels.rs`); `None` when not served.
+    pub channels: Option<&'a dyn crate::channels_route::ChannelsFront>,
 }
 
 /// Operations of the model that later work will serve.
@@ -81,6 +84,9 @@ pub async fn call(
         "UpdateAccountSettings" => settings::update_account_settings(context, body),
         operation if queues::OPERATIONS.contains(&operation) => {
             queues::call(context, operation, body).await
+        }
+        operation if channels::OPERATIONS.contains(&operation) => {
+            channels::call(context, operation, body).await
         }
         other => {
             let message = if NOT_YET_SERVED.contains(&other) {

@@ -77,6 +77,7 @@ pub fn delete_stream(context: &Context<'_>, body: &[u8]) -> Result<Vec<u8>, ApiE
         input.stream.stream_arn.as_deref(),
     )?;
     super::queues::refuse_if_queued(context, &region, &name)?;
+    super::channels::refuse_if_channeled(context, &region, &name)?;
     context.engine.delete_stream(
         &region,
         &name,
