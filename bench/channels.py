@@ -3,7 +3,7 @@
 into the embedded S3 store through a channel, and the put-to-object latency with a 0-second
 DataFreshnessInSeconds.
 
-    MILLRACE_BIN=target/release/millrace /work/main/.venv/bin/python bench/channels.py [--records 20000] [--samples 20]
+    MILLRACE_BIN=target/release/millrace .venv/bin/python bench/channels.py [--records 20000] [--samples 20]
 
 The server is started here on a temporary data directory (throughput limits off). Records of 1 KiB
 are put with PutRecords (500 per call, boto3) under random partition keys; the clock stops when the

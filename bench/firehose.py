@@ -3,7 +3,7 @@
 S3 destination in the embedded store, the end-to-end delivery throughput into that store, and the
 put-to-object latency with a 0-second buffering interval.
 
-    MILLRACE_BIN=target/release/millrace /work/main/.venv/bin/python bench/firehose.py [--seconds 20] [--threads 4] [--encrypted]
+    MILLRACE_BIN=target/release/millrace .venv/bin/python bench/firehose.py [--seconds 20] [--threads 4] [--encrypted]
 
 With --encrypted the server gets a master key and the throughput stream's records are sealed at rest
 (StartDeliveryStreamEncryption with AWS_OWNED_CMK), so the figures include the KMS envelope.

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the dependencies of the compat test suites into project-local folders:
-#   - /work/main/.venv            (python3 -m venv; boto3, awscli, pytest from compat/python/requirements.txt)
-#   - /work/main/.venv/kclpy      (amazon_kclpy's Python sources, for the KCL daemon tests)
+#   - .venv            (python3 -m venv; boto3, awscli, pytest from compat/python/requirements.txt)
+#   - .venv/kclpy      (amazon_kclpy's Python sources, for the KCL daemon tests)
 #   - compat/node/node_modules    (npm ci from compat/node/package-lock.json; @aws-sdk/client-kinesis)
 #   - chromium and chromium-driver (apt, as root, when missing) for the web console's browser test
 # Idempotent and quiet: each part is skipped when a stamp file records the hash of the inputs it was

@@ -4,6 +4,9 @@
   while 4 producer threads write and splits/merges run: every acknowledged record exactly once, per partition
   key in order;
 - UpdateShardCount up and down ends in the even layout of CreateStream(N), shard for shard;
+- while the stream is UPDATING after SplitShard or MergeShards, every operation sees the shards of before
+  (the parents open and taking writes, the children not listed); the children appear and the parents
+  close when it is ACTIVE again, also when the server was killed during UPDATING;
 - error cases with AWS's texts;
 - kill -9 while splits/merges and writers run: after a restart the open shards partition the key space,
   closed shards have an EndingSequenceNumber, and every acknowledged record is there exactly once.
@@ -31,6 +34,7 @@ from millrace_testlib import (
     hash_ranges,
     make_client,
     seq_int,
+    shard_not_found,
     wait_status,
 )
 
@@ -356,6 +360,125 @@ def test_lineage_consumer_across_splits_and_merges(server_factory, request):
 
 
 # --------------------------------------------------------------------------------------------------
+# The shape while UPDATING
+
+# UPDATING lasts this long in these tests: every check of the UPDATING state runs well within it even on a
+# loaded machine, and each check that needs the state is confirmed to have run inside it.
+SLOW_UPDATE_MS = 4000
+
+
+def shape(client, stream: str) -> tuple[list[str], list[str]]:
+    """(open, closed) shard ids as DescribeStream lists them; ListShards must agree."""
+    described = client.describe_stream(StreamName=stream)["StreamDescription"]["Shards"]
+    listed = all_shards(client, stream)
+    assert described == listed, (described, listed)
+    open_ = [s["ShardId"] for s in described if "EndingSequenceNumber" not in s["SequenceNumberRange"]]
+    closed = [s["ShardId"] for s in described if "EndingSequenceNumber" in s["SequenceNumberRange"]]
+    return open_, closed
+
+
+def assert_updating(client, stream: str, open_: list[str]) -> None:
+    summary = client.describe_stream_summary(StreamName=stream)["StreamDescriptionSummary"]
+    assert summary["StreamStatus"] == "UPDATING", summary
+    assert summary["OpenShardCount"] == len(open_), summary
+    assert shape(client, stream) == (open_, [])
+    assert client.describe_stream(StreamName=stream)["StreamDescription"]["StreamStatus"] == "UPDATING"
+
+
+def test_shards_change_when_updating_ends(server_factory):
+    server = server_factory(args=["--update-stream-ms", str(SLOW_UPDATE_MS)], name="updating-shape")
+    client = server.client()
+    stream = "updating"
+    create(client, stream, 1)
+    client.put_record(StreamName=stream, PartitionKey="a", Data=b"before", ExplicitHashKey=str(MAX_HASH_KEY))
+    iterator = client.get_shard_iterator(StreamName=stream, ShardId=sid(0),
+                                         ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+
+    # SplitShard: while UPDATING the parent is the stream's only shard, open and taking every write.
+    client.split_shard(StreamName=stream, ShardToSplit=sid(0), NewStartingHashKey=str(2**127))
+    accepted = time.monotonic()
+    assert_updating(client, stream, [sid(0)])
+    for key in (0, 2**127, MAX_HASH_KEY):
+        out = client.put_record(StreamName=stream, PartitionKey="a", Data=b"updating", ExplicitHashKey=str(key))
+        assert out["ShardId"] == sid(0), out
+    out = client.put_records(StreamName=stream, Records=[{"PartitionKey": f"p{i}", "Data": b"batch"} for i in range(20)])
+    assert {r["ShardId"] for r in out["Records"]} == {sid(0)}, out["Records"]
+    page = client.get_records(ShardIterator=iterator)
+    assert [bytes(r["Data"]) for r in page["Records"]] == [b"before"] + [b"updating"] * 3 + [b"batch"] * 20
+    assert page.get("NextShardIterator") and not page.get("ChildShards"), page
+    iterator = page["NextShardIterator"]
+    err = client_error(client.get_shard_iterator, StreamName=stream, ShardId=sid(1), ShardIteratorType="TRIM_HORIZON")
+    assert_client_error(err, "ResourceNotFoundException", shard_not_found(stream, sid(1)))
+    err = client_error(client.split_shard, StreamName=stream, ShardToSplit=sid(0), NewStartingHashKey=str(2**126))
+    assert_client_error(err, "ResourceInUseException",
+                        f"Stream {stream} under account {ACCOUNT} not ACTIVE, instead in state UPDATING")
+    assert time.monotonic() - accepted < SLOW_UPDATE_MS / 1000, "the checks outlasted UPDATING; they prove nothing"
+
+    # ACTIVE: the parent is closed and the children take the writes.
+    wait_status(client, stream)
+    assert shape(client, stream) == ([sid(1), sid(2)], [sid(0)])
+    children = {s["ShardId"]: s for s in all_shards(client, stream)}
+    assert key_range(children[sid(1)]) == (0, 2**127 - 1) and children[sid(2)]["ParentShardId"] == sid(0)
+    assert client.put_record(StreamName=stream, PartitionKey="a", Data=b"after",
+                             ExplicitHashKey=str(MAX_HASH_KEY))["ShardId"] == sid(2)
+    page = client.get_records(ShardIterator=iterator)
+    assert not page["Records"] and "NextShardIterator" not in page, page
+    assert [c["ShardId"] for c in page["ChildShards"]] == [sid(1), sid(2)]
+
+    # MergeShards: the same, the two parents open until ACTIVE.
+    client.merge_shards(StreamName=stream, ShardToMerge=sid(1), AdjacentShardToMerge=sid(2))
+    accepted = time.monotonic()
+    summary = client.describe_stream_summary(StreamName=stream)["StreamDescriptionSummary"]
+    assert summary["StreamStatus"] == "UPDATING" and summary["OpenShardCount"] == 2, summary
+    assert shape(client, stream) == ([sid(1), sid(2)], [sid(0)])
+    for key, shard in ((0, sid(1)), (MAX_HASH_KEY, sid(2))):
+        out = client.put_record(StreamName=stream, PartitionKey="a", Data=b"merging", ExplicitHashKey=str(key))
+        assert out["ShardId"] == shard, out
+    assert time.monotonic() - accepted < SLOW_UPDATE_MS / 1000, "the checks outlasted UPDATING; they prove nothing"
+    wait_status(client, stream)
+    assert shape(client, stream) == ([sid(3)], [sid(0), sid(1), sid(2)])
+    assert client.put_record(StreamName=stream, PartitionKey="a", Data=b"merged")["ShardId"] == sid(3)
+
+
+@pytest.mark.parametrize("down_past_deadline", [False, True], ids=["restart-while-updating", "restart-after-deadline"])
+def test_kill9_while_updating_keeps_the_reshard(server_factory, down_past_deadline):
+    server = server_factory(args=["--update-stream-ms", str(SLOW_UPDATE_MS)], name="updating-crash")
+    client = server.client()
+    stream = "updating-crash"
+    create(client, stream, 2)
+    client.put_record(StreamName=stream, PartitionKey="a", Data=b"before", ExplicitHashKey="0")
+    client.split_shard(StreamName=stream, ShardToSplit=sid(0), NewStartingHashKey=str(2**126))
+    accepted = time.monotonic()
+    out = client.put_record(StreamName=stream, PartitionKey="a", Data=b"updating", ExplicitHashKey="0")
+    assert out["ShardId"] == sid(0), out
+    server.kill9()
+    if down_past_deadline:
+        time.sleep(max(0.0, SLOW_UPDATE_MS / 1000 - (time.monotonic() - accepted)) + 0.5)
+
+    server.start()
+    client = server.client()
+    summary = client.describe_stream_summary(StreamName=stream)["StreamDescriptionSummary"]
+    if summary["StreamStatus"] == "UPDATING":
+        assert shape(client, stream) == ([sid(0), sid(1)], [])
+    summary = wait_status(client, stream)
+    assert summary["OpenShardCount"] == 3
+    assert shape(client, stream) == ([sid(1), sid(2), sid(3)], [sid(0)])
+    shards = all_shards(client, stream)
+    assert_lineage_consistent(shards)
+    assert_partition(open_shards(shards))
+    # The parent kept what it took while UPDATING, and ends with its children.
+    iterator = client.get_shard_iterator(StreamName=stream, ShardId=sid(0),
+                                         ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+    page = client.get_records(ShardIterator=iterator)
+    assert [bytes(r["Data"]) for r in page["Records"]] == [b"before", b"updating"]
+    while page.get("NextShardIterator"):
+        page = client.get_records(ShardIterator=page["NextShardIterator"])
+        assert not page["Records"], page
+    assert [c["ShardId"] for c in page["ChildShards"]] == [sid(2), sid(3)]
+    assert client.put_record(StreamName=stream, PartitionKey="a", Data=b"after", ExplicitHashKey="0")["ShardId"] == sid(2)
+
+
+# --------------------------------------------------------------------------------------------------
 # UpdateShardCount
 
 
@@ -376,6 +499,8 @@ def test_update_shard_count_matches_even_layout(server_factory):
                         "TargetShardCount": target}, body
         summary = client.describe_stream_summary(StreamName=stream)["StreamDescriptionSummary"]
         assert summary["StreamStatus"] == "UPDATING", summary["StreamStatus"]
+        # The new layout appears when the stream is ACTIVE again.
+        assert summary["OpenShardCount"] == current, summary
         err = client_error(client.update_shard_count, StreamName=stream, TargetShardCount=current,
                            ScalingType="UNIFORM_SCALING")
         assert_client_error(err, "ResourceInUseException")

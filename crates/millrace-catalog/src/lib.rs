@@ -13,6 +13,7 @@ pub mod store;
 pub use documents::{DocumentChange, DocumentStore};
 pub use error::CatalogError;
 pub use record::{
-    ConsumerRecord, EncryptionRecord, ShardRecord, StreamMode, StreamRecord, StreamStatus,
+    ConsumerRecord, EncryptionRecord, NewShardRecord, PendingReshard, ReshardStep, ShardRecord,
+    StreamMode, StreamRecord, StreamStatus,
 };
 pub use store::{Catalog, MetadataStore};

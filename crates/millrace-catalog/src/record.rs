@@ -106,6 +106,37 @@ pub struct StreamRecord {
     /// Registered enhanced fan-out consumers.
     #[serde(default)]
     pub consumers: Vec<ConsumerRecord>,
+    /// A reshard accepted but not yet applied: until it is, the stream is UPDATING and keeps
+    /// its current shards (absent from records written before resharding was deferred).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_reshard: Option<PendingReshard>,
+}
+
+/// SplitShard, MergeShards or UpdateShardCount as accepted, applied when UPDATING ends.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingReshard {
+    /// When the reshard is applied, epoch milliseconds (the stream's `status_until_ms`).
+    pub apply_at_ms: u64,
+    /// Applied in order; the shards they create take the stream's next shard indexes in order.
+    pub steps: Vec<ReshardStep>,
+}
+
+/// One step of a reshard: closes shards and creates their children.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReshardStep {
+    /// Indexes of the shards closed (one for a split, two for a merge).
+    pub close: Vec<u32>,
+    pub create: Vec<NewShardRecord>,
+}
+
+/// A shard a reshard step creates.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewShardRecord {
+    /// Inclusive hash-key range, as decimal strings.
+    pub starting_hash_key: String,
+    pub ending_hash_key: String,
+    pub parent: u32,
+    pub adjacent_parent: Option<u32>,
 }
 
 impl StreamRecord {
@@ -114,6 +145,10 @@ impl StreamRecord {
         let settled = now_ms >= self.status_until_ms;
         match self.status {
             StreamStatus::Deleting if settled => None,
+            // A pending reshard ends UPDATING when it is applied, not by the clock alone.
+            StreamStatus::Updating if self.pending_reshard.is_some() => {
+                Some(StreamStatus::Updating)
+            }
             StreamStatus::Creating | StreamStatus::Updating if settled => {
                 Some(StreamStatus::Active)
             }

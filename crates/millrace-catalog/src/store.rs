@@ -186,6 +186,7 @@ mod tests {
             record_distribution_strategy: None,
             scaling_history_ms: vec![],
             consumers: vec![],
+            pending_reshard: None,
         }
     }
 
@@ -230,5 +231,45 @@ mod tests {
         assert_eq!(record.effective_status(100), Some(StreamStatus::Active));
         record.status = StreamStatus::Deleting;
         assert_eq!(record.effective_status(100), None);
+    }
+
+    #[test]
+    fn a_pending_reshard_keeps_the_stream_updating_and_survives_reopen() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("catalog.redb");
+        let mut record = sample("s");
+        record.status = StreamStatus::Updating;
+        record.status_until_ms = 100;
+        record.pending_reshard = Some(PendingReshard {
+            apply_at_ms: 100,
+            steps: vec![ReshardStep {
+                close: vec![0],
+                create: vec![NewShardRecord {
+                    starting_hash_key: "0".into(),
+                    ending_hash_key: "9".into(),
+                    parent: 0,
+                    adjacent_parent: None,
+                }],
+            }],
+        });
+        assert_eq!(record.effective_status(1_000), Some(StreamStatus::Updating));
+        Catalog::open(&path)
+            .expect("open")
+            .put_stream(&record)
+            .expect("put");
+        let stored = Catalog::open(&path)
+            .expect("reopen")
+            .all_streams()
+            .expect("list");
+        assert_eq!(stored, [record.clone()]);
+        record.pending_reshard = None;
+        assert_eq!(record.effective_status(1_000), Some(StreamStatus::Active));
+        // Records without the field (written before it existed) read as having none.
+        let mut json = serde_json::to_value(&record).expect("json");
+        json.as_object_mut()
+            .expect("object")
+            .remove("pending_reshard");
+        let old: StreamRecord = serde_json::from_value(json).expect("old record");
+        assert_eq!(old.pending_reshard, None);
     }
 }

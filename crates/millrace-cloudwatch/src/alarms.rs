@@ -69,7 +69,7 @@ fn iso(ms: i64) -> f64 {
 fn reason_time(seconds: i64) -> String {
     let days = seconds.div_euclid(86_400);
     let rem = seconds.rem_euclid(86_400);
-    let (y, m, d) = civil(days);
+    let (y, m, d) = millrace_wire::timestamp::civil_from_days(days);
     format!(
         "{d:02}/{m:02}/{:02} {:02}:{:02}:{:02}",
         y % 100,
@@ -77,20 +77,6 @@ fn reason_time(seconds: i64) -> String {
         rem % 3600 / 60,
         rem % 60
     )
-}
-
-/// Days since the epoch to (year, month, day) (Howard Hinnant's algorithm).
-fn civil(days: i64) -> (i64, i64, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
 fn names_of(input: &Value) -> Vec<String> {

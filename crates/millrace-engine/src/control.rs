@@ -204,6 +204,7 @@ impl Engine {
             record_distribution_strategy: request.record_distribution_strategy,
             scaling_history_ms: Vec::new(),
             consumers: Vec::new(),
+            pending_reshard: None,
         };
         self.store.put_stream(&record)?;
         self.install(record)?;
@@ -235,6 +236,8 @@ impl Engine {
             if record.status != StreamStatus::Deleting {
                 record.status = StreamStatus::Deleting;
                 record.status_until_ms = now_ms() + delete_ms;
+                // A reshard still pending is never applied.
+                record.pending_reshard = None;
             }
             Ok(())
         })?;

@@ -478,15 +478,15 @@ impl Subscription {
                 }
                 return self.read_event(until, now).await.map(Some);
             }
-            if end.is_some_and(|end| self.position >= end) {
-                let record = self.stream.snapshot();
-                let child_shards = children_of(&record, self.shard.index);
-                if child_shards.is_empty() {
-                    // The parent is closed but the new shape is not stored yet: the children
-                    // appear within milliseconds, and the shard-end event must name them.
-                    tokio::time::sleep(Duration::from_millis(5)).await;
-                    continue;
-                }
+            let ended = end.is_some_and(|end| self.position >= end);
+            let child_shards = if ended {
+                children_of(&self.stream.snapshot(), self.shard.index)
+            } else {
+                Vec::new()
+            };
+            // A parent closed whose new shape is not stored yet has no children to name: the
+            // shard wakes its subscribers again once they are stored (waited for below).
+            if !child_shards.is_empty() {
                 self.finished = true;
                 return Ok(Some(SubscriptionEvent {
                     records: Vec::new(),

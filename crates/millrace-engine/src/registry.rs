@@ -109,6 +109,12 @@ impl Shard {
         self.wake.send_replace(self.visible_end());
     }
 
+    /// Wakes the shard's subscribers without new records: once resharding has stored the new
+    /// shape, readers that found the closed shard not yet ended read again and find its end.
+    pub(crate) fn wake_readers(&self) {
+        self.wake.send_replace(self.visible_end());
+    }
+
     /// Undoes `close` when the new shape could not be stored.
     pub(crate) fn reopen(&self) {
         let _appends = self.append_lock.lock().expect("append lock");
@@ -226,6 +232,15 @@ pub struct Engine {
     next_incarnation: AtomicU64,
     pub(crate) subscriptions: crate::fanout::Subscriptions,
     pub(crate) sealer: crate::encryption::Sealer,
+    /// Wakes the timer that applies pending reshards (a new one was stored, or the engine is
+    /// dropped).
+    pub(crate) reshard_wake: Arc<tokio::sync::Notify>,
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        self.reshard_wake.notify_one();
+    }
 }
 
 const TOKEN_KEY_SETTING: &str = "token_key";
@@ -301,6 +316,7 @@ impl Engine {
             next_incarnation: AtomicU64::new(next_incarnation),
             subscriptions: Default::default(),
             sealer,
+            reshard_wake: Arc::new(tokio::sync::Notify::new()),
         });
         for record in records {
             engine.install(record)?;
@@ -313,9 +329,11 @@ impl Engine {
         Ok(engine)
     }
 
-    /// Starts the background work (retention, interval syncs); call once inside a runtime.
+    /// Starts the background work (retention, on-demand scaling, the timer that applies
+    /// pending reshards, interval syncs); call once inside a runtime.
     pub fn start_background(self: &Arc<Self>) {
         crate::retention::spawn(self.clone());
+        crate::reshard::spawn_scheduler(self.clone());
         crate::autoscale::spawn(self.clone());
         if let FsyncPolicy::Interval(period) = self.config.fsync {
             let engine = Arc::downgrade(self);
@@ -544,9 +562,8 @@ impl Engine {
     }
 
     /// Whether a shard was closed by resharding, for internal readers: between the close and
-    /// the storing of the new shape the shard has not ended for GetRecords yet, and its
-    /// subscription wakes no more, so a reader that caught up on a closed shard reads again
-    /// shortly instead of waiting.
+    /// the storing of the new shape the shard has not ended for GetRecords yet; its subscription
+    /// wakes once more when the new shape is stored, and GetRecords then ends it.
     pub fn shard_is_closed(&self, region: &str, name: &str, shard_index: u32) -> Option<bool> {
         Some(self.lookup(region, name)?.shard(shard_index)?.is_closed())
     }

@@ -1,13 +1,26 @@
 //! Resharding: SplitShard, MergeShards, UpdateShardCount and UpdateStreamMode.
 //!
-//! Every change of shape is one catalog transaction: parents are closed in memory (their
-//! appends drained and their logs forced), then the new shape is stored, then the children
-//! are opened. A crash before the commit leaves the old shape, after it the new one; writers
-//! that meet a closed parent route again to the children.
+//! An accepted reshard is a plan of steps, each closing some shards and creating their
+//! children. With an UPDATING delay configured, the plan is stored in the stream's catalog
+//! record (`pending_reshard`) before the call is answered, and the stream is UPDATING with its
+//! shards unchanged: the parents stay open and take writes, the children do not exist yet.
+//! One timer task (`spawn_scheduler`) sleeps until the earliest pending deadline, or until a
+//! new plan is stored, and applies the plans that are due; after a restart, plans whose
+//! deadline has passed are applied at once. Without a delay the plan is applied in the call.
+//!
+//! Applying a plan is one catalog transaction: parents are closed in memory (their appends
+//! drained and their logs forced), then the new shape is stored with the plan removed, then
+//! the children are opened. A crash before the commit leaves the old shape and the plan (which
+//! is applied again after the restart), after it the new one; writers that meet a closed parent
+//! route again to the children.
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use millrace_catalog::{ShardRecord, StreamMode, StreamRecord, StreamStatus};
+use millrace_catalog::{
+    NewShardRecord, PendingReshard, ReshardStep, ShardRecord, StreamMode, StreamRecord,
+    StreamStatus,
+};
 use millrace_types::{HashKeyRange, ShardId};
 
 use crate::clock::now_ms;
@@ -15,11 +28,84 @@ use crate::control::not_active;
 use crate::error::Error;
 use crate::registry::{Engine, Shard, Stream};
 
-/// A shard to create: its range and parents.
-struct NewShard {
-    range: HashKeyRange,
-    parent: u32,
-    adjacent_parent: Option<u32>,
+/// How long a pending reshard that failed to apply waits before the next attempt.
+const RETRY_MS: u64 = 1_000;
+
+fn new_shard(range: HashKeyRange, parent: u32, adjacent_parent: Option<u32>) -> NewShardRecord {
+    NewShardRecord {
+        starting_hash_key: range.start.to_string(),
+        ending_hash_key: range.end.to_string(),
+        parent,
+        adjacent_parent,
+    }
+}
+
+/// The two halves of a split of `range` at `key` (the upper half starts at `key`).
+fn split_step(parent: u32, range: HashKeyRange, key: u128) -> ReshardStep {
+    ReshardStep {
+        close: vec![parent],
+        create: vec![
+            new_shard(
+                HashKeyRange {
+                    start: range.start,
+                    end: key - 1,
+                },
+                parent,
+                None,
+            ),
+            new_shard(
+                HashKeyRange {
+                    start: key,
+                    end: range.end,
+                },
+                parent,
+                None,
+            ),
+        ],
+    }
+}
+
+/// When the stream's pending reshard is to be applied, if it has one that can be.
+fn pending_deadline(record: &StreamRecord) -> Option<u64> {
+    if record.status != StreamStatus::Updating {
+        return None;
+    }
+    record.pending_reshard.as_ref().map(|p| p.apply_at_ms)
+}
+
+/// Runs the timer that applies pending reshards, until the engine is dropped.
+pub(crate) fn spawn_scheduler(engine: Arc<Engine>) {
+    let wake = engine.reshard_wake.clone();
+    let engine = Arc::downgrade(&engine);
+    tokio::spawn(async move {
+        loop {
+            let next = match engine.upgrade() {
+                Some(engine) => engine.next_reshard_deadline(),
+                None => return,
+            };
+            let now = now_ms();
+            match next {
+                Some(at) if at <= now => {
+                    let Some(engine) = engine.upgrade() else {
+                        return;
+                    };
+                    let pass = tokio::task::spawn_blocking(move || engine.apply_due_reshards());
+                    if let Err(error) = pass.await {
+                        tracing::error!(%error, "applying pending reshards failed");
+                    }
+                }
+                // A stored plan or the engine's drop wakes the timer early (`notify_one`
+                // keeps the wake-up if it comes before the wait starts).
+                Some(at) => {
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_millis(at - now)) => {}
+                        _ = wake.notified() => {}
+                    }
+                }
+                None => wake.notified().await,
+            }
+        }
+    });
 }
 
 /// UpdateShardCount's answer.
@@ -88,7 +174,26 @@ impl Engine {
 
     pub(crate) fn check_shard_limit(&self, region: &str, additional: u32) -> Result<(), Error> {
         let current = self.describe_limits(region).open_shard_count;
-        if u64::from(current) + u64::from(additional) > u64::from(self.config.shard_limit) {
+        // Shards that pending reshards will add count against the limit already.
+        let pending: u64 = self
+            .all_streams()
+            .iter()
+            .map(|stream| {
+                let record = stream.record.read().expect("stream lock");
+                match &record.pending_reshard {
+                    Some(plan)
+                        if record.region == region && record.mode == StreamMode::Provisioned =>
+                    {
+                        let created: usize = plan.steps.iter().map(|s| s.create.len()).sum();
+                        let closed: usize = plan.steps.iter().map(|s| s.close.len()).sum();
+                        created.saturating_sub(closed) as u64
+                    }
+                    _ => 0,
+                }
+            })
+            .sum();
+        if u64::from(current) + pending + u64::from(additional) > u64::from(self.config.shard_limit)
+        {
             return Err(Error::LimitExceeded(format!(
                 "This request would exceed the shard limit for the account {} in {region}. \
                  Current shard count for the account: {current}. Limit: {}. Number of \
@@ -128,25 +233,7 @@ impl Engine {
             )));
         };
         self.check_shard_limit(region, 1)?;
-        let children = vec![
-            NewShard {
-                range: HashKeyRange {
-                    start: range.start,
-                    end: key - 1,
-                },
-                parent: id.0,
-                adjacent_parent: None,
-            },
-            NewShard {
-                range: HashKeyRange {
-                    start: key,
-                    end: range.end,
-                },
-                parent: id.0,
-                adjacent_parent: None,
-            },
-        ];
-        self.reshape(&stream, record, vec![vec![id.0]], vec![children])
+        self.accept(&stream, record, vec![split_step(id.0, range, key)])
     }
 
     /// MergeShards.
@@ -172,54 +259,49 @@ impl Engine {
                 self.config.account_id
             )));
         }
-        let child = NewShard {
-            range: HashKeyRange {
-                start: a.start,
-                end: b.end,
-            },
-            parent: first.0,
-            adjacent_parent: Some(second.0),
+        let step = ReshardStep {
+            close: vec![first.0, second.0],
+            create: vec![new_shard(
+                HashKeyRange {
+                    start: a.start,
+                    end: b.end,
+                },
+                first.0,
+                Some(second.0),
+            )],
         };
-        self.reshape(
-            &stream,
-            record,
-            vec![vec![first.0, second.0]],
-            vec![vec![child]],
-        )
+        self.accept(&stream, record, vec![step])
     }
 
-    /// Splits an open shard at the middle of its range (the on-demand scaler's step).
+    /// Splits an open shard at the middle of its range (the on-demand scaler's step). A split
+    /// of another hot shard found in the same pass joins the reshard still pending.
     pub(crate) fn split_in_half(&self, region: &str, name: &str, index: u32) -> Result<(), Error> {
         let _guard = self.control.lock().expect("control lock");
         let stream = self
             .lookup(region, name)
             .ok_or_else(|| self.stream_not_found(name))?;
-        let record = stream.snapshot();
+        let mut record = stream.snapshot();
         let parent = self.open_shard_record(&record, ShardId(index), name)?;
         let range = range_of(parent);
         let middle = range.start + (range.end - range.start) / 2 + 1;
         if middle <= range.start + 1 || middle >= range.end {
             return Ok(());
         }
-        let children = vec![
-            NewShard {
-                range: HashKeyRange {
-                    start: range.start,
-                    end: middle - 1,
-                },
-                parent: index,
-                adjacent_parent: None,
-            },
-            NewShard {
-                range: HashKeyRange {
-                    start: middle,
-                    end: range.end,
-                },
-                parent: index,
-                adjacent_parent: None,
-            },
-        ];
-        self.reshape(&stream, record, vec![vec![index]], vec![children])
+        let step = split_step(index, range, middle);
+        if pending_deadline(&record).is_none() {
+            return self.accept(&stream, record, vec![step]);
+        }
+        let pending = record
+            .pending_reshard
+            .as_mut()
+            .expect("a pending deadline has a plan");
+        if pending.steps.iter().any(|s| s.close.contains(&index)) {
+            return Ok(());
+        }
+        pending.steps.push(step);
+        self.store.put_stream(&record)?;
+        *stream.record.write().expect("stream lock") = record;
+        Ok(())
     }
 
     /// UpdateShardCount with UNIFORM_SCALING: splits and merges until the open shards are the
@@ -302,16 +384,8 @@ impl Engine {
                     end: remaining.1.end,
                 };
                 stage_create.push(vec![
-                    NewShard {
-                        range: lower,
-                        parent: remaining.0,
-                        adjacent_parent: None,
-                    },
-                    NewShard {
-                        range: upper,
-                        parent: remaining.0,
-                        adjacent_parent: None,
-                    },
+                    new_shard(lower, remaining.0, None),
+                    new_shard(upper, remaining.0, None),
                 ]);
                 pieces.push((next_index, lower));
                 remaining = (next_index + 1, upper);
@@ -335,11 +409,7 @@ impl Engine {
                     start: merged.1.start,
                     end: piece.1.end,
                 };
-                creates.push(vec![NewShard {
-                    range,
-                    parent: merged.0,
-                    adjacent_parent: Some(piece.0),
-                }]);
+                creates.push(vec![new_shard(range, merged.0, Some(piece.0))]);
                 merged = (next_index, range);
                 next_index += 1;
             }
@@ -347,7 +417,12 @@ impl Engine {
         let mut record = record;
         record.scaling_history_ms = recent;
         record.scaling_history_ms.push(now);
-        self.reshape(&stream, record, closes, creates)?;
+        let steps = closes
+            .into_iter()
+            .zip(creates)
+            .map(|(close, create)| ReshardStep { close, create })
+            .collect();
+        self.accept(&stream, record, steps)?;
         Ok(ScalingOutcome {
             current_shard_count: current,
             target_shard_count: target,
@@ -381,15 +456,76 @@ impl Engine {
         })
     }
 
+    /// Takes an accepted reshard: with an UPDATING delay, stores it as the stream's pending
+    /// reshard (the stream is UPDATING, its shards unchanged) and wakes the timer that applies
+    /// it; without one, applies it now. The caller holds the control lock.
+    fn accept(
+        &self,
+        stream: &Arc<Stream>,
+        mut record: StreamRecord,
+        steps: Vec<ReshardStep>,
+    ) -> Result<(), Error> {
+        let delay = self.config.update_stream_ms;
+        if delay == 0 {
+            return self.reshape(stream, record, steps);
+        }
+        let apply_at_ms = now_ms() + delay;
+        record.status = StreamStatus::Updating;
+        record.status_until_ms = apply_at_ms;
+        record.pending_reshard = Some(PendingReshard { apply_at_ms, steps });
+        self.store.put_stream(&record)?;
+        *stream.record.write().expect("stream lock") = record;
+        self.reshard_wake.notify_one();
+        Ok(())
+    }
+
+    /// The earliest deadline of a pending reshard.
+    pub(crate) fn next_reshard_deadline(&self) -> Option<u64> {
+        self.all_streams()
+            .iter()
+            .filter_map(|s| pending_deadline(&s.record.read().expect("stream lock")))
+            .min()
+    }
+
+    /// Applies every pending reshard whose deadline has passed: the stream takes its new shape
+    /// and becomes ACTIVE. Blocks (it closes and forces shard logs).
+    pub(crate) fn apply_due_reshards(&self) {
+        let now = now_ms();
+        for stream in self.all_streams() {
+            let due = |record: &StreamRecord| pending_deadline(record).is_some_and(|at| at <= now);
+            if !due(&stream.record.read().expect("stream lock")) {
+                continue;
+            }
+            let _guard = self.control.lock().expect("control lock");
+            let mut record = stream.snapshot();
+            if !due(&record) {
+                continue;
+            }
+            let Some(pending) = record.pending_reshard.take() else {
+                continue;
+            };
+            record.status = StreamStatus::Active;
+            let name = record.name.clone();
+            if let Err(error) = self.reshape(&stream, record, pending.steps) {
+                tracing::error!(stream = name, %error, "failed to apply a pending reshard; retrying");
+                let mut record = stream.record.write().expect("stream lock");
+                if let Some(pending) = record.pending_reshard.as_mut() {
+                    pending.apply_at_ms = now + RETRY_MS;
+                }
+            }
+        }
+    }
+
     /// Applies a sequence of steps, each closing some shards and creating their children, as
-    /// one stored change. The caller holds the control lock.
+    /// one stored change (which also stores the record's other fields as given, its pending
+    /// reshard removed). The caller holds the control lock.
     fn reshape(
         &self,
         stream: &Arc<Stream>,
         mut record: StreamRecord,
-        closes: Vec<Vec<u32>>,
-        creates: Vec<Vec<NewShard>>,
+        steps: Vec<ReshardStep>,
     ) -> Result<(), Error> {
+        record.pending_reshard = None;
         let now = now_ms();
         let live: Vec<Arc<Shard>> = stream.shards.read().expect("shard lock").clone();
         let mut closed_now: Vec<Arc<Shard>> = Vec::new();
@@ -399,9 +535,9 @@ impl Engine {
             .iter()
             .map(|s| (s.index, s.created_secs))
             .collect();
-        for (step_closes, step_creates) in closes.iter().zip(creates) {
+        for step in steps {
             let mut parent_created = 0;
-            for index in step_closes {
+            for index in &step.close {
                 // Shards created earlier in this change are empty and have no log open yet.
                 let end = match live.iter().find(|s| s.index == *index) {
                     Some(shard) => {
@@ -419,22 +555,24 @@ impl Engine {
                     }
                     None => 0,
                 };
-                let entry = record
-                    .shards
-                    .iter_mut()
-                    .find(|s| s.index == *index)
-                    .expect("resharding closes known shards");
+                let Some(entry) = record.shards.iter_mut().find(|s| s.index == *index) else {
+                    closed_now.iter().for_each(|s| s.reopen());
+                    return Err(Error::Internal(format!(
+                        "a reshard of stream {} closes shard {index}, which it does not have",
+                        record.name
+                    )));
+                };
                 entry.closed_ms = Some(now);
                 entry.end_position = Some(end);
                 parent_created =
                     parent_created.max(created_secs_of.get(index).copied().unwrap_or(0));
             }
             let created_secs = (now / 1000).max(parent_created) + 1;
-            for child in step_creates {
+            for child in step.create {
                 record.shards.push(ShardRecord {
                     index: next_index,
-                    starting_hash_key: child.range.start.to_string(),
-                    ending_hash_key: child.range.end.to_string(),
+                    starting_hash_key: child.starting_hash_key,
+                    ending_hash_key: child.ending_hash_key,
                     parent: Some(child.parent),
                     adjacent_parent: child.adjacent_parent,
                     created_secs,
@@ -446,10 +584,6 @@ impl Engine {
             }
         }
         record.next_shard_index = next_index;
-        if self.config.update_stream_ms > 0 {
-            record.status = StreamStatus::Updating;
-            record.status_until_ms = now + self.config.update_stream_ms;
-        }
         if let Err(error) = self.store.put_stream(&record) {
             closed_now.iter().for_each(|s| s.reopen());
             return Err(error.into());
@@ -491,6 +625,8 @@ impl Engine {
             "stream resharded"
         );
         *stream.record.write().expect("stream lock") = record;
+        // Readers woken by the close may have read before the children were stored.
+        closed_now.iter().for_each(|s| s.wake_readers());
         Ok(())
     }
 }
@@ -547,5 +683,214 @@ impl Engine {
             record.record_distribution_strategy = Some(strategy.to_owned());
             Ok(())
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::*;
+    use crate::config::EngineConfig;
+    use crate::control::CreateStreamRequest;
+    use crate::data::PutEntry;
+
+    const REGION: &str = "us-east-1";
+
+    fn open(config: &EngineConfig) -> Arc<Engine> {
+        // A background pass of an engine just dropped may still hold the catalog for a moment.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match Engine::open(config.clone()) {
+                Ok(engine) => return engine,
+                Err(error) if Instant::now() > deadline => panic!("open the engine: {error}"),
+                Err(_) => std::thread::sleep(Duration::from_millis(50)),
+            }
+        }
+    }
+
+    /// (status, open shard ids, closed shard ids) as DescribeStream shows them.
+    fn shape(engine: &Engine) -> (&'static str, Vec<String>, Vec<String>) {
+        let view = engine
+            .describe_stream(REGION, "s", None, None)
+            .expect("describe");
+        let (closed, open): (Vec<_>, Vec<_>) = view
+            .shards
+            .iter()
+            .partition(|s| s.ending_sequence_number.is_some());
+        let ids = |shards: Vec<&crate::view::ShardView>| {
+            shards.iter().map(|s| s.shard_id.clone()).collect()
+        };
+        (view.status, ids(open), ids(closed))
+    }
+
+    async fn put_top(engine: &Engine) -> String {
+        let key = u128::MAX.to_string();
+        let entry = PutEntry {
+            partition_key: Some("k"),
+            explicit_hash_key: Some(&key),
+            data: b"x",
+        };
+        let outcome = engine
+            .put_record(REGION, "s", entry, None)
+            .await
+            .expect("put");
+        outcome.shard_id.to_string()
+    }
+
+    async fn wait_active(engine: &Engine) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while shape(engine).0 != "ACTIVE" {
+            assert!(Instant::now() < deadline, "the stream stayed UPDATING");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_split_is_applied_when_updating_ends_also_after_a_restart() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut config = EngineConfig::new(dir.path().to_owned());
+        config.update_stream_ms = 1_500;
+        let engine = open(&config);
+        engine.start_background();
+        let request = CreateStreamRequest {
+            name: "s".into(),
+            shard_count: Some(1),
+            mode: Some("PROVISIONED".into()),
+            ..CreateStreamRequest::default()
+        };
+        engine.create_stream(REGION, request).expect("create");
+        let middle = (1u128 << 127).to_string();
+        engine
+            .split_shard(REGION, "s", "shardId-000000000000", &middle)
+            .expect("split");
+        // UPDATING: the parent is the only shard, open and taking writes.
+        assert_eq!(
+            shape(&engine),
+            ("UPDATING", vec![ShardId(0).to_string()], vec![])
+        );
+        assert_eq!(put_top(&engine).await, ShardId(0).to_string());
+        let error = engine
+            .merge_shards(REGION, "s", "shardId-000000000000", "shardId-000000000001")
+            .expect_err("refused while updating");
+        assert!(matches!(error, Error::ResourceInUse(_)), "{error:?}");
+        wait_active(&engine).await;
+        let children = vec![ShardId(1).to_string(), ShardId(2).to_string()];
+        assert_eq!(
+            shape(&engine),
+            ("ACTIVE", children, vec![ShardId(0).to_string()])
+        );
+        assert_eq!(put_top(&engine).await, ShardId(2).to_string());
+
+        // A split accepted just before the engine goes away is applied after the restart, once
+        // its deadline passes.
+        engine
+            .split_shard(
+                REGION,
+                "s",
+                "shardId-000000000002",
+                &(u128::MAX - 10).to_string(),
+            )
+            .expect("second split");
+        drop(engine);
+        let engine = open(&config);
+        let (status, open_shards, _) = shape(&engine);
+        assert_eq!(status, "UPDATING");
+        assert_eq!(
+            open_shards,
+            [ShardId(1).to_string(), ShardId(2).to_string()]
+        );
+        engine.start_background();
+        wait_active(&engine).await;
+        let (_, open_shards, closed) = shape(&engine);
+        let want: Vec<String> = [1, 3, 4].map(|i| ShardId(i).to_string()).into();
+        assert_eq!(open_shards, want);
+        assert_eq!(closed, [ShardId(0).to_string(), ShardId(2).to_string()]);
+        assert_eq!(put_top(&engine).await, ShardId(4).to_string());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn on_demand_splits_of_one_pass_join_the_pending_reshard() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut config = EngineConfig::new(dir.path().to_owned());
+        config.update_stream_ms = 1_000;
+        let engine = open(&config);
+        engine.start_background();
+        let request = CreateStreamRequest {
+            name: "s".into(),
+            mode: Some("ON_DEMAND".into()),
+            ..CreateStreamRequest::default()
+        };
+        engine.create_stream(REGION, request).expect("create");
+        for index in [0, 1, 0] {
+            engine.split_in_half(REGION, "s", index).expect("split");
+        }
+        let initial: Vec<String> = (0..4).map(|i| ShardId(i).to_string()).collect();
+        assert_eq!(shape(&engine), ("UPDATING", initial, vec![]));
+        wait_active(&engine).await;
+        let (_, open_shards, closed) = shape(&engine);
+        let want: Vec<String> = [2, 3, 4, 5, 6, 7].map(|i| ShardId(i).to_string()).into();
+        assert_eq!(open_shards, want);
+        assert_eq!(closed, [ShardId(0).to_string(), ShardId(1).to_string()]);
+    }
+
+    /// A reader at the tip that waits on the shard's subscription, as internal readers do, finds
+    /// the parent's end once the reshard is applied: the last wake-up comes after the children
+    /// are stored.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_reader_waiting_at_the_tip_is_woken_to_find_the_children() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut config = EngineConfig::new(dir.path().to_owned());
+        config.update_stream_ms = 200;
+        let engine = open(&config);
+        engine.start_background();
+        let request = CreateStreamRequest {
+            name: "s".into(),
+            shard_count: Some(1),
+            mode: Some("PROVISIONED".into()),
+            ..CreateStreamRequest::default()
+        };
+        engine.create_stream(REGION, request).expect("create");
+        put_top(&engine).await;
+        // Each round splits the lower child of the round before.
+        for (round, index) in [0u32, 1, 3].into_iter().enumerate() {
+            let parent = ShardId(index).to_string();
+            let iterator = crate::data::IteratorRequest {
+                shard_id: &parent,
+                iterator_type: crate::data::IteratorType::Latest,
+                starting_sequence_number: None,
+                timestamp_ms: None,
+            };
+            let mut iterator = engine
+                .get_shard_iterator(REGION, "s", iterator)
+                .await
+                .expect("iterator");
+            let mut wake = engine
+                .subscribe_shard(REGION, "s", index)
+                .expect("subscribe");
+            let reader = {
+                let engine = engine.clone();
+                tokio::spawn(async move {
+                    loop {
+                        let page = engine.get_records(&iterator, None).await.expect("read");
+                        match page.next_shard_iterator {
+                            None => return page.child_shards.len(),
+                            Some(next) => iterator = next,
+                        }
+                        wake.changed().await.expect("the shard is alive");
+                    }
+                })
+            };
+            let key = (1u128 << (127 - round)).to_string();
+            engine
+                .split_shard(REGION, "s", &parent, &key)
+                .expect("split");
+            let children = tokio::time::timeout(Duration::from_secs(30), reader)
+                .await
+                .expect("the reader found the end of the parent")
+                .expect("reader");
+            assert_eq!(children, 2);
+            wait_active(&engine).await;
+        }
     }
 }

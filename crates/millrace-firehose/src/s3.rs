@@ -114,6 +114,24 @@ pub async fn put_object_in_parts(
     }
 }
 
+/// A signed request to the store: `url` already carries the signature; the body's length and
+/// the content encoding (when the signature covered one) are sent as headers.
+fn signed(
+    method: http::Method,
+    url: &url::Url,
+    content_encoding: Option<&str>,
+    body: Bytes,
+) -> Result<http::Request<Full<Bytes>>, String> {
+    let mut request = http::Request::builder().method(method).uri(url.as_str());
+    if let Some(encoding) = content_encoding {
+        request = request.header("content-encoding", encoding);
+    }
+    request
+        .header("content-length", body.len())
+        .body(Full::new(body))
+        .map_err(|error| format!("build request: {error}"))
+}
+
 /// The store's refusal of a first request: HTTP status and S3 error code.
 type Refusal = (u16, String);
 
@@ -130,14 +148,7 @@ async fn single(
         action.headers_mut().insert("content-encoding", encoding);
     }
     let url = action.sign(SIGNATURE_LIFETIME);
-    let mut request = http::Request::put(url.as_str());
-    if let Some(encoding) = content_encoding {
-        request = request.header("content-encoding", encoding);
-    }
-    let request = request
-        .header("content-length", body.len())
-        .body(Full::new(body.clone()))
-        .map_err(|error| format!("build request: {error}"))?;
+    let request = signed(http::Method::PUT, &url, content_encoding, body.clone())?;
     let reply = send(client, request, REQUEST_TIMEOUT).await?;
     if (200..300).contains(&reply.status) {
         return Ok(Ok(()));
@@ -162,14 +173,7 @@ async fn multipart(
         action.headers_mut().insert("content-encoding", encoding);
     }
     let url = action.sign(SIGNATURE_LIFETIME);
-    let mut request = http::Request::post(url.as_str());
-    if let Some(encoding) = content_encoding {
-        request = request.header("content-encoding", encoding);
-    }
-    let request = request
-        .header("content-length", 0)
-        .body(Full::new(Bytes::new()))
-        .map_err(|error| format!("build request: {error}"))?;
+    let request = signed(http::Method::POST, &url, content_encoding, Bytes::new())?;
     let reply = send(client, request, REQUEST_TIMEOUT).await?;
     if !(200..300).contains(&reply.status) {
         return Ok(Err((reply.status, error_code(&reply.body))));
@@ -191,14 +195,11 @@ async fn multipart(
     if let Err(error) = &result {
         let action = bucket.abort_multipart_upload(Some(credentials), key, &upload_id);
         let url = action.sign(SIGNATURE_LIFETIME);
-        let aborted = match http::Request::delete(url.as_str())
-            .header("content-length", 0)
-            .body(Full::new(Bytes::new()))
-        {
+        let aborted = match signed(http::Method::DELETE, &url, None, Bytes::new()) {
             Ok(request) => send(client, request, REQUEST_TIMEOUT)
                 .await
                 .map(|reply| reply.status),
-            Err(error) => Err(error.to_string()),
+            Err(error) => Err(error),
         };
         tracing::debug!(key, %error, ?aborted, "aborted a multipart upload");
     }
@@ -226,10 +227,7 @@ async fn upload_parts(
         let number = u16::try_from(index + 1).map_err(|_| "too many parts".to_owned())?;
         let action = bucket.upload_part(Some(credentials), key, number, upload_id);
         let url = action.sign(SIGNATURE_LIFETIME);
-        let request = http::Request::put(url.as_str())
-            .header("content-length", part.len())
-            .body(Full::new(part))
-            .map_err(|error| format!("build request: {error}"))?;
+        let request = signed(http::Method::PUT, &url, None, part)?;
         let reply = send(client, request, REQUEST_TIMEOUT).await?;
         if !(200..300).contains(&reply.status) {
             return Err(format!(
@@ -253,10 +251,7 @@ async fn upload_parts(
     );
     let url = action.sign(SIGNATURE_LIFETIME);
     let xml = action.body();
-    let request = http::Request::post(url.as_str())
-        .header("content-length", xml.len())
-        .body(Full::new(Bytes::from(xml)))
-        .map_err(|error| format!("build request: {error}"))?;
+    let request = signed(http::Method::POST, &url, None, Bytes::from(xml))?;
     let reply = send(client, request, REQUEST_TIMEOUT).await?;
     // S3 may answer 200 and still fail the completion: the body says which.
     let text = String::from_utf8_lossy(&reply.body);
@@ -278,10 +273,7 @@ async fn create_bucket(
 ) -> Result<(), String> {
     let action = bucket.create_bucket(credentials);
     let url = action.sign(SIGNATURE_LIFETIME);
-    let request = http::Request::put(url.as_str())
-        .header("content-length", 0)
-        .body(Full::new(Bytes::new()))
-        .map_err(|error| format!("build request: {error}"))?;
+    let request = signed(http::Method::PUT, &url, None, Bytes::new())?;
     let reply = send(client, request, REQUEST_TIMEOUT).await?;
     let code = error_code(&reply.body);
     if (200..300).contains(&reply.status)

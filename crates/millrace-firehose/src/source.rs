@@ -31,10 +31,6 @@ const READ_LIMIT: i64 = 10_000;
 /// Wait after a failed read (throttling, a vanished iterator) before trying again.
 const RETRY_WAIT: Duration = Duration::from_millis(500);
 const DONE: &str = "done";
-/// First wait between reads of a closed shard whose children are not stored yet (doubling).
-const CLOSING_WAIT: Duration = Duration::from_millis(5);
-/// The longest of those waits.
-const CLOSING_WAIT_MAX: Duration = Duration::from_secs(1);
 
 /// `(region, account, stream name)` of a stream ARN.
 fn parse_arn(arn: &str) -> Option<(&str, &str, &str)> {
@@ -274,7 +270,6 @@ async fn read_shard(shared: Arc<Shared>, shard_id: String) {
         return;
     };
     let mut iterator: Option<String> = None;
-    let mut closing_wait = CLOSING_WAIT;
     loop {
         if *stop.borrow() {
             return;
@@ -419,22 +414,8 @@ async fn read_shard(shared: Arc<Shared>, shard_id: String) {
             Some(next) => iterator = Some(next),
         }
         let caught_up = output.records.is_empty() || output.millis_behind_latest == 0;
-        let closed = caught_up
-            && shared
-                .engine
-                .shard_is_closed(&shared.region, &shared.name, index)
-                .unwrap_or(false);
-        if closed {
-            // Closed by resharding, the new shape not stored yet: the shard has not ended for
-            // GetRecords and no further wake comes for it; the children appear within
-            // milliseconds, so read again shortly.
-            if wait(&mut stop, closing_wait).await {
-                return;
-            }
-            closing_wait = (closing_wait * 2).min(CLOSING_WAIT_MAX);
-            continue;
-        }
-        closing_wait = CLOSING_WAIT;
+        // A shard closed by resharding ends for GetRecords once the new shape is stored; the
+        // engine wakes its subscribers again then, so the wait below covers that case too.
         if caught_up && !wake.has_changed().unwrap_or(false) {
             tokio::select! {
                 changed = wake.changed() => if changed.is_err() { return },

@@ -4,6 +4,7 @@
 mod auth;
 mod capacity;
 mod channels;
+mod common;
 mod crash;
 mod errors;
 mod fanout;

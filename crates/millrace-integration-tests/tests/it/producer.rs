@@ -8,6 +8,8 @@ use std::time::Duration;
 use aws_sdk_kinesis::types::ShardIteratorType;
 use aws_sdk_kinesis::Client;
 use millrace_integration_tests::Server;
+
+use crate::common::server_with_stream;
 use millrace_producer::{
     deaggregate, hash_key, ClientConfig, Credentials, KinesisClient, Producer, ProducerConfig,
 };
@@ -152,15 +154,7 @@ async fn read_lineage(client: &Client, stream: &str) -> Read {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn producer_survives_split_and_merge_with_every_record_once_in_key_order() {
-    let server = Server::start(&[]).expect("start server");
-    let client = server.kinesis();
-    client
-        .create_stream()
-        .stream_name("produced")
-        .shard_count(4)
-        .send()
-        .await
-        .expect("create");
+    let (server, client) = server_with_stream(&[], "produced", 4).await;
     let producer = Producer::new(producer_client(&server), ProducerConfig::default());
 
     let reshard = {
@@ -277,15 +271,7 @@ async fn producer_survives_split_and_merge_with_every_record_once_in_key_order()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn throttled_records_are_retried_and_expired_ones_reported() {
-    let server = Server::start(&["--throughput-limits", "on"]).expect("start server");
-    let client = server.kinesis();
-    client
-        .create_stream()
-        .stream_name("hot")
-        .shard_count(1)
-        .send()
-        .await
-        .expect("create");
+    let (server, _client) = server_with_stream(&["--throughput-limits", "on"], "hot", 1).await;
     // No aggregation and a producer-side limit far above the shard's: the server throttles.
     let config = ProducerConfig {
         aggregation_enabled: false,
@@ -349,15 +335,7 @@ async fn throttled_records_are_retried_and_expired_ones_reported() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_buffer_fails_fast_or_waits_and_flush_delivers_everything() {
-    let server = Server::start(&[]).expect("start server");
-    let client = server.kinesis();
-    client
-        .create_stream()
-        .stream_name("bounded")
-        .shard_count(1)
-        .send()
-        .await
-        .expect("create");
+    let (server, _client) = server_with_stream(&[], "bounded", 1).await;
     let config = ProducerConfig {
         max_outstanding_records: 10,
         when_full: millrace_producer::WhenFull::Fail,
@@ -442,15 +420,7 @@ async fn metric_sum(kinesis: &KinesisClient, name: &str, dimensions: serde_json:
 }
 
 async fn publish_metrics(level: millrace_producer::MetricsLevel) -> (Server, KinesisClient) {
-    let server = Server::start(&[]).expect("start server");
-    let client = server.kinesis();
-    client
-        .create_stream()
-        .stream_name("measured")
-        .shard_count(2)
-        .send()
-        .await
-        .expect("create");
+    let (server, _client) = server_with_stream(&[], "measured", 2).await;
     let config = ProducerConfig {
         metrics_level: level,
         metrics_upload_delay: Duration::from_secs(600),

@@ -8,7 +8,8 @@ use std::time::Duration;
 use aws_sdk_kinesis::primitives::Blob;
 use aws_sdk_kinesis::types::{PutRecordsRequestEntry, ShardIteratorType};
 use aws_sdk_kinesis::Client;
-use millrace_integration_tests::Server;
+
+use crate::common::{server_with_stream, wait_active};
 
 /// Reads every shard, parents before children, until all closed shards are finished and the
 /// open ones are caught up; returns records per partition key in read order.
@@ -99,15 +100,7 @@ async fn read_lineage(client: &Client, stream: &str) -> (BTreeMap<String, Vec<Ve
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lineage_consumer_gets_every_record_once_in_key_order() {
-    let server = Server::start(&[]).expect("start server");
-    let client = server.kinesis();
-    client
-        .create_stream()
-        .stream_name("lineage")
-        .shard_count(2)
-        .send()
-        .await
-        .expect("create");
+    let (_server, client) = server_with_stream(&[], "lineage", 2).await;
     let written: Arc<Mutex<BTreeMap<String, Vec<Vec<u8>>>>> = Arc::default();
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let mut producers = Vec::new();
@@ -242,15 +235,7 @@ async fn lineage_consumer_gets_every_record_once_in_key_order() {
 
 #[tokio::test]
 async fn resharding_survives_kill_9() {
-    let mut server = Server::start(&[]).expect("start server");
-    let client = server.kinesis();
-    client
-        .create_stream()
-        .stream_name("s")
-        .shard_count(1)
-        .send()
-        .await
-        .expect("create");
+    let (mut server, client) = server_with_stream(&[], "s", 1).await;
     let before = client
         .put_record()
         .stream_name("s")
@@ -370,15 +355,7 @@ async fn open_layout(client: &Client, stream: &str) -> Vec<(String, String)> {
 async fn update_shard_count_gives_the_uniform_layout_and_checks_its_limits() {
     use aws_sdk_kinesis::error::ProvideErrorMetadata;
     use aws_sdk_kinesis::types::ScalingType;
-    let server = Server::start(&["--max-scaling-per-day", "4"]).expect("start server");
-    let client = server.kinesis();
-    client
-        .create_stream()
-        .stream_name("u")
-        .shard_count(1)
-        .send()
-        .await
-        .expect("create");
+    let (_server, client) = server_with_stream(&["--max-scaling-per-day", "4"], "u", 1).await;
     for target in [2, 4, 3] {
         let reply = client
             .update_shard_count()
@@ -472,15 +449,7 @@ async fn update_shard_count_gives_the_uniform_layout_and_checks_its_limits() {
 #[tokio::test]
 async fn resharding_is_refused_while_updating() {
     use aws_sdk_kinesis::error::ProvideErrorMetadata;
-    let server = Server::start(&["--update-stream-ms", "2000"]).expect("start server");
-    let client = server.kinesis();
-    client
-        .create_stream()
-        .stream_name("busy")
-        .shard_count(2)
-        .send()
-        .await
-        .expect("create");
+    let (_server, client) = server_with_stream(&["--update-stream-ms", "2000"], "busy", 2).await;
     client
         .merge_shards()
         .stream_name("busy")
@@ -511,14 +480,51 @@ async fn resharding_is_refused_while_updating() {
         .await
         .expect_err("still updating");
     assert_eq!(closed.code(), Some("ResourceInUseException"));
-    // Writes keep working while the stream is UPDATING, and go to the child.
-    let put = client
-        .put_record()
+    // While UPDATING the parents are still the open shards, taking the writes; the child is
+    // listed once the stream is ACTIVE again.
+    let open_shards = |shards: Vec<aws_sdk_kinesis::types::Shard>| -> Vec<String> {
+        shards
+            .into_iter()
+            .filter(|s| {
+                s.sequence_number_range()
+                    .is_some_and(|r| r.ending_sequence_number().is_none())
+            })
+            .map(|s| s.shard_id)
+            .collect()
+    };
+    let listed = client
+        .list_shards()
         .stream_name("busy")
-        .partition_key("k")
-        .data(Blob::new(b"x".to_vec()))
         .send()
         .await
-        .expect("put while updating");
-    assert_eq!(put.shard_id, "shardId-000000000002");
+        .expect("list while updating");
+    assert_eq!(
+        open_shards(listed.shards.unwrap_or_default()),
+        ["shardId-000000000000", "shardId-000000000001"]
+    );
+    let put = |key: &'static str| {
+        client
+            .put_record()
+            .stream_name("busy")
+            .partition_key("k")
+            .explicit_hash_key(key)
+            .data(Blob::new(b"x".to_vec()))
+            .send()
+    };
+    let top = "340282366920938463463374607431768211455";
+    let put_top = put(top).await.expect("put while updating");
+    assert_eq!(put_top.shard_id, "shardId-000000000001");
+    wait_active(&client, "busy").await;
+    let listed = client
+        .list_shards()
+        .stream_name("busy")
+        .send()
+        .await
+        .expect("list when active");
+    assert_eq!(
+        open_shards(listed.shards.unwrap_or_default()),
+        ["shardId-000000000002"]
+    );
+    let after = put(top).await.expect("put when active");
+    assert_eq!(after.shard_id, "shardId-000000000002");
 }
