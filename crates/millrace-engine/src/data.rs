@@ -134,9 +134,31 @@ const _: () = assert!(READ_BYTES_PER_CALL <= MAX_GET_RECORDS_BYTES);
 const INLINE_APPEND_SHARDS: usize = 8;
 const INLINE_APPEND_BYTES: usize = 16 << 10;
 
-/// One shard's share of a request: the shard, which request entries go there, their encoded
-/// payloads back to back, and where each payload ends.
-type AppendJob = (Arc<Shard>, Vec<usize>, Vec<u8>, Vec<usize>);
+/// One shard's share of a request: the shard, which request entries go there, and the range of
+/// their payloads in the round's [`Encoded`] payloads.
+type AppendJob = (Arc<Shard>, Vec<usize>, std::ops::Range<usize>);
+
+/// A round's encoded payloads, shard after shard, in one buffer (no buffers per shard).
+struct Encoded {
+    bytes: Vec<u8>,
+    /// Where each payload ends in `bytes`.
+    ends: Vec<usize>,
+}
+
+impl Encoded {
+    fn payload(&self, k: usize) -> &[u8] {
+        let start = k.checked_sub(1).map_or(0, |p| self.ends[p]);
+        &self.bytes[start..self.ends[k]]
+    }
+
+    /// Bytes of the payloads `range`.
+    fn len_of(&self, range: &std::ops::Range<usize>) -> usize {
+        match range.clone().last() {
+            Some(last) => self.ends[last] - range.start.checked_sub(1).map_or(0, |p| self.ends[p]),
+            None => 0,
+        }
+    }
+}
 
 /// What a put needs to know about its stream.
 struct PutSettings {
@@ -255,9 +277,8 @@ impl Engine {
         let mut throttled = Vec::new();
         for attempt in 0u32.. {
             let open = stream.open_shards();
-            // Entries per open shard, in request order; most requests touch few shards.
-            let mut by_shard: Vec<Vec<usize>> = vec![Vec::new(); open.len()];
-            let mut touched: Vec<usize> = Vec::new();
+            // Entries sorted by open shard, in request order within each shard.
+            let mut routed: Vec<(usize, usize)> = Vec::with_capacity(pending.len());
             let mut unrouted = Vec::new();
             for entry_index in pending {
                 let key = hash_keys[entry_index];
@@ -269,57 +290,54 @@ impl Engine {
                     unrouted.push(entry_index);
                     continue;
                 }
-                if by_shard[position].is_empty() {
-                    touched.push(position);
-                }
-                by_shard[position].push(entry_index);
+                routed.push((position, entry_index));
             }
-            let groups: Vec<(usize, Vec<usize>)> = touched
-                .into_iter()
-                .map(|position| (position, std::mem::take(&mut by_shard[position])))
-                .collect();
-            let jobs: Vec<AppendJob> = groups
-                .into_iter()
-                .map(|(position, members)| {
-                    let size: usize = members
-                        .iter()
-                        .map(|&i| {
-                            let entry = &entries[i];
-                            3 + overhead
-                                + entry.partition_key.map_or(0, str::len)
-                                + entry.data.len()
-                        })
-                        .sum();
-                    let mut buffer = Vec::with_capacity(size);
-                    let mut ends = Vec::with_capacity(members.len());
-                    for &entry_index in &members {
-                        let entry = &entries[entry_index];
-                        let partition_key = entry.partition_key.unwrap_or_default();
-                        match &write_key {
-                            Some(key) => {
-                                key.seal_into(&mut buffer, partition_key, entry.data, &stream_arn)
-                            }
-                            None => {
-                                record_codec::encode_into(&mut buffer, partition_key, entry.data)
-                            }
-                        }
-                        ends.push(buffer.len());
-                    }
-                    (open[position].clone(), members, buffer, ends)
+            routed.sort_unstable();
+            let size: usize = routed
+                .iter()
+                .map(|&(_, i)| {
+                    let entry = &entries[i];
+                    3 + overhead + entry.partition_key.map_or(0, str::len) + entry.data.len()
                 })
-                .collect();
+                .sum();
+            let mut encoded = Encoded {
+                bytes: Vec::with_capacity(size),
+                ends: Vec::with_capacity(routed.len()),
+            };
+            let mut jobs: Vec<AppendJob> = Vec::new();
+            for run in routed.chunk_by(|a, b| a.0 == b.0) {
+                let first = encoded.ends.len();
+                let members: Vec<usize> = run.iter().map(|&(_, i)| i).collect();
+                for &entry_index in &members {
+                    let entry = &entries[entry_index];
+                    let partition_key = entry.partition_key.unwrap_or_default();
+                    match &write_key {
+                        Some(key) => key.seal_into(
+                            &mut encoded.bytes,
+                            partition_key,
+                            entry.data,
+                            &stream_arn,
+                        ),
+                        None => {
+                            record_codec::encode_into(&mut encoded.bytes, partition_key, entry.data)
+                        }
+                    }
+                    encoded.ends.push(encoded.bytes.len());
+                }
+                jobs.push((open[run[0].0].clone(), members, first..encoded.ends.len()));
+            }
             let limits = self.config.throughput_limits;
             // Small appends to journaled logs only copy memory: they run right here, which
             // saves two thread hand-offs per request (most of a single-record put's cost).
             let in_memory = jobs.len() <= INLINE_APPEND_SHARDS
-                && jobs.iter().all(|(shard, _, buffer, _)| {
-                    buffer.len() <= INLINE_APPEND_BYTES
-                        && shard.log.append_stays_in_memory(buffer.len())
+                && jobs.iter().all(|(shard, _, range)| {
+                    let len = encoded.len_of(range);
+                    len <= INLINE_APPEND_BYTES && shard.log.append_stays_in_memory(len)
                 });
             let round = if in_memory {
-                append_groups(jobs, limits)?
+                append_groups(jobs, &encoded, limits)?
             } else {
-                tokio::task::spawn_blocking(move || append_groups(jobs, limits))
+                tokio::task::spawn_blocking(move || append_groups(jobs, &encoded, limits))
                     .await
                     .map_err(|e| Error::Internal(format!("append task failed: {e}")))??
             };
@@ -826,9 +844,13 @@ struct AppendRound {
 
 /// Appends each job to its shard under the shard's append lock, which also fixes the arrival
 /// time and applies the write budget in request order.
-fn append_groups(jobs: Vec<AppendJob>, limits: bool) -> Result<AppendRound, Error> {
+fn append_groups(
+    jobs: Vec<AppendJob>,
+    encoded: &Encoded,
+    limits: bool,
+) -> Result<AppendRound, Error> {
     let mut round = AppendRound::default();
-    for (shard, members, buffer, ends) in jobs {
+    for (shard, members, range) in jobs {
         let mut last_timestamp = shard.append_lock.lock().expect("append lock");
         if shard.is_closed() {
             round.closed.extend(members);
@@ -836,39 +858,47 @@ fn append_groups(jobs: Vec<AppendJob>, limits: bool) -> Result<AppendRound, Erro
         }
         let now = now_ms();
         let timestamp_ms = now.max(*last_timestamp);
-        let mut start = 0;
-        let payloads: Vec<&[u8]> = ends
-            .iter()
-            .map(|&end| {
-                let payload = &buffer[start..end];
-                start = end;
-                payload
-            })
-            .collect();
-        let demand: usize = payloads.iter().map(|p| record_codec::record_size(p)).sum();
+        let payload = |k: usize| encoded.payload(k);
+        let demand: usize = range
+            .clone()
+            .map(|k| record_codec::record_size(payload(k)))
+            .sum();
         shard
             .demand_bytes
             .fetch_add(demand as u64, std::sync::atomic::Ordering::Relaxed);
-        let admitted = if limits {
-            shard
-                .throughput
-                .admit_writes(payloads.iter().map(|p| record_codec::record_size(p)), now)
-        } else {
-            vec![true; payloads.len()]
-        };
-        let mut stored = Vec::with_capacity(members.len());
-        let mut log_entries = Vec::with_capacity(members.len());
-        for ((&member, payload), admitted) in members.iter().zip(&payloads).zip(admitted) {
-            if admitted {
-                stored.push(member);
-                log_entries.push(Entry {
+        // Without write budgets every entry is stored: the request's own index list is kept
+        // and only the log's entries are collected (one allocation per shard).
+        let admitted = limits.then(|| {
+            shard.throughput.admit_writes(
+                range.clone().map(|k| record_codec::record_size(payload(k))),
+                now,
+            )
+        });
+        let mut log_entries = Vec::with_capacity(range.len());
+        let stored = match admitted {
+            None => {
+                log_entries.extend(range.clone().map(|k| Entry {
                     timestamp_ms,
-                    payload,
-                });
-            } else {
-                round.throttled.push((member, shard.index));
+                    payload: payload(k),
+                }));
+                members
             }
-        }
+            Some(admitted) => {
+                let mut stored = Vec::with_capacity(members.len());
+                for (k, (&member, admitted)) in range.clone().zip(members.iter().zip(admitted)) {
+                    if admitted {
+                        stored.push(member);
+                        log_entries.push(Entry {
+                            timestamp_ms,
+                            payload: payload(k),
+                        });
+                    } else {
+                        round.throttled.push((member, shard.index));
+                    }
+                }
+                stored
+            }
+        };
         if log_entries.is_empty() {
             continue;
         }
