@@ -709,6 +709,27 @@ mod tests {
         }
     }
 
+    /// An engine (background tasks running) whose UPDATING lasts `update_ms`, with stream "s"
+    /// created in `mode` (one shard when provisioned).
+    fn engine_with_stream(
+        dir: &tempfile::TempDir,
+        update_ms: u64,
+        mode: &str,
+    ) -> (EngineConfig, Arc<Engine>) {
+        let mut config = EngineConfig::new(dir.path().to_owned());
+        config.update_stream_ms = update_ms;
+        let engine = open(&config);
+        engine.start_background();
+        let request = CreateStreamRequest {
+            name: "s".into(),
+            shard_count: (mode == "PROVISIONED").then_some(1),
+            mode: Some(mode.into()),
+            ..CreateStreamRequest::default()
+        };
+        engine.create_stream(REGION, request).expect("create");
+        (config, engine)
+    }
+
     /// (status, open shard ids, closed shard ids) as DescribeStream shows them.
     fn shape(engine: &Engine) -> (&'static str, Vec<String>, Vec<String>) {
         let view = engine
@@ -749,17 +770,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_split_is_applied_when_updating_ends_also_after_a_restart() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut config = EngineConfig::new(dir.path().to_owned());
-        config.update_stream_ms = 1_500;
-        let engine = open(&config);
-        engine.start_background();
-        let request = CreateStreamRequest {
-            name: "s".into(),
-            shard_count: Some(1),
-            mode: Some("PROVISIONED".into()),
-            ..CreateStreamRequest::default()
-        };
-        engine.create_stream(REGION, request).expect("create");
+        let (config, engine) = engine_with_stream(&dir, 1_500, "PROVISIONED");
         let middle = (1u128 << 127).to_string();
         engine
             .split_shard(REGION, "s", "shardId-000000000000", &middle)
@@ -812,16 +823,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn on_demand_splits_of_one_pass_join_the_pending_reshard() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut config = EngineConfig::new(dir.path().to_owned());
-        config.update_stream_ms = 1_000;
-        let engine = open(&config);
-        engine.start_background();
-        let request = CreateStreamRequest {
-            name: "s".into(),
-            mode: Some("ON_DEMAND".into()),
-            ..CreateStreamRequest::default()
-        };
-        engine.create_stream(REGION, request).expect("create");
+        let (_, engine) = engine_with_stream(&dir, 1_000, "ON_DEMAND");
         for index in [0, 1, 0] {
             engine.split_in_half(REGION, "s", index).expect("split");
         }
@@ -840,17 +842,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_reader_waiting_at_the_tip_is_woken_to_find_the_children() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut config = EngineConfig::new(dir.path().to_owned());
-        config.update_stream_ms = 200;
-        let engine = open(&config);
-        engine.start_background();
-        let request = CreateStreamRequest {
-            name: "s".into(),
-            shard_count: Some(1),
-            mode: Some("PROVISIONED".into()),
-            ..CreateStreamRequest::default()
-        };
-        engine.create_stream(REGION, request).expect("create");
+        let (_, engine) = engine_with_stream(&dir, 200, "PROVISIONED");
         put_top(&engine).await;
         // Each round splits the lower child of the round before.
         for (round, index) in [0u32, 1, 3].into_iter().enumerate() {
