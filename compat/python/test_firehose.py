@@ -322,14 +322,18 @@ def test_update_destination_versions_and_tags(firehose, s3):
     assert tags["Tags"] == [{"Key": "env", "Value": "test"}]
     assert tags["HasMoreTags"] is False
 
-    firehose.start_delivery_stream_encryption(
-        DeliveryStreamName="updated", DeliveryStreamEncryptionConfigurationInput={"KeyType": "AWS_OWNED_CMK"}
+    # This server has no master key: encryption it could not do is refused, and nothing changes.
+    before = firehose.describe_delivery_stream(DeliveryStreamName="updated")["DeliveryStreamDescription"]
+    err = client_error(
+        firehose.start_delivery_stream_encryption,
+        DeliveryStreamName="updated", DeliveryStreamEncryptionConfigurationInput={"KeyType": "AWS_OWNED_CMK"},
     )
-    encryption = firehose.describe_delivery_stream(DeliveryStreamName="updated")["DeliveryStreamDescription"][
-        "DeliveryStreamEncryptionConfiguration"
-    ]
-    assert encryption == {"KeyType": "AWS_OWNED_CMK", "Status": "ENABLED"}
-    assert firehose.put_record(DeliveryStreamName="updated", Record={"Data": b"x"})["Encrypted"] is True
+    assert err.response["Error"]["Code"] == "InvalidKMSResourceException"
+    assert err.response["Error"]["Message"] == "KMS is not available on this server (no master key)."
+    after = firehose.describe_delivery_stream(DeliveryStreamName="updated")["DeliveryStreamDescription"]
+    assert after.get("DeliveryStreamEncryptionConfiguration") == before.get("DeliveryStreamEncryptionConfiguration")
+    assert after["VersionId"] == before["VersionId"]
+    assert firehose.put_record(DeliveryStreamName="updated", Record={"Data": b"x"})["Encrypted"] is False
     firehose.stop_delivery_stream_encryption(DeliveryStreamName="updated")
 
     firehose.delete_delivery_stream(DeliveryStreamName="updated")

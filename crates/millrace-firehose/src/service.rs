@@ -133,6 +133,12 @@ impl Firehose {
             (_, Some(_)) => Err(invalid_argument(
                 "KeyARN must not be given when KeyType is AWS_OWNED_CMK.",
             )),
+            // Without a master key nothing could be sealed: refused, as StartStreamEncryption
+            // is, rather than reported as encryption that does not happen.
+            _ if self.inner.sealer.is_none() => Err(ServiceError::client(
+                "InvalidKMSResourceException",
+                "KMS is not available on this server (no master key).",
+            )),
             _ => Ok(()),
         }
     }
@@ -599,9 +605,6 @@ impl Firehose {
                 .cloned()
                 .unwrap_or_else(|| json!({}));
             self.check_key(scope, &config)?;
-            if self.inner.sealer.is_none() {
-                tracing::warn!(stream = %doc.name, "no master key: the delivery stream's records are stored unencrypted");
-            }
             encryption_description(&config, "ENABLED")
         } else {
             let mut current = doc
