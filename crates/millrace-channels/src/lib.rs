@@ -28,15 +28,6 @@ use serde_json::{json, Value};
 
 pub use doc::{channel_arn, parse_channel_arn, ChannelDoc};
 
-/// The channel operations of the Kinesis model.
-pub const OPERATIONS: &[&str] = &[
-    "CreateChannel",
-    "DescribeChannel",
-    "ListChannels",
-    "UpdateChannel",
-    "DeleteChannel",
-];
-
 /// Settings from the command line.
 #[derive(Clone, Debug)]
 pub struct ChannelsConfig {
