@@ -560,11 +560,4 @@ impl Engine {
     ) -> Option<watch::Receiver<u64>> {
         Some(self.lookup(region, name)?.shard(shard_index)?.subscribe())
     }
-
-    /// Whether a shard was closed by resharding, for internal readers: between the close and
-    /// the storing of the new shape the shard has not ended for GetRecords yet; its subscription
-    /// wakes once more when the new shape is stored, and GetRecords then ends it.
-    pub fn shard_is_closed(&self, region: &str, name: &str, shard_index: u32) -> Option<bool> {
-        Some(self.lookup(region, name)?.shard(shard_index)?.is_closed())
-    }
 }

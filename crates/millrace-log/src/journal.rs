@@ -3,9 +3,11 @@
 //!
 //! Journaled logs ([`crate::ShardLog::open_journaled`]) keep the frames they have not written
 //! to their segment files yet in memory (module `tail`) and write them back lazily, in large
-//! batches. A checkpoint writes every such tail back, syncs each segment file written since
-//! the previous checkpoint (only the log's own files: a neighbour's dirty data is never
-//! flushed), and then deletes the journal files that are fully covered.
+//! batches, and all of them whenever a journal file is closed. A checkpoint writes every such
+//! tail back, syncs each segment file written since the previous checkpoint (only the log's
+//! own files: a neighbour's dirty data is never flushed), and then deletes the journal files
+//! that are fully covered; it waits for enough closed files that each sync covers a good
+//! amount of data ([`Journal::checkpoint_when_due`]).
 //!
 //! File layout (little-endian), `<dir>/<sequence, 20 digits>.wal`:
 //!
@@ -49,14 +51,23 @@ pub(crate) const RECORD_HEADER_LEN: usize = 16;
 const CHECKPOINT_POLL: Duration = Duration::from_millis(500);
 /// Segment files synced at the same time by a checkpoint.
 const PARALLEL_SYNCS: usize = 8;
+/// A checkpoint syncs every segment file written since the previous one, and a sync costs
+/// about the same for a few kilobytes as for hundreds: closed journal files wait (their tails
+/// written back, unsynced) until they hold this many bytes per segment file to sync, so that
+/// a stream of 1,000 shards does not pay 1,000 syncs per journal file.
+const CHECKPOINT_BYTES_PER_SEGMENT: u64 = 256 << 10;
+/// Closed journal files kept waiting for a checkpoint at most (they bound the journal's disk
+/// space and what recovery replays).
+const MAX_CLOSED_FILES: usize = 4;
 
 /// Tuning knobs of a [`Journal`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct JournalConfig {
-    /// A new journal file is started once the current one holds this many bytes; the older
-    /// file is deleted by the next checkpoint. It bounds the memory held in unwritten tails
-    /// (every tail byte is also in a journal file that has not been checkpointed) and the time
-    /// recovery spends replaying.
+    /// A new journal file is started once the current one holds this many bytes. Closing a
+    /// file writes every log's tail back (unsynced); the file is deleted by the checkpoint
+    /// that follows once enough bytes wait per segment file to sync (at most
+    /// [`MAX_CLOSED_FILES`] closed files). It bounds, with that count, the journal's disk space
+    /// and the time recovery spends replaying.
     pub file_bytes: u64,
     /// When a small commit round (below [`PREALLOCATE_BELOW_ROUND_BYTES`]) gets within this
     /// many bytes of the end of what the file holds, the round also writes this many zero
@@ -486,6 +497,33 @@ impl Journal {
         Ok(closed.len())
     }
 
+    /// What the checkpoint thread runs when a journal file is closed: every tail written back
+    /// (no sync), then a [`Journal::checkpoint`] if the closed files hold at least
+    /// [`CHECKPOINT_BYTES_PER_SEGMENT`] per segment file it would sync, or there are
+    /// [`MAX_CLOSED_FILES`] of them. Returns how many files were deleted.
+    pub fn checkpoint_when_due(&self) -> Result<usize, LogError> {
+        let closed = Journal::lock(&self.closed, "closed").len();
+        if closed == 0 || self.keep_files.load(Ordering::Acquire) {
+            return Ok(0);
+        }
+        if closed < MAX_CLOSED_FILES {
+            let tails: Vec<Arc<Tail>> = Journal::lock(&self.tails, "tails")
+                .iter()
+                .filter_map(Weak::upgrade)
+                .collect();
+            let mut dirty = 0u64;
+            for tail in tails {
+                dirty += u64::from(tail.write_back_unsynced()?);
+            }
+            if (closed as u64).saturating_mul(self.file_bytes)
+                < dirty.saturating_mul(CHECKPOINT_BYTES_PER_SEGMENT)
+            {
+                return Ok(0);
+            }
+        }
+        self.checkpoint()
+    }
+
     /// Writes every tail back and syncs each segment file written since the last call.
     fn write_back_and_sync(&self) -> Result<(), LogError> {
         let tails: Vec<Arc<Tail>> = Journal::lock(&self.tails, "tails")
@@ -638,7 +676,7 @@ fn spawn_checkpointer(journal: &Arc<Journal>) {
                     .unwrap_or_else(|_| panic!("journal wake lock poisoned by a panic"));
                 *flag = false;
             }
-            if let Err(error) = journal.checkpoint() {
+            if let Err(error) = journal.checkpoint_when_due() {
                 tracing::error!(%error, "journal checkpoint failed");
             }
         });

@@ -343,7 +343,7 @@ impl ShardLog {
             if tail.bytes.len() >= WRITE_BACK_BYTES {
                 // The frames are in the journal already, so this append stands; the log stops
                 // taking more until it is reopened and replays them.
-                if let Err(err) = tail.write_back(&self.dir) {
+                if let Err(err) = tail.write_back(&self.dir, true) {
                     self.poison(&err);
                 }
             }
@@ -424,7 +424,7 @@ impl ShardLog {
             (file.clone(), segment.base, index_file, state.next_position)
         };
         let path = disk::segment_path(&self.dir, base);
-        self.tail.write_back()?;
+        self.tail.write_back_unsynced()?;
         disk::sync_data(&*file.get()?, &path)
             .map_err(|err| LogError::io(format!("sync segment {}", path.display()), err))?;
         disk::write_index_file(&self.dir, base, &index_file)?;

@@ -85,6 +85,47 @@ fn synced_records_survive_losing_every_unwritten_tail() {
 }
 
 #[test]
+fn checkpoints_wait_until_each_segment_sync_covers_enough_journal() {
+    let temp = fast_tempdir();
+    let config = JournalConfig {
+        file_bytes: 512 << 10,
+        preallocate_bytes: 0,
+    };
+    let log_config = LogConfig {
+        segment_bytes: 64 << 20,
+        ..LogConfig::default()
+    };
+    let (journal, logs) = open_all_with(temp.path(), config, log_config, 4);
+    let journal_dir = temp.path().join("journal");
+    let fill_until = |done: &dyn Fn(usize) -> bool| {
+        while !done(journal_files(&journal_dir).len()) {
+            for log in &logs {
+                append_records(log, 50);
+            }
+            logs[0].sync().expect("sync");
+        }
+    };
+    // Four dirty segment files want 1 MiB of closed journal per checkpoint: one closed file of
+    // 512 KiB is not enough, for the checkpoint thread nor for this call.
+    fill_until(&|files| files >= 2);
+    assert_eq!(journal.checkpoint_when_due().expect("checkpoint"), 0);
+    assert_eq!(journal_files(&temp.path().join("journal")).len(), 2);
+    // The tails were written back all the same: everything reads from the segment files.
+    for (id, log) in logs.iter().enumerate() {
+        check_all_records(log);
+        let segment = segment_file(&temp.path().join(id.to_string()), 0);
+        assert!(fs::metadata(segment).expect("segment").len() > 0);
+    }
+    // A second closed file makes it due.
+    fill_until(&|files| files != 2);
+    journal.checkpoint_when_due().expect("checkpoint");
+    assert_eq!(journal_files(&temp.path().join("journal")).len(), 1);
+    for log in &logs {
+        check_all_records(log);
+    }
+}
+
+#[test]
 fn checkpoints_delete_covered_journal_files_and_keep_everything_readable() {
     let temp = fast_tempdir();
     let config = JournalConfig {
