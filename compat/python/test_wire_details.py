@@ -147,3 +147,31 @@ def test_sequence_number_for_ordering_layouts(server):
     assert err.response["Error"]["Message"] == (
         f"ExclusiveMinimumSequenceNumber {absurd} used in PutRecord on stream order under account {ACCOUNT} "
         "is invalid.")
+
+
+def test_put_records_data_with_json_escapes_and_bad_strings(server):
+    """Data is base64 text in a JSON string: escapes such as `\\/` (PHP's json_encode writes
+    them) decode like the plain character; a non-ASCII or non-string Data is a
+    SerializationException that stores nothing."""
+    import base64
+
+    kinesis = server.client()
+    stream = "escaped-data"
+    create_stream(kinesis, stream)
+    payload = bytes(range(250, 256)) * 3  # base64 with several "/"
+    text = base64.b64encode(payload).decode()
+    assert "/" in text
+    escaped = text.replace("/", "\\/")
+    body = '{"StreamName":"%s","Records":[{"Data":"%s","PartitionKey":"k"}]}' % (stream, escaped)
+    resp = raw_request(server.endpoint, "PutRecords", body)
+    assert resp.status == 200, resp
+    assert resp.json["FailedRecordCount"] == 0
+    for bad in ('"Data":"QUJD\\u00e9"', '"Data":"QUJD\u00e9"', '"Data":12', '"Data":[65]'):
+        body = '{"StreamName":"%s","Records":[{%s,"PartitionKey":"k"}]}' % (stream, bad)
+        resp = raw_request(server.endpoint, "PutRecords", body.encode())
+        assert resp.status == 400, (bad, resp)
+        assert resp.json["__type"] == "SerializationException", (bad, resp.json)
+    shard = kinesis.list_shards(StreamName=stream)["Shards"][0]["ShardId"]
+    iterator = kinesis.get_shard_iterator(StreamName=stream, ShardId=shard, ShardIteratorType="TRIM_HORIZON")
+    records = kinesis.get_records(ShardIterator=iterator["ShardIterator"])["Records"]
+    assert [r["Data"] for r in records] == [payload]
