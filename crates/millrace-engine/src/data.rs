@@ -146,17 +146,18 @@ struct Encoded {
 }
 
 impl Encoded {
+    /// Where payload `k` starts (for `k == ends.len()`, where the buffer ends).
+    fn start(&self, k: usize) -> usize {
+        k.checked_sub(1).map_or(0, |p| self.ends[p])
+    }
+
     fn payload(&self, k: usize) -> &[u8] {
-        let start = k.checked_sub(1).map_or(0, |p| self.ends[p]);
-        &self.bytes[start..self.ends[k]]
+        &self.bytes[self.start(k)..self.ends[k]]
     }
 
     /// Bytes of the payloads `range`.
     fn len_of(&self, range: &std::ops::Range<usize>) -> usize {
-        match range.clone().last() {
-            Some(last) => self.ends[last] - range.start.checked_sub(1).map_or(0, |p| self.ends[p]),
-            None => 0,
-        }
+        self.start(range.end) - self.start(range.start)
     }
 }
 

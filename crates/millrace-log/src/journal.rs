@@ -508,12 +508,8 @@ impl Journal {
             return Ok(0);
         }
         if closed < MAX_CLOSED_FILES {
-            let tails: Vec<Arc<Tail>> = Journal::lock(&self.tails, "tails")
-                .iter()
-                .filter_map(Weak::upgrade)
-                .collect();
             let mut dirty = 0u64;
-            for tail in tails {
+            for tail in self.live_tails() {
                 dirty += u64::from(tail.write_back_unsynced()?);
             }
             if (closed as u64).saturating_mul(self.file_bytes)
@@ -525,15 +521,19 @@ impl Journal {
         self.checkpoint()
     }
 
-    /// Writes every tail back and syncs each segment file written since the last call.
-    fn write_back_and_sync(&self) -> Result<(), LogError> {
-        let tails: Vec<Arc<Tail>> = Journal::lock(&self.tails, "tails")
+    /// The tails of the logs still open.
+    fn live_tails(&self) -> Vec<Arc<Tail>> {
+        Journal::lock(&self.tails, "tails")
             .iter()
             .filter_map(Weak::upgrade)
-            .collect();
+            .collect()
+    }
+
+    /// Writes every tail back and syncs each segment file written since the last call.
+    fn write_back_and_sync(&self) -> Result<(), LogError> {
         let mut dirty = Vec::new();
         let mut dirs = std::collections::BTreeSet::new();
-        for tail in tails {
+        for tail in self.live_tails() {
             let (file, changed) = tail.write_back_for_sync()?;
             dirty.extend(file);
             dirs.extend(changed);

@@ -109,7 +109,7 @@ fn checkpoints_wait_until_each_segment_sync_covers_enough_journal() {
     // 512 KiB is not enough, for the checkpoint thread nor for this call.
     fill_until(&|files| files >= 2);
     assert_eq!(journal.checkpoint_when_due().expect("checkpoint"), 0);
-    assert_eq!(journal_files(&temp.path().join("journal")).len(), 2);
+    assert_eq!(journal_files(&journal_dir).len(), 2);
     // The tails were written back all the same: everything reads from the segment files.
     for (id, log) in logs.iter().enumerate() {
         check_all_records(log);
@@ -119,7 +119,7 @@ fn checkpoints_wait_until_each_segment_sync_covers_enough_journal() {
     // A second closed file makes it due.
     fill_until(&|files| files != 2);
     journal.checkpoint_when_due().expect("checkpoint");
-    assert_eq!(journal_files(&temp.path().join("journal")).len(), 1);
+    assert_eq!(journal_files(&journal_dir).len(), 1);
     for log in &logs {
         check_all_records(log);
     }
