@@ -125,6 +125,8 @@ pub struct Journal {
 struct JournalWriter {
     sequence: u64,
     file: File,
+    /// The file's path, for errors (formatted once, not per write).
+    path: PathBuf,
     len: u64,
     /// How far the file has been written (records, then zeros preallocated past them).
     written: u64,
@@ -299,6 +301,7 @@ impl Journal {
             writer: Mutex::new(JournalWriter {
                 sequence,
                 file,
+                path: journal_path(dir, sequence),
                 len: JOURNAL_HEADER_LEN as u64,
                 written: JOURNAL_HEADER_LEN as u64,
                 spare: Vec::new(),
@@ -370,17 +373,16 @@ impl Journal {
             writer.spare = bytes;
             return Ok(());
         }
-        let path = journal_path(&self.dir, writer.sequence);
-        if let Err(err) = disk::write_all_at(&writer.file, &path, &bytes, writer.len) {
+        if let Err(err) = disk::write_all_at(&writer.file, &writer.path, &bytes, writer.len) {
             // Part of the records may be in the file; nothing after them may follow.
-            let err = LogError::io(format!("write journal {}", path.display()), err);
+            let err = LogError::io(format!("write journal {}", writer.path.display()), err);
             self.poison(&err);
             return Err(err);
         }
         writer.len += bytes.len() as u64;
         writer.written = writer.written.max(writer.len);
         if bytes.len() < PREALLOCATE_BELOW_ROUND_BYTES {
-            self.preallocate(writer, &path);
+            self.preallocate(writer);
         }
         bytes.clear();
         if bytes.capacity() <= MAX_SPARE_BYTES {
@@ -393,7 +395,7 @@ impl Journal {
     /// holds (see [`JournalConfig::preallocate_bytes`]); the round's own sync makes them
     /// durable with the records. A failure only costs the speed-up: the next record write
     /// meets the same problem and stops the journal if it is real.
-    fn preallocate(&self, writer: &mut JournalWriter, path: &Path) {
+    fn preallocate(&self, writer: &mut JournalWriter) {
         let wanted = self.preallocate_bytes;
         if wanted == 0 || writer.written >= self.file_bytes {
             return;
@@ -407,8 +409,10 @@ impl Journal {
             let len = usize::try_from(until - offset)
                 .unwrap_or(usize::MAX)
                 .min(ZEROS.len());
-            if let Err(error) = disk::write_all_at(&writer.file, path, &ZEROS[..len], offset) {
-                tracing::debug!(%error, journal = %path.display(), "cannot preallocate the journal");
+            if let Err(error) =
+                disk::write_all_at(&writer.file, &writer.path, &ZEROS[..len], offset)
+            {
+                tracing::debug!(%error, journal = %writer.path.display(), "cannot preallocate the journal");
                 // Whatever part of the zeros landed is past the records, where zeros belong.
                 writer.written = writer.written.max(offset);
                 return;
@@ -423,9 +427,8 @@ impl Journal {
     pub fn sync(&self) -> Result<(), LogError> {
         let mut writer = Journal::lock(&self.writer, "writer");
         self.write_pending(&mut writer)?;
-        let path = journal_path(&self.dir, writer.sequence);
-        if let Err(err) = disk::sync_data(&writer.file, &path) {
-            let err = LogError::io(format!("sync journal {}", path.display()), err);
+        if let Err(err) = disk::sync_data(&writer.file, &writer.path) {
+            let err = LogError::io(format!("sync journal {}", writer.path.display()), err);
             self.poison(&err);
             return Err(err);
         }
@@ -441,14 +444,13 @@ impl Journal {
             // A closed file ends at its last record: recovery reads closed files to their end
             // and reports anything else there as corruption. Done before the next file exists,
             // so that until then this one is the newest (whose tail may hold zeros).
-            let path = journal_path(&self.dir, writer.sequence);
             let cut = writer
                 .file
                 .set_len(writer.len)
-                .and_then(|()| disk::sync_data(&writer.file, &path));
+                .and_then(|()| disk::sync_data(&writer.file, &writer.path));
             if let Err(error) = cut {
                 // The current file keeps taking records; the next sync tries again.
-                tracing::error!(%error, journal = %path.display(), "failed to cut the journal's preallocated tail");
+                tracing::error!(%error, journal = %writer.path.display(), "failed to cut the journal's preallocated tail");
                 return;
             }
             writer.written = writer.len;
@@ -462,6 +464,7 @@ impl Journal {
                     JournalWriter {
                         sequence,
                         file,
+                        path: journal_path(&self.dir, sequence),
                         len: JOURNAL_HEADER_LEN as u64,
                         written: JOURNAL_HEADER_LEN as u64,
                         spare,

@@ -7,6 +7,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
+use http::header::{HeaderName, HeaderValue};
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Body, Frame};
@@ -55,18 +56,58 @@ pub fn event_stream(request_id: &str, messages: mpsc::Receiver<Bytes>) -> Respon
 /// The JSON 1.1 content type.
 pub const JSON_CONTENT_TYPE: &str = "application/x-amz-json-1.1";
 
+/// Headers each reply's builder inserts by name (lower case, as HTTP/2 requires and
+/// HTTP/1 clients accept; names are case-insensitive).
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-amzn-requestid");
+const EXTENDED_REQUEST_ID: HeaderName = HeaderName::from_static("x-amz-id-2");
+const EXPOSE_HEADERS: HeaderValue = HeaderValue::from_static(
+    "x-amzn-RequestId,x-amzn-ErrorType,x-amz-request-id,x-amz-id-2,x-amzn-ErrorMessage,Date",
+);
+
+/// The `Date` header: formatted once a second per thread, not once per reply.
+fn date_header() -> HeaderValue {
+    thread_local! {
+        static DATE: std::cell::RefCell<(u64, HeaderValue)> =
+            const { std::cell::RefCell::new((u64::MAX, HeaderValue::from_static(""))) };
+    }
+    let now = std::time::SystemTime::now();
+    let second = now
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs());
+    DATE.with(|cached| {
+        let mut cached = cached.borrow_mut();
+        if cached.0 != second {
+            let text = httpdate::fmt_http_date(now);
+            *cached = (
+                second,
+                HeaderValue::from_str(&text).expect("an HTTP date is a valid header value"),
+            );
+        }
+        cached.1.clone()
+    })
+}
+
 fn builder(request_id: &str, status: u16) -> http::response::Builder {
-    let extended_id: [u8; 72] = std::array::from_fn(|_| rand::random());
-    Response::builder()
-        .status(status)
-        .header("x-amzn-RequestId", request_id)
-        .header("x-amz-id-2", STANDARD.encode(extended_id))
-        .header(http::header::DATE, httpdate::fmt_http_date(std::time::SystemTime::now()))
-        .header("Access-Control-Allow-Origin", "*")
-        .header(
-            "Access-Control-Expose-Headers",
-            "x-amzn-RequestId,x-amzn-ErrorType,x-amz-request-id,x-amz-id-2,x-amzn-ErrorMessage,Date",
-        )
+    let mut extended_id = [0u8; 72];
+    rand::Rng::fill(&mut rand::thread_rng(), &mut extended_id[..]);
+    let mut builder = Response::builder().status(status);
+    if let Some(headers) = builder.headers_mut() {
+        headers.reserve(8);
+        if let Ok(value) = HeaderValue::from_str(request_id) {
+            headers.insert(REQUEST_ID, value);
+        }
+        headers.insert(
+            EXTENDED_REQUEST_ID,
+            HeaderValue::from_str(&STANDARD.encode(extended_id)).expect("base64 is valid"),
+        );
+        headers.insert(http::header::DATE, date_header());
+        headers.insert(
+            http::header::ACCESS_CONTROL_ALLOW_ORIGIN,
+            HeaderValue::from_static("*"),
+        );
+        headers.insert(http::header::ACCESS_CONTROL_EXPOSE_HEADERS, EXPOSE_HEADERS);
+    }
+    builder
 }
 
 fn content_type(format: Format) -> &'static str {
@@ -208,14 +249,11 @@ pub fn static_asset(
 pub fn cors_preflight(request_id: &str, headers: &http::HeaderMap) -> Response<ResponseBody> {
     let mut response = Response::builder()
         .status(200)
-        .header("x-amzn-RequestId", request_id)
-        .header(http::header::DATE, httpdate::fmt_http_date(std::time::SystemTime::now()))
-        .header("Access-Control-Allow-Origin", "*")
-        .header(
-            "Access-Control-Expose-Headers",
-            "x-amzn-RequestId,x-amzn-ErrorType,x-amz-request-id,x-amz-id-2,x-amzn-ErrorMessage,Date",
-        )
-        .header("Access-Control-Max-Age", "172800");
+        .header(REQUEST_ID, request_id)
+        .header(http::header::DATE, date_header())
+        .header(http::header::ACCESS_CONTROL_ALLOW_ORIGIN, "*")
+        .header(http::header::ACCESS_CONTROL_EXPOSE_HEADERS, EXPOSE_HEADERS)
+        .header(http::header::ACCESS_CONTROL_MAX_AGE, "172800");
     if let Some(requested) = headers.get("access-control-request-headers") {
         response = response.header("Access-Control-Allow-Headers", requested.clone());
     }

@@ -182,13 +182,21 @@ impl U192 {
         let mut chunks = [0u64; 4];
         let mut count = 0;
         loop {
-            let mut remainder = 0u128;
+            let mut remainder = 0u64;
             for limb in limbs.iter_mut() {
-                let current = (remainder << 64) | u128::from(*limb);
-                *limb = (current / u128::from(CHUNK)) as u64;
-                remainder = current % u128::from(CHUNK);
+                if remainder == 0 {
+                    // The high limbs, and the last pass: a 64-bit division.
+                    remainder = *limb % CHUNK;
+                    *limb /= CHUNK;
+                } else {
+                    let current = (u128::from(remainder) << 64) | u128::from(*limb);
+                    let quotient = current / u128::from(CHUNK);
+                    *limb = quotient as u64;
+                    // One 128-bit division per limb, not two: the remainder from the quotient.
+                    remainder = (current - quotient * u128::from(CHUNK)) as u64;
+                }
             }
-            chunks[count] = remainder as u64;
+            chunks[count] = remainder;
             count += 1;
             if limbs == [0; 3] {
                 break;

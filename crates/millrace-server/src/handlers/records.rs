@@ -215,17 +215,27 @@ fn put_records_reply(outcomes: &[Result<PutOutcome, PutFailure>]) -> Vec<u8> {
     let failed = outcomes.iter().filter(|o| o.is_err()).count();
     let mut reply = String::with_capacity(40 + outcomes.len() * 110);
     let _ = write!(reply, r#"{{"FailedRecordCount":{failed},"Records":["#);
+    // A batch names few shards: each one's text is formatted once.
+    let mut shard: Option<(millrace_types::ShardId, String)> = None;
     for (index, outcome) in outcomes.iter().enumerate() {
         if index > 0 {
             reply.push(',');
         }
         match outcome {
             Ok(outcome) => {
-                let _ = write!(
-                    reply,
-                    r#"{{"SequenceNumber":"{}","ShardId":"{}"}}"#,
-                    outcome.sequence_number, outcome.shard_id
-                );
+                reply.push_str(r#"{"SequenceNumber":""#);
+                let _ = write!(reply, "{}", outcome.sequence_number);
+                reply.push_str(r#"","ShardId":""#);
+                let text = match &shard {
+                    Some((id, text)) if *id == outcome.shard_id => text,
+                    _ => {
+                        &shard
+                            .insert((outcome.shard_id, outcome.shard_id.to_string()))
+                            .1
+                    }
+                };
+                reply.push_str(text);
+                reply.push_str(r#""}"#);
             }
             Err(failure) => {
                 let _ = write!(

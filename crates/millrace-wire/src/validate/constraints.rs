@@ -102,23 +102,39 @@ impl<'m> Checker<'m> {
             if self.is_full() {
                 return;
             }
-            let name = lower_first(member.name);
-            let path = if prefix.is_empty() {
-                name
-            } else {
-                format!("{prefix}.{name}")
+            // The path is built only where it is reported or extended: a valid scalar, the
+            // common case, costs no allocation.
+            let path = || {
+                let name = lower_first(member.name);
+                if prefix.is_empty() {
+                    name
+                } else {
+                    format!("{prefix}.{name}")
+                }
             };
             match fields.get(member.name).filter(|value| !value.is_null()) {
                 None if member.required => {
-                    self.report(None, &path, "Member must not be null");
+                    self.report(None, &path(), "Member must not be null");
                 }
                 None => {}
-                Some(value) => {
-                    if let Some(shape) = self.model.shape(member.shape) {
-                        self.check_value(shape, value, &path);
-                    }
-                }
+                Some(value) => match self.model.shape(member.shape) {
+                    Some(shape) if is_scalar(shape) => self.check_scalar(shape, value, path),
+                    Some(shape) => self.check_value(shape, value, &path()),
+                    None => {}
+                },
             }
+        }
+    }
+
+    fn check_scalar(&mut self, shape: &Shape, value: &Value, path: impl FnOnce() -> String) {
+        let violations = scalar_violations(self.model, shape, value);
+        if violations.is_empty() {
+            return;
+        }
+        let text = value_text(self.model, shape, value);
+        let path = path();
+        for constraint in &violations {
+            self.report(Some(&text), &path, constraint);
         }
     }
 
@@ -142,16 +158,7 @@ impl<'m> Checker<'m> {
                     self.check_map(shape, key, value_shape, entries, value, path);
                 }
             }
-            _ => {
-                let violations = scalar_violations(self.model, shape, value);
-                if violations.is_empty() {
-                    return;
-                }
-                let text = value_text(self.model, shape, value);
-                for constraint in &violations {
-                    self.report(Some(&text), path, constraint);
-                }
-            }
+            _ => self.check_scalar(shape, value, || path.to_owned()),
         }
     }
 
@@ -281,6 +288,14 @@ fn has_constraints(shape: &Shape) -> bool {
 }
 
 /// Constraint texts `value` (a scalar of `shape`'s kind) violates, in reporting order.
+/// Shapes [`Checker::check_value`] checks without looking inside.
+fn is_scalar(shape: &Shape) -> bool {
+    !matches!(
+        shape.kind,
+        ShapeKind::Structure(_) | ShapeKind::List(_) | ShapeKind::Map { .. }
+    )
+}
+
 fn scalar_violations(model: &ServiceModel, shape: &Shape, value: &Value) -> Vec<String> {
     let mut violations = Vec::new();
     match (shape.kind, value) {
