@@ -84,6 +84,9 @@ available() {
 
 # --- the machine --------------------------------------------------------------------------------------------
 say "machine facts"
+# The build above leaves hundreds of MB of dirty pages that the kernel writes back over the next half minute:
+# flushed now, so that neither the probe nor the first rows compete with them.
+sync
 fsync_rate="$(python3 - "$scratch" <<'EOF'
 import os, sys, time
 path = os.path.join(sys.argv[1], "fsync-probe")
@@ -158,6 +161,9 @@ bench() {
     local out="$results/${server}__${tag}.json"
     [[ " $ONLY " == *" $tag "* || " $ONLY " == *" ${tag%%-*} "* ]] || return 0
     say "$server: $tag"
+    # Each row starts on a disk with nothing left to write back from the rows before it (the neighbour's row
+    # skips this: it measures a disk that is busy on purpose).
+    [[ "${QUIET_DISK:-1}" == 1 ]] && sync
     if ! start "$server"; then
         echo "FAILED to start $server" >&2
         return 0
@@ -210,8 +216,8 @@ if [[ " $ONLY " == *" neighbour "* ]]; then
     dd if=/dev/zero of="$scratch/neighbour.bin" bs=1M count=$((NEIGHBOUR_GB * 1024)) status=none &
     dd_pid=$!
     sleep 1
-    bench millrace-always neighbour-busy put --batch 500 --record-size 1024 --connections 8 --shards 4 \
-        --duration "$DURATION"
+    QUIET_DISK=0 bench millrace-always neighbour-busy put --batch 500 --record-size 1024 --connections 8 \
+        --shards 4 --duration "$DURATION"
     kill "$dd_pid" 2>/dev/null
     wait "$dd_pid" 2>/dev/null
     rm -f "$scratch/neighbour.bin"
@@ -220,6 +226,7 @@ fi
 # --- restart after SIGKILL -------------------------------------------------------------------------------------
 if [[ "$RESTART_GB" != 0 && " $ONLY " == *" restart "* ]]; then
     say "millrace: restart with $RESTART_GB GB"
+    sync
     port="$(free_port)"
     MILLRACE_THROUGHPUT_LIMITS=off timeout 1800 "$BENCH" restart --endpoint "http://127.0.0.1:$port" \
         --data-gb "$RESTART_GB" --label millrace-always --out "$results/millrace-always__restart.json" \

@@ -287,7 +287,6 @@ fn has_constraints(shape: &Shape) -> bool {
         || !shape.enum_values.is_empty()
 }
 
-/// Constraint texts `value` (a scalar of `shape`'s kind) violates, in reporting order.
 /// Shapes [`Checker::check_value`] checks without looking inside.
 fn is_scalar(shape: &Shape) -> bool {
     !matches!(
@@ -296,6 +295,7 @@ fn is_scalar(shape: &Shape) -> bool {
     )
 }
 
+/// Constraint texts `value` (a scalar of `shape`'s kind) violates, in reporting order.
 fn scalar_violations(model: &ServiceModel, shape: &Shape, value: &Value) -> Vec<String> {
     let mut violations = Vec::new();
     match (shape.kind, value) {
