@@ -177,14 +177,23 @@ bench() {
     stop_server "$pid"
 }
 
+# Millrace's authentication and authorization cost: `--auth enforce` right after the open row of the same
+# workload, so that the two are measured minutes apart, not a whole run apart (the disk's speed drifts).
+auth_row() {
+    [[ "$server" == millrace-always && "${AUTH_ROWS:-1}" == 1 ]] || return 0
+    bench millrace-enforce "$@"
+}
+
 for server in $SERVERS; do
     if ! available "$server"; then
         echo "SKIP: $server is not installed" >&2
         continue
     fi
     bench "$server" put-1k put --batch 500 --record-size 1024 --connections 8 --shards 4 --duration "$DURATION"
+    auth_row put-1k put --batch 500 --record-size 1024 --connections 8 --shards 4 --duration "$DURATION"
     bench "$server" put-100b put --batch 500 --record-size 100 --connections 8 --shards 4 --duration "$DURATION"
     bench "$server" put-single put-single --record-size 100 --connections 16 --shards 4 --duration "$DURATION"
+    auth_row put-single put-single --record-size 100 --connections 16 --shards 4 --duration "$DURATION"
     [[ "$server" == ceiling ]] && continue
     records="$GET_RECORDS"
     [[ "$server" == kinesalite ]] && records="$KINESALITE_GET_RECORDS"
@@ -194,11 +203,6 @@ for server in $SERVERS; do
     bench "$server" shards shards --streams "$SHARD_STREAMS" --shards "$SHARD_COUNT" --connections 4 --touch
 done
 
-# --- Millrace: authentication and authorization cost (enforce against the open row above) ----------------
-if [[ " $SERVERS " == *" millrace-always "* && "${AUTH_ROWS:-1}" == 1 ]]; then
-    bench millrace-enforce put-1k put --batch 500 --record-size 1024 --connections 8 --shards 4 --duration "$DURATION"
-    bench millrace-enforce put-single put-single --record-size 100 --connections 16 --shards 4 --duration "$DURATION"
-fi
 
 # --- Millrace: throughput against shard count ----------------------------------------------------------------
 for shards in $SCALING_SHARDS; do
