@@ -113,6 +113,18 @@ impl fmt::Display for SequenceNumber {
     }
 }
 
+/// "00" to "99": decimal digits are written two at a time.
+const DIGIT_PAIRS: [u8; 200] = {
+    let mut table = [0u8; 200];
+    let mut i = 0;
+    while i < 100 {
+        table[2 * i] = b'0' + (i / 10) as u8;
+        table[2 * i + 1] = b'0' + (i % 10) as u8;
+        i += 1;
+    }
+    table
+};
+
 /// A 192-bit unsigned integer as `[high, middle, low]` 64-bit limbs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct U192([u64; 3]);
@@ -206,21 +218,31 @@ impl U192 {
         // prints one number per record, and `{:019}` pads digit by digit.
         let mut digits = [b'0'; 4 * 19];
         let mut start = digits.len();
+        fn put_pair(digits: &mut [u8], start: &mut usize, pair: u64) {
+            let at = 2 * pair as usize;
+            *start -= 2;
+            digits[*start..*start + 2].copy_from_slice(&DIGIT_PAIRS[at..at + 2]);
+        }
         for (i, &chunk) in chunks[..count].iter().enumerate() {
-            let most_significant = i + 1 == count;
             let mut value = chunk;
-            for written in 1.. {
-                start -= 1;
-                digits[start] = b'0' + (value % 10) as u8;
-                value /= 10;
-                if if most_significant {
-                    value == 0
-                } else {
-                    written == 19
-                } {
-                    break;
+            if i + 1 < count {
+                // Below the most significant chunk: exactly 19 digits, zeros included.
+                for _ in 0..9 {
+                    put_pair(&mut digits, &mut start, value % 100);
+                    value /= 100;
+                }
+            } else {
+                while value >= 100 {
+                    put_pair(&mut digits, &mut start, value % 100);
+                    value /= 100;
+                }
+                if value >= 10 {
+                    put_pair(&mut digits, &mut start, value);
+                    continue;
                 }
             }
+            start -= 1;
+            digits[start] = b'0' + value as u8;
         }
         f.pad(std::str::from_utf8(&digits[start..]).map_err(|_| fmt::Error)?)
     }
