@@ -203,7 +203,6 @@ for server in $SERVERS; do
     bench "$server" shards shards --streams "$SHARD_STREAMS" --shards "$SHARD_COUNT" --connections 4 --touch
 done
 
-
 # --- Millrace: throughput against shard count ----------------------------------------------------------------
 for shards in $SCALING_SHARDS; do
     bench millrace-always "scaling-$shards" put --batch 500 --record-size 1024 --connections 8 --shards "$shards" \
