@@ -850,7 +850,10 @@ fn append_groups(
     encoded: &Encoded,
     limits: bool,
 ) -> Result<AppendRound, Error> {
-    let mut round = AppendRound::default();
+    let mut round = AppendRound {
+        placements: Vec::with_capacity(jobs.len()),
+        ..AppendRound::default()
+    };
     for (shard, members, range) in jobs {
         let mut last_timestamp = shard.append_lock.lock().expect("append lock");
         if shard.is_closed() {

@@ -18,7 +18,7 @@ use crate::index::{encode_index_file, IndexBuilder};
 use crate::journal::Journal;
 use crate::recovery::recover;
 use crate::segment::SegmentMeta;
-use crate::tail::{Tail, WRITE_BACK_BYTES};
+use crate::tail::{Tail, TAIL_CAPACITY, WRITE_BACK_BYTES};
 use crate::{Entry, LogConfig};
 
 /// Largest segment the index can address (its offsets are 32-bit).
@@ -150,7 +150,7 @@ impl ShardLog {
             }),
             trim: Mutex::new(()),
             poisoned: AtomicBool::new(false),
-            tail: Arc::new(Tail::new(dir.to_path_buf())),
+            tail: Arc::new(Tail::new()),
             journal,
         })
     }
@@ -297,10 +297,9 @@ impl ShardLog {
     ) -> Result<usize, LogError> {
         let (file, base, start_len, start_end) = {
             let state = self.read_state();
-            let active = state
-                .active
-                .clone()
-                .expect("the first append created a segment");
+            assert!(state.active.is_some(), "the first append created a segment");
+            // A journaled log writes through its tail, which holds the file itself.
+            let active = (!journaled).then(|| state.active.clone()).flatten();
             let segment = state.segments.back().expect("an active file has a segment");
             (active, segment.base, segment.len, segment.end)
         };
@@ -316,7 +315,16 @@ impl ShardLog {
             Some(tail) => &mut tail.bytes,
             None => &mut local,
         };
-        buf.reserve(wanted);
+        if journaled && !buf.is_empty() && buf.capacity() - buf.len() < wanted {
+            // A tail fills up to the write-back size a few frames at a time when a request
+            // spreads over many shards: growing it by doubling cost a reallocation and copy
+            // every few appends at 1,000 shards (5 % of samples). The second append takes
+            // all the room at once; the first takes only its own, for the shards that get
+            // one record and then stay idle.
+            buf.reserve_exact((buf.len() + wanted).max(TAIL_CAPACITY) - buf.len());
+        } else {
+            buf.reserve(wanted);
+        }
         let buf_start = buf.len();
         let (mut len, mut end) = (start_len, start_end);
         for entry in entries {
@@ -343,12 +351,12 @@ impl ShardLog {
             if tail.bytes.len() >= WRITE_BACK_BYTES {
                 // The frames are in the journal already, so this append stands; the log stops
                 // taking more until it is reopened and replays them.
-                if let Err(err) = tail.write_back(&self.dir, true) {
+                if let Err(err) = tail.write_back(true) {
                     self.poison(&err);
                 }
             }
         } else {
-            let file = file.get()?;
+            let file = file.expect("an unjournaled append holds its file").get()?;
             let path = disk::segment_path(&self.dir, base);
             if let Err(err) = disk::write_all_at(&file, &path, &local, start_len) {
                 let err = LogError::io(format!("write segment {}", path.display()), err);

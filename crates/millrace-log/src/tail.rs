@@ -15,9 +15,12 @@ use crate::error::LogError;
 
 /// A log's tail is written back once it holds this many bytes.
 pub(crate) const WRITE_BACK_BYTES: usize = 64 << 10;
+/// What a tail allocates when it starts to fill: the write-back size and room for the append
+/// that crosses it, below glibc's threshold for serving an allocation with its own `mmap`
+/// (128 KiB), so that released tails are reused from the heap instead of mapped afresh.
+pub(crate) const TAIL_CAPACITY: usize = WRITE_BACK_BYTES + (16 << 10);
 
 pub(crate) struct Tail {
-    dir: PathBuf,
     inner: Mutex<TailInner>,
 }
 
@@ -36,9 +39,8 @@ pub(crate) struct TailInner {
 }
 
 impl Tail {
-    pub(crate) fn new(dir: PathBuf) -> Tail {
+    pub(crate) fn new() -> Tail {
         Tail {
-            dir,
             inner: Mutex::new(TailInner {
                 base: None,
                 file: None,
@@ -90,7 +92,7 @@ impl Tail {
         &self,
     ) -> Result<(Option<SegmentFile>, Vec<PathBuf>), LogError> {
         let mut inner = self.lock();
-        inner.write_back(&self.dir, false)?;
+        inner.write_back(false)?;
         let dirs = std::mem::take(&mut inner.dirs);
         if !std::mem::take(&mut inner.dirty) {
             return Ok((None, dirs));
@@ -102,7 +104,7 @@ impl Tail {
     /// whether the file waits for a checkpoint's sync.
     pub(crate) fn write_back_unsynced(&self) -> Result<bool, LogError> {
         let mut inner = self.lock();
-        inner.write_back(&self.dir, false)?;
+        inner.write_back(false)?;
         Ok(inner.dirty)
     }
 
@@ -142,18 +144,14 @@ impl TailInner {
     /// Writes the bytes to the segment file (no sync). `keep_capacity`: the log is being
     /// appended to, so its buffer is kept for the next appends instead of growing a new one
     /// from nothing (which cost a reallocation and copy per append at 1,000 shards).
-    pub(crate) fn write_back(
-        &mut self,
-        dir: &std::path::Path,
-        keep_capacity: bool,
-    ) -> Result<(), LogError> {
+    pub(crate) fn write_back(&mut self, keep_capacity: bool) -> Result<(), LogError> {
         if self.bytes.is_empty() {
             return Ok(());
         }
-        let (Some(file), Some(base)) = (&self.file, self.base) else {
+        let (Some(file), Some(_)) = (&self.file, self.base) else {
             return Ok(());
         };
-        let path = disk::segment_path(dir, base);
+        let path = file.path();
         let handle = match file.get() {
             Ok(handle) => handle,
             Err(err) if err.is_not_found() => {
@@ -165,7 +163,7 @@ impl TailInner {
             }
             Err(err) => return Err(err),
         };
-        if let Err(err) = disk::write_all_at(&handle, &path, &self.bytes, self.start) {
+        if let Err(err) = disk::write_all_at(&handle, path, &self.bytes, self.start) {
             return Err(LogError::io(
                 format!("write back segment {}", path.display()),
                 err,
