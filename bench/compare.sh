@@ -8,7 +8,8 @@
 #        DURATION=3 RESTART_GB=1 bench/compare.sh   a shorter run
 # Knobs (environment): DURATION (s per timed workload, default 12), GET_RECORDS (records drained, default 500000;
 # kinesalite drains KINESALITE_GET_RECORDS, default 100000), SHARD_STREAMS x SHARD_COUNT (default 10 x 1000),
-# SCALING_SHARDS (default "1 10 100 1000"; empty skips), AUTH_ROWS (default 1: Millrace with --auth enforce;
+# SCALING_SHARDS (default "1 10 100 1000"; empty skips), SCALING_ROUNDS (default 2: the sweep runs up, then down,
+# and each count's figures are the mean of its rounds), AUTH_ROWS (default 1: Millrace with --auth enforce;
 # 0 skips), RESTART_GB (default 10; 0 skips), FERRO_RESTART_GB (default 0.1: its durable mode fills at about 2 MB/s),
 # SERVERS (default "millrace-always millrace-never ferrokinesis-memory ferrokinesis-durable kinesalite ceiling"),
 # ONLY (workloads to run, default "put-1k put-100b put-single get mixed shards scaling neighbour restart"; scaling,
@@ -30,6 +31,7 @@ KINESALITE_GET_RECORDS="${KINESALITE_GET_RECORDS:-100000}"
 SHARD_STREAMS="${SHARD_STREAMS:-10}"
 SHARD_COUNT="${SHARD_COUNT:-1000}"
 SCALING_SHARDS="${SCALING_SHARDS-1 10 100 1000}"
+SCALING_ROUNDS="${SCALING_ROUNDS:-2}"
 RESTART_GB="${RESTART_GB:-10}"
 FERRO_RESTART_GB="${FERRO_RESTART_GB:-0.1}"
 SERVERS="${SERVERS:-millrace-always millrace-never ferrokinesis-memory ferrokinesis-durable kinesalite ceiling}"
@@ -204,9 +206,19 @@ for server in $SERVERS; do
 done
 
 # --- Millrace: throughput against shard count ----------------------------------------------------------------
-for shards in $SCALING_SHARDS; do
-    bench millrace-always "scaling-$shards" put --batch 500 --record-size 1024 --connections 8 --shards "$shards" \
-        --duration "$DURATION"
+# The target is the lowest row over the highest, and one row of four can be 10 % off on this shared disk: each
+# count is measured SCALING_ROUNDS times, the sweep going up and then down so that a drift during the run meets
+# every count alike, and bench/report.py reports the mean of each count's rounds next to every round's figure.
+scaling_down="$(printf '%s\n' $SCALING_SHARDS | tac | tr '\n' ' ')"
+for ((round = 1; round <= SCALING_ROUNDS; round++)); do
+    sweep="$SCALING_SHARDS"
+    ((round % 2 == 0)) && sweep="$scaling_down"
+    for shards in $sweep; do
+        tag="scaling-$shards"
+        ((round > 1)) && tag="scaling-$shards-r$round"
+        bench millrace-always "$tag" put --batch 500 --record-size 1024 --connections 8 --shards "$shards" \
+            --duration "$DURATION"
+    done
 done
 
 # --- Millrace: PutRecords while a neighbour process writes gigabytes to the same file system -----------------

@@ -112,12 +112,41 @@ def shards_table(runs, lines):
     lines.append("")
 
 
+def mean(values):
+    values = [v for v in values if v is not None]
+    return sum(values) / len(values) if values else None
+
+
 def scaling_rows(runs):
-    rows = []
-    for (server, tag), run in runs.items():
+    """(shards, figures) per shard count; with several rounds (tags scaling-N, scaling-N-r2, ...) the figures are
+    the mean of the rounds, and "rounds" lists each round's records/s in the order they ran."""
+    by_count = {}
+    for (server, tag), run in sorted(runs.items()):
         if server == "millrace-always" and tag.startswith("scaling-"):
-            rows.append((int(tag.split("-", 1)[1]), run))
-    return sorted(rows, key=lambda row: row[0])
+            parts = tag.split("-")
+            round_no = int(parts[2][1:]) if len(parts) > 2 else 1
+            by_count.setdefault(int(parts[1]), []).append((round_no, run))
+    rows = []
+    for shards, rounds in sorted(by_count.items()):
+        rounds = [run for _, run in sorted(rounds, key=lambda r: r[0])]
+        rows.append(
+            (
+                shards,
+                {
+                    "records_per_s": mean([r.get("records_per_s") for r in rounds]),
+                    "latency": {
+                        key: mean([(r.get("latency") or {}).get(key) for r in rounds]) for key in ("p50_ms", "p99_ms")
+                    },
+                    "server": {
+                        "cpu_seconds_per_million_records": mean(
+                            [(r.get("server") or {}).get("cpu_seconds_per_million_records") for r in rounds]
+                        )
+                    },
+                    "rounds": [r.get("records_per_s") for r in rounds],
+                },
+            )
+        )
+    return rows
 
 
 def scaling_table(runs, lines):
@@ -127,13 +156,23 @@ def scaling_table(runs, lines):
     base = rows[0][1].get("records_per_s")
     lines.append("### Millrace (fsync always): PutRecords 500 x 1 KiB against shard count")
     lines.append("")
-    lines.append("| shards | records/s | p50 ms | p99 ms | server CPU s per M records | relative to the first row |")
-    lines.append("|---:|---:|---:|---:|---:|---:|")
+    if any(len(run["rounds"]) > 1 for _, run in rows):
+        lines.append(
+            "Each count ran once per round, the sweep going up in odd rounds and down in even ones; the figures are "
+            "the mean of the rounds."
+        )
+        lines.append("")
+    lines.append(
+        "| shards | records/s | each round's records/s | p50 ms | p99 ms | server CPU s per M records "
+        "| relative to the first row |"
+    )
+    lines.append("|---:|---:|---:|---:|---:|---:|---:|")
     for shards, run in rows:
         latency = run.get("latency") or {}
         server = run.get("server") or {}
         lines.append(
-            f"| {shards:,} | {num(run.get('records_per_s'))} | {num(latency.get('p50_ms'), 1)} "
+            f"| {shards:,} | {num(run.get('records_per_s'))} | {', '.join(num(r) for r in run['rounds'])} "
+            f"| {num(latency.get('p50_ms'), 1)} "
             f"| {num(latency.get('p99_ms'), 1)} | {num(server.get('cpu_seconds_per_million_records'), 1)} "
             f"| {ratio(run.get('records_per_s'), base)} |"
         )
