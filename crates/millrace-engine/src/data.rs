@@ -27,6 +27,114 @@ pub struct PutEntry<'a> {
     pub data: &'a [u8],
 }
 
+/// PutRecords entries whose payloads the caller wrote straight into one buffer in the log's
+/// record layout (the handler decodes each record's base64 there): the engine appends them
+/// from that buffer instead of copying every record into one of its own first.
+#[derive(Debug, Default)]
+pub struct PreparedRecords<'a> {
+    entries: Vec<PreparedEntry<'a>>,
+    payloads: Vec<u8>,
+}
+
+#[derive(Debug)]
+struct PreparedEntry<'a> {
+    partition_key: Option<&'a str>,
+    explicit_hash_key: Option<&'a str>,
+    /// Where the payload starts in the buffer, where its data starts, and where it ends.
+    start: usize,
+    data_start: usize,
+    end: usize,
+}
+
+impl<'a> PreparedRecords<'a> {
+    /// Room for `entries` records holding `data_bytes` of data in all.
+    pub fn with_capacity(entries: usize, data_bytes: usize) -> PreparedRecords<'a> {
+        PreparedRecords {
+            entries: Vec::with_capacity(entries),
+            payloads: Vec::with_capacity(data_bytes + entries * 3),
+        }
+    }
+
+    /// Adds a record: `fill` appends its data to the buffer it is given. If `fill` fails,
+    /// nothing is added.
+    pub fn push_with<E>(
+        &mut self,
+        partition_key: Option<&'a str>,
+        explicit_hash_key: Option<&'a str>,
+        fill: impl FnOnce(&mut Vec<u8>) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let start = self.payloads.len();
+        record_codec::encode_header_into(&mut self.payloads, partition_key.unwrap_or_default());
+        let data_start = self.payloads.len();
+        if let Err(err) = fill(&mut self.payloads) {
+            self.payloads.truncate(start);
+            return Err(err);
+        }
+        self.entries.push(PreparedEntry {
+            partition_key,
+            explicit_hash_key,
+            start,
+            data_start,
+            end: self.payloads.len(),
+        });
+        Ok(())
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    pub fn partition_key(&self, index: usize) -> Option<&'a str> {
+        self.entries[index].partition_key
+    }
+
+    /// The data of record `index`.
+    pub fn data(&self, index: usize) -> &[u8] {
+        let entry = &self.entries[index];
+        &self.payloads[entry.data_start..entry.end]
+    }
+}
+
+/// A put's records, borrowed from the caller or prepared in the log's layout.
+enum Batch<'e, 'a> {
+    Borrowed(&'e [PutEntry<'a>]),
+    Prepared(PreparedRecords<'a>),
+}
+
+impl Batch<'_, '_> {
+    fn len(&self) -> usize {
+        match self {
+            Batch::Borrowed(entries) => entries.len(),
+            Batch::Prepared(prepared) => prepared.len(),
+        }
+    }
+
+    fn partition_key(&self, index: usize) -> Option<&str> {
+        match self {
+            Batch::Borrowed(entries) => entries[index].partition_key,
+            Batch::Prepared(prepared) => prepared.partition_key(index),
+        }
+    }
+
+    fn explicit_hash_key(&self, index: usize) -> Option<&str> {
+        match self {
+            Batch::Borrowed(entries) => entries[index].explicit_hash_key,
+            Batch::Prepared(prepared) => prepared.entries[index].explicit_hash_key,
+        }
+    }
+
+    fn data(&self, index: usize) -> &[u8] {
+        match self {
+            Batch::Borrowed(entries) => entries[index].data,
+            Batch::Prepared(prepared) => prepared.data(index),
+        }
+    }
+}
+
 /// Why one record of a PutRecords call was not stored.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PutFailure {
@@ -138,26 +246,23 @@ const INLINE_APPEND_BYTES: usize = 16 << 10;
 /// their payloads in the round's [`Encoded`] payloads.
 type AppendJob = (Arc<Shard>, Vec<usize>, std::ops::Range<usize>);
 
-/// A round's encoded payloads, shard after shard, in one buffer (no buffers per shard).
+/// A round's payloads in one buffer (no buffers per shard): the engine's own copy, or the
+/// caller's [`PreparedRecords`].
 struct Encoded {
     bytes: Vec<u8>,
-    /// Where each payload ends in `bytes`.
-    ends: Vec<usize>,
+    /// Where each payload lies in `bytes`, in routing order.
+    spans: Vec<(usize, usize)>,
 }
 
 impl Encoded {
-    /// Where payload `k` starts (for `k == ends.len()`, where the buffer ends).
-    fn start(&self, k: usize) -> usize {
-        k.checked_sub(1).map_or(0, |p| self.ends[p])
-    }
-
     fn payload(&self, k: usize) -> &[u8] {
-        &self.bytes[self.start(k)..self.ends[k]]
+        let (start, end) = self.spans[k];
+        &self.bytes[start..end]
     }
 
     /// Bytes of the payloads `range`.
     fn len_of(&self, range: &std::ops::Range<usize>) -> usize {
-        self.start(range.end) - self.start(range.start)
+        self.spans[range.clone()].iter().map(|(s, e)| e - s).sum()
     }
 }
 
@@ -220,6 +325,25 @@ impl Engine {
         name: &str,
         entries: &[PutEntry<'_>],
     ) -> Result<Vec<Result<PutOutcome, PutFailure>>, Error> {
+        self.put_batch(region, name, Batch::Borrowed(entries)).await
+    }
+
+    /// PutRecords with the records already in the log's layout ([`PreparedRecords`]).
+    pub async fn put_prepared_records(
+        &self,
+        region: &str,
+        name: &str,
+        records: PreparedRecords<'_>,
+    ) -> Result<Vec<Result<PutOutcome, PutFailure>>, Error> {
+        self.put_batch(region, name, Batch::Prepared(records)).await
+    }
+
+    async fn put_batch(
+        &self,
+        region: &str,
+        name: &str,
+        mut batch: Batch<'_, '_>,
+    ) -> Result<Vec<Result<PutOutcome, PutFailure>>, Error> {
         let (stream, record) = self.writable_stream(region, name)?;
         // Only encrypted streams need the ARN (it is bound into each sealed record).
         let stream_arn = match &record.kms_key_id {
@@ -240,13 +364,14 @@ impl Engine {
         let max_record = record.max_record_size_kib as usize * 1024;
         let automatic = record.automatic;
         if !automatic {
-            missing_partition_keys(entries)?;
+            missing_partition_keys(&batch)?;
         }
+        let count = batch.len();
         let mut total = 0usize;
-        let mut hash_keys = Vec::with_capacity(entries.len());
-        for entry in entries {
-            let partition_key = entry.partition_key.unwrap_or_default();
-            let size = entry.data.len() + partition_key.len();
+        let mut hash_keys = Vec::with_capacity(count);
+        for index in 0..count {
+            let partition_key = batch.partition_key(index).unwrap_or_default();
+            let size = batch.data(index).len() + partition_key.len();
             if size > max_record {
                 return Err(Error::InvalidArgument(format!(
                     "Record size {size} bytes exceeds the maximum record size of {} KiB for \
@@ -255,7 +380,7 @@ impl Engine {
                 )));
             }
             total += size;
-            let key = match entry.explicit_hash_key {
+            let key = match batch.explicit_hash_key(index) {
                 _ if automatic => rand::random::<u128>(),
                 Some(text) => parse_hash_key(text).ok_or_else(|| {
                     Error::InvalidArgument(format!(
@@ -273,7 +398,7 @@ impl Engine {
                  for one PutRecords request."
             )));
         }
-        let mut pending: Vec<usize> = (0..entries.len()).collect();
+        let mut pending: Vec<usize> = (0..count).collect();
         let mut placements = Vec::new();
         let mut throttled = Vec::new();
         for attempt in 0u32.. {
@@ -294,38 +419,56 @@ impl Engine {
                 routed.push((position, entry_index));
             }
             routed.sort_unstable();
-            let size: usize = routed
-                .iter()
-                .map(|&(_, i)| {
-                    let entry = &entries[i];
-                    3 + overhead + entry.partition_key.map_or(0, str::len) + entry.data.len()
-                })
-                .sum();
-            let mut encoded = Encoded {
-                bytes: Vec::with_capacity(size),
-                ends: Vec::with_capacity(routed.len()),
+            let encoded = match (&write_key, &mut batch) {
+                // Prepared payloads are appended from the caller's buffer, which comes back
+                // after the append for a further attempt.
+                (None, Batch::Prepared(prepared)) => Encoded {
+                    bytes: std::mem::take(&mut prepared.payloads),
+                    spans: routed
+                        .iter()
+                        .map(|&(_, i)| (prepared.entries[i].start, prepared.entries[i].end))
+                        .collect(),
+                },
+                _ => {
+                    let size: usize = routed
+                        .iter()
+                        .map(|&(_, i)| {
+                            3 + overhead
+                                + batch.partition_key(i).map_or(0, str::len)
+                                + batch.data(i).len()
+                        })
+                        .sum();
+                    let mut encoded = Encoded {
+                        bytes: Vec::with_capacity(size),
+                        spans: Vec::with_capacity(routed.len()),
+                    };
+                    for &(_, i) in &routed {
+                        let partition_key = batch.partition_key(i).unwrap_or_default();
+                        let start = encoded.bytes.len();
+                        match &write_key {
+                            Some(key) => key.seal_into(
+                                &mut encoded.bytes,
+                                partition_key,
+                                batch.data(i),
+                                &stream_arn,
+                            ),
+                            None => record_codec::encode_into(
+                                &mut encoded.bytes,
+                                partition_key,
+                                batch.data(i),
+                            ),
+                        }
+                        encoded.spans.push((start, encoded.bytes.len()));
+                    }
+                    encoded
+                }
             };
             let mut jobs: Vec<AppendJob> = Vec::new();
+            let mut first = 0;
             for run in routed.chunk_by(|a, b| a.0 == b.0) {
-                let first = encoded.ends.len();
                 let members: Vec<usize> = run.iter().map(|&(_, i)| i).collect();
-                for &entry_index in &members {
-                    let entry = &entries[entry_index];
-                    let partition_key = entry.partition_key.unwrap_or_default();
-                    match &write_key {
-                        Some(key) => key.seal_into(
-                            &mut encoded.bytes,
-                            partition_key,
-                            entry.data,
-                            &stream_arn,
-                        ),
-                        None => {
-                            record_codec::encode_into(&mut encoded.bytes, partition_key, entry.data)
-                        }
-                    }
-                    encoded.ends.push(encoded.bytes.len());
-                }
-                jobs.push((open[run[0].0].clone(), members, first..encoded.ends.len()));
+                jobs.push((open[run[0].0].clone(), members, first..first + run.len()));
+                first += run.len();
             }
             let limits = self.config.throughput_limits;
             // Small appends to journaled logs only copy memory: they run right here, which
@@ -335,13 +478,20 @@ impl Engine {
                     let len = encoded.len_of(range);
                     len <= INLINE_APPEND_BYTES && shard.log.append_stays_in_memory(len)
                 });
-            let round = if in_memory {
-                append_groups(jobs, &encoded, limits)?
+            let (round, encoded) = if in_memory {
+                (append_groups(jobs, &encoded, limits), encoded)
             } else {
-                tokio::task::spawn_blocking(move || append_groups(jobs, &encoded, limits))
-                    .await
-                    .map_err(|e| Error::Internal(format!("append task failed: {e}")))??
+                tokio::task::spawn_blocking(move || {
+                    let round = append_groups(jobs, &encoded, limits);
+                    (round, encoded)
+                })
+                .await
+                .map_err(|e| Error::Internal(format!("append task failed: {e}")))?
             };
+            if let (None, Batch::Prepared(prepared)) = (&write_key, &mut batch) {
+                prepared.payloads = encoded.bytes;
+            }
+            let round = round?;
             placements.extend(round.placements);
             throttled.extend(round.throttled);
             pending = unrouted;
@@ -355,7 +505,7 @@ impl Engine {
             tokio::time::sleep(std::time::Duration::from_millis(1)).await;
         }
         self.make_visible(&placements).await?;
-        let mut outcomes: Vec<Option<Result<PutOutcome, PutFailure>>> = vec![None; entries.len()];
+        let mut outcomes: Vec<Option<Result<PutOutcome, PutFailure>>> = vec![None; count];
         for (entry_index, shard_index) in throttled {
             outcomes[entry_index] = Some(Err(PutFailure {
                 error_code: "ProvisionedThroughputExceededException",
@@ -796,14 +946,12 @@ pub(crate) fn children_of(record: &StreamRecord, parent: u32) -> Vec<ChildShard>
 
 /// The service's validation error for entries without a partition key on a stream that routes
 /// by key.
-fn missing_partition_keys(entries: &[PutEntry<'_>]) -> Result<(), Error> {
-    let missing: Vec<String> = entries
-        .iter()
-        .enumerate()
-        .filter(|(_, e)| e.partition_key.is_none())
+fn missing_partition_keys(batch: &Batch<'_, '_>) -> Result<(), Error> {
+    let missing: Vec<String> = (0..batch.len())
+        .filter(|&index| batch.partition_key(index).is_none())
         .take(10)
-        .map(|(index, _)| {
-            let path = if entries.len() == 1 {
+        .map(|index| {
+            let path = if batch.len() == 1 {
                 "partitionKey".to_owned()
             } else {
                 format!("records.{}.member.partitionKey", index + 1)
@@ -969,5 +1117,42 @@ mod tests {
             super::java_date(1_795_392_000_000),
             "Mon Nov 23 00:00:00 UTC 2026"
         );
+    }
+
+    #[test]
+    fn prepared_records_are_laid_out_as_the_engine_encodes_them() {
+        let mut prepared = super::PreparedRecords::with_capacity(3, 8);
+        let filled = |data: &'static [u8]| {
+            move |buffer: &mut Vec<u8>| {
+                buffer.extend_from_slice(data);
+                Ok::<(), ()>(())
+            }
+        };
+        prepared
+            .push_with(Some("key"), None, filled(b"\x00\xffdata"))
+            .expect("the fill succeeds");
+        // A failed fill (invalid base64 in the handler) leaves nothing behind.
+        let failed = prepared.push_with(Some("bad"), None, |buffer: &mut Vec<u8>| {
+            buffer.extend_from_slice(b"partial");
+            Err(())
+        });
+        assert_eq!(failed, Err(()));
+        prepared
+            .push_with(None, Some("7"), filled(b""))
+            .expect("the fill succeeds");
+        assert_eq!(prepared.len(), 2);
+        assert_eq!(prepared.data(0), b"\x00\xffdata");
+        assert_eq!(prepared.partition_key(1), None);
+        assert_eq!(prepared.entries[1].explicit_hash_key, Some("7"));
+        let mut expected = Vec::new();
+        super::record_codec::encode_into(&mut expected, "key", b"\x00\xffdata");
+        super::record_codec::encode_into(&mut expected, "", b"");
+        assert_eq!(prepared.payloads, expected);
+        for entry in &prepared.entries {
+            let payload = &prepared.payloads[entry.start..entry.end];
+            let (key, data) = super::record_codec::decode(payload).expect("version 1");
+            assert_eq!(key, entry.partition_key.unwrap_or_default());
+            assert_eq!(data, &prepared.payloads[entry.data_start..entry.end]);
+        }
     }
 }

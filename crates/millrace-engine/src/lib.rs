@@ -32,8 +32,8 @@ pub mod view;
 pub use config::{EngineConfig, FsyncPolicy};
 pub use control::{CreateStreamRequest, ListStreamsPage};
 pub use data::{
-    ChildShard, GetRecordsOutput, IteratorRequest, IteratorType, PutEntry, PutFailure, PutOutcome,
-    ReadRecord,
+    ChildShard, GetRecordsOutput, IteratorRequest, IteratorType, PreparedRecords, PutEntry,
+    PutFailure, PutOutcome, ReadRecord,
 };
 pub use error::Error;
 pub use fanout::{ConsumerTarget, ConsumerView, Subscription, SubscriptionEvent};

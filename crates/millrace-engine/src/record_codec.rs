@@ -6,10 +6,15 @@ const VERSION: u8 = 1;
 
 /// Appends one encoded record to `buffer`.
 pub fn encode_into(buffer: &mut Vec<u8>, partition_key: &str, data: &[u8]) {
+    encode_header_into(buffer, partition_key);
+    buffer.extend_from_slice(data);
+}
+
+/// Appends what comes before a record's data: the version and the partition key.
+pub fn encode_header_into(buffer: &mut Vec<u8>, partition_key: &str) {
     buffer.push(VERSION);
     buffer.extend_from_slice(&(partition_key.len() as u16).to_le_bytes());
     buffer.extend_from_slice(partition_key.as_bytes());
-    buffer.extend_from_slice(data);
 }
 
 /// The size the service counts for an encoded record: data plus partition key.

@@ -11,7 +11,8 @@ use std::fmt::Write as _;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use millrace_engine::{
-    ChildShard, IteratorRequest, IteratorType, PutEntry, PutFailure, PutOutcome, ReadRecord,
+    ChildShard, IteratorRequest, IteratorType, PreparedRecords, PutEntry, PutFailure, PutOutcome,
+    ReadRecord,
 };
 use serde::Deserialize;
 
@@ -104,11 +105,8 @@ fn plausible_partition_key(key: &str) -> bool {
     !key.is_empty() && (key.len() <= 256 || key.chars().count() <= 256)
 }
 
-/// Decodes every entry's data into one buffer; `None` if anything needs the full validator.
-fn fast_entries<'a>(
-    records: &'a [FastEntry<'a>],
-    data: &mut Vec<u8>,
-) -> Option<Vec<(usize, usize)>> {
+/// Decodes every entry's data in the log's layout; `None` if anything needs the full validator.
+fn fast_entries<'a>(records: &'a [FastEntry<'a>]) -> Option<PreparedRecords<'a>> {
     if records.is_empty() || records.len() > millrace_types::limits::MAX_PUT_RECORDS_ENTRIES {
         return None;
     }
@@ -125,26 +123,37 @@ fn fast_entries<'a>(
     if !plausible {
         return None;
     }
-    let ranges = decode_entries(records, data)?;
-    let oversized = ranges
-        .iter()
-        .any(|(start, end)| end - start > MAX_DATA_BYTES);
-    (!oversized).then_some(ranges)
+    let prepared = decode_entries(records)?;
+    let oversized = (0..prepared.len()).any(|i| prepared.data(i).len() > MAX_DATA_BYTES);
+    (!oversized).then_some(prepared)
 }
 
-/// Decodes every entry's base64 data into one buffer (allocated once: decoded sizes are known
-/// from the text); returns each entry's byte range, or `None` for invalid base64.
-fn decode_entries(records: &[FastEntry<'_>], data: &mut Vec<u8>) -> Option<Vec<(usize, usize)>> {
-    data.reserve(records.iter().map(|r| r.data.0.len() / 4 * 3).sum());
-    let mut ranges = Vec::with_capacity(records.len());
+/// Decodes every entry's base64 data straight into the buffer the engine appends from
+/// (allocated once: decoded sizes are known from the text), or `None` for invalid base64.
+fn decode_entries<'a>(records: &'a [FastEntry<'a>]) -> Option<PreparedRecords<'a>> {
+    let data_bytes = records
+        .iter()
+        .map(|r| r.data.0.len() / 4 * 3)
+        .sum::<usize>()
+        + records
+            .iter()
+            .map(|r| r.partition_key.as_deref().map_or(0, str::len))
+            .sum::<usize>();
+    let mut prepared = PreparedRecords::with_capacity(records.len(), data_bytes);
     for record in records {
-        let start = data.len();
-        base64_simd::STANDARD
-            .decode_append(&record.data.0, data)
+        prepared
+            .push_with(
+                record.partition_key.as_deref(),
+                record.explicit_hash_key.as_deref(),
+                |buffer| {
+                    base64_simd::STANDARD
+                        .decode_append(&record.data.0, buffer)
+                        .map(drop)
+                },
+            )
             .ok()?;
-        ranges.push((start, data.len()));
     }
-    Some(ranges)
+    Some(prepared)
 }
 
 fn decode_data(text: &str) -> Result<Vec<u8>, ApiError> {
@@ -156,7 +165,6 @@ fn decode_data(text: &str) -> Result<Vec<u8>, ApiError> {
 pub async fn put_records(context: &Context<'_>, body: &[u8]) -> Result<Vec<u8>, ApiError> {
     let started = Instant::now();
     let parsed: Option<PutRecordsInput<'_>> = serde_json::from_slice(body).ok();
-    let mut data = Vec::new();
     let fast = parsed.as_ref().and_then(|input| {
         let name_ok = input
             .stream_name
@@ -166,21 +174,25 @@ pub async fn put_records(context: &Context<'_>, body: &[u8]) -> Result<Vec<u8>, 
         if !name_ok {
             return None;
         }
-        fast_entries(&input.records, &mut data)
+        fast_entries(&input.records)
     });
-    let (input, ranges) = match (parsed, fast) {
-        (Some(input), Some(ranges)) => (input, ranges),
-        (parsed, _) => {
+    let reparsed: PutRecordsInput<'_>;
+    let (input, records) = match fast {
+        Some(records) => (parsed.as_ref().expect("the fast path parsed"), records),
+        None => {
             // The full validator either rejects the body with the service's error or accepts it.
             crate::json::validate("PutRecords", body)?;
-            let input: PutRecordsInput<'_> = match parsed {
+            let input = match &parsed {
                 Some(input) => input,
-                None => serde_json::from_slice(body).map_err(|_| ApiError::serialization(None))?,
+                None => {
+                    reparsed =
+                        serde_json::from_slice(body).map_err(|_| ApiError::serialization(None))?;
+                    &reparsed
+                }
             };
-            data.clear();
-            let ranges = decode_entries(&input.records, &mut data)
-                .ok_or_else(|| ApiError::serialization(None))?;
-            (input, ranges)
+            let records =
+                decode_entries(&input.records).ok_or_else(|| ApiError::serialization(None))?;
+            (input, records)
         }
     };
     dry_run(input.dry_run)?;
@@ -190,22 +202,16 @@ pub async fn put_records(context: &Context<'_>, body: &[u8]) -> Result<Vec<u8>, 
         input.stream_arn.as_deref(),
     )?;
     super::authorize_stream_key(context, &region, &name, true)?;
-    let entries: Vec<PutEntry<'_>> = input
-        .records
-        .iter()
-        .zip(&ranges)
-        .map(|(record, &(start, end))| PutEntry {
-            partition_key: record.partition_key.as_deref(),
-            explicit_hash_key: record.explicit_hash_key.as_deref(),
-            data: &data[start..end],
-        })
-        .collect();
-    let outcomes = context.engine.put_records(&region, &name, &entries).await?;
-    if context.metrics.is_some() {
-        let sizes: Vec<u64> = entries
-            .iter()
-            .map(|e| (e.data.len() + e.partition_key.map_or(0, str::len)) as u64)
-            .collect();
+    let sizes: Option<Vec<u64>> = context.metrics.is_some().then(|| {
+        (0..records.len())
+            .map(|i| (records.data(i).len() + records.partition_key(i).map_or(0, str::len)) as u64)
+            .collect()
+    });
+    let outcomes = context
+        .engine
+        .put_prepared_records(&region, &name, records)
+        .await?;
+    if let Some(sizes) = sizes {
         metrics::put_records(context, &region, &name, started, &sizes, &outcomes);
     }
     Ok(put_records_reply(&outcomes))
