@@ -186,23 +186,42 @@ auth_row() {
     bench millrace-enforce "$@"
 }
 
+# Workload after workload, every server in turn: the rows a ratio compares run minutes apart, not a whole run
+# apart (run 10 measured Millrace's rows in a slow first quarter of an hour and the peers' in a fast second one).
+for workload in put-1k put-100b put-single get mixed shards; do
+    for server in $SERVERS; do
+        available "$server" || continue
+        [[ "$server" == ceiling && "$workload" != put-* ]] && continue
+        case "$workload" in
+        put-1k)
+            bench "$server" put-1k put --batch 500 --record-size 1024 --connections 8 --shards 4 --duration "$DURATION"
+            auth_row put-1k put --batch 500 --record-size 1024 --connections 8 --shards 4 --duration "$DURATION"
+            ;;
+        put-100b)
+            bench "$server" put-100b put --batch 500 --record-size 100 --connections 8 --shards 4 \
+                --duration "$DURATION"
+            ;;
+        put-single)
+            bench "$server" put-single put-single --record-size 100 --connections 16 --shards 4 --duration "$DURATION"
+            auth_row put-single put-single --record-size 100 --connections 16 --shards 4 --duration "$DURATION"
+            ;;
+        get)
+            records="$GET_RECORDS"
+            [[ "$server" == kinesalite ]] && records="$KINESALITE_GET_RECORDS"
+            bench "$server" get get --records "$records" --record-size 1024 --shards 4
+            ;;
+        mixed)
+            bench "$server" mixed mixed --producers 4 --batch 100 --record-size 1024 --rate 20000 --shards 4 \
+                --duration "$DURATION"
+            ;;
+        shards)
+            bench "$server" shards shards --streams "$SHARD_STREAMS" --shards "$SHARD_COUNT" --connections 4 --touch
+            ;;
+        esac
+    done
+done
 for server in $SERVERS; do
-    if ! available "$server"; then
-        echo "SKIP: $server is not installed" >&2
-        continue
-    fi
-    bench "$server" put-1k put --batch 500 --record-size 1024 --connections 8 --shards 4 --duration "$DURATION"
-    auth_row put-1k put --batch 500 --record-size 1024 --connections 8 --shards 4 --duration "$DURATION"
-    bench "$server" put-100b put --batch 500 --record-size 100 --connections 8 --shards 4 --duration "$DURATION"
-    bench "$server" put-single put-single --record-size 100 --connections 16 --shards 4 --duration "$DURATION"
-    auth_row put-single put-single --record-size 100 --connections 16 --shards 4 --duration "$DURATION"
-    [[ "$server" == ceiling ]] && continue
-    records="$GET_RECORDS"
-    [[ "$server" == kinesalite ]] && records="$KINESALITE_GET_RECORDS"
-    bench "$server" get get --records "$records" --record-size 1024 --shards 4
-    bench "$server" mixed mixed --producers 4 --batch 100 --record-size 1024 --rate 20000 --shards 4 \
-        --duration "$DURATION"
-    bench "$server" shards shards --streams "$SHARD_STREAMS" --shards "$SHARD_COUNT" --connections 4 --touch
+    available "$server" || echo "SKIP: $server is not installed" >&2
 done
 
 # --- Millrace: throughput against shard count ----------------------------------------------------------------
